@@ -1,0 +1,3 @@
+from aictl.cli import main
+
+main()

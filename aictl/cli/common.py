@@ -1,0 +1,53 @@
+"""What every command shares: the state it was started with and the common options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aictl.domain.tasks import LeaseToken
+from aictl.errors import InvalidInput
+from aictl.services.tasks import TaskService
+from aictl.workspace import locate
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON with stable keys.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only.")]
+LeaseOption = Annotated[
+    str, typer.Option("--lease", help="The lease token printed by `aictl task claim`.")
+]
+
+
+@dataclass
+class State:
+    db: Path | None = None
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+@contextmanager
+def task_service(ctx: typer.Context) -> Iterator[TaskService]:
+    service = TaskService(locate(state(ctx).db))
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def lease_for(task_id: int, lease: str) -> LeaseToken:
+    """Parse a token and check it belongs to the task named on the command line."""
+    token = LeaseToken.parse(lease)
+    if token.task_id != task_id:
+        raise InvalidInput(
+            f"lease token {lease!r} belongs to task {token.task_id}, not task {task_id}"
+        )
+    return token

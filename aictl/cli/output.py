@@ -1,0 +1,146 @@
+"""Everything the CLI prints. The only module that imports rich, and only when a table is drawn.
+
+Data goes to stdout; errors, warnings and hints to stderr. Every listing has three forms: a
+human table, ``--json`` with stable keys, and ``-q`` with ids only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from aictl.domain.tasks import Task, format_time
+
+
+class Format(Enum):
+    TABLE = "table"
+    JSON = "json"
+    QUIET = "quiet"
+
+
+def pick(json_output: bool, quiet: bool) -> Format:
+    return Format.JSON if json_output else Format.QUIET if quiet else Format.TABLE
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def line(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def error(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"Error: {message}\n")
+    if hint:
+        sys.stderr.write(f"Hint: {hint}\n")
+
+
+def note(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    grid = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    _console().print(grid)
+
+
+_STATUS_STYLE = {
+    "queued": "cyan", "claimed": "yellow", "running": "yellow bold", "done": "green",
+    "failed": "red", "blocked": "magenta", "cancelled": "dim",
+}  # fmt: skip
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return str(escape(text))
+
+
+def tasks(items: Sequence[Task], fmt: Format) -> None:
+    if fmt is Format.JSON:
+        emit_json([task.to_dict() for task in items])
+    elif fmt is Format.QUIET:
+        for task in items:
+            line(str(task.id))
+    elif not items:
+        note("no tasks")
+    else:
+        table(
+            None,
+            ["ID", "PRI", "STATUS", "TITLE", "HOLDER", "DEPENDS ON", "PATHS", "LABELS"],
+            (
+                (
+                    task.id, task.priority, _status(task.status), _escape(task.title),
+                    _escape(task.lease_holder or "") if task.status in ("claimed", "running")
+                    else "",
+                    ",".join(map(str, task.depends_on)), _escape(" ".join(task.paths)),
+                    _escape(" ".join(f"{k}={v}" for k, v in task.labels.items())),
+                )  # fmt: skip
+                for task in items
+            ),
+        )
+
+
+def task(item: Task, fmt: Format, *, headline: str | None = None) -> None:
+    """One task: in full for ``show``, as a one-line confirmation after a change."""
+    if fmt is Format.JSON:
+        emit_json(item.to_dict())
+    elif fmt is Format.QUIET:
+        line(str(item.id))
+    elif headline:
+        line(headline)
+    else:
+        _task_detail(item)
+
+
+def _task_detail(item: Task) -> None:
+    rows: list[tuple[str, Any]] = [
+        ("id", item.id), ("title", _escape(item.title)), ("status", _status(item.status)),
+        ("type", item.type), ("priority", item.priority),
+        ("description", _escape(item.description)),
+        ("labels", _escape(", ".join(f"{k}={v}" for k, v in item.labels.items()))),
+        ("requires", ", ".join(item.requires)), ("paths", _escape(" ".join(item.paths))),
+        ("depends on", ", ".join(map(str, item.depends_on))),
+        ("attempts", f"{item.attempts} of {item.max_attempts}"),
+        ("lease", f"{item.lease_holder} epoch {item.lease_epoch} until "
+                  f"{_when(item.lease_expires_at)}" if item.lease_expires_at else ""),
+        ("blocked", _escape(item.blocked_reason or "")),
+        ("failure", _escape(item.failure_reason or "")), ("result", _escape(item.result or "")),
+        ("evidence", "yes" if item.evidence else ""), ("created", _when(item.created_at)),
+        ("claimed", _when(item.claimed_at)), ("started", _when(item.started_at)),
+        ("finished", _when(item.finished_at)),
+    ]  # fmt: skip
+    table(None, ["FIELD", "VALUE"], [(name, value) for name, value in rows if value != ""])

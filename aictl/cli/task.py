@@ -1,0 +1,335 @@
+"""`aictl task`: create, claim and drive tasks through their lease lifecycle."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aictl.cli import output
+from aictl.cli.common import JsonOption, LeaseOption, QuietOption, lease_for, task_service
+from aictl.errors import InvalidInput
+
+app = typer.Typer(help="Create tasks, claim them under a lease, and finish them.")
+
+TaskId = Annotated[int, typer.Argument(help="The task id.", metavar="ID", show_default=False)]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="A short title.", show_default=False)],
+    description: Annotated[str, typer.Option(help="Longer text for the agent.")] = "",
+    type: Annotated[str, typer.Option("--type", help="A kind: task, bug, review...")] = "task",
+    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    depends_on: Annotated[
+        list[int] | None, typer.Option("--depends-on", help="A task this one waits for.")
+    ] = None,
+    path: Annotated[
+        list[str] | None, typer.Option("--path", help="A glob of files this task will edit.")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    requires: Annotated[
+        list[str] | None, typer.Option("--requires", help="A capability the agent needs.")
+    ] = None,
+    max_attempts: Annotated[int, typer.Option(help="Claims before it fails for good.")] = 3,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Create a task. Nothing is written if any option is invalid.
+
+    Example: aictl task create "Add login endpoint" --path 'src/api/**' --depends-on 3
+    """
+    with task_service(ctx) as service:
+        task = service.create(
+            title, description=description, type=type, priority=priority,
+            depends_on=depends_on or [], paths=path or [], labels=label or [],
+            requires=requires or [], max_attempts=max_attempts,
+        )  # fmt: skip
+    output.task(task, output.pick(json_output, quiet), headline=f"Created task {task.id} ({task.status})")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only tasks in this status.")
+    ] = None,
+    ready: Annotated[bool, typer.Option("--ready", help="Only tasks claimable now.")] = False,
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """List tasks in id order.
+
+    Example: aictl task list --status queued --label area=api --json
+    """
+    with task_service(ctx) as service:
+        tasks = service.list(statuses=status or [], ready=ready, labels=label or [])
+    output.tasks(tasks, output.pick(json_output, quiet))
+
+
+@app.command()
+def show(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+    """Show every field of a task.
+
+    Example: aictl task show 12 --json
+    """
+    with task_service(ctx) as service:
+        task = service.get(task_id)
+    output.task(task, output.pick(json_output, False))
+
+
+@app.command()
+def claim(
+    ctx: typer.Context,
+    task_id: Annotated[
+        int | None, typer.Argument(help="A task id; default: the next ready task.", metavar="[ID]")
+    ] = None,
+    holder: Annotated[
+        str, typer.Option("--as", help="Who holds the lease (an agent or worker name).")
+    ] = ...,  # type: ignore[assignment]
+    ttl: Annotated[
+        str | None, typer.Option(help="Lease length without heartbeats, e.g. 90s, 10m.")
+    ] = None,
+    json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the token only.")] = False,
+) -> None:
+    """Claim a task under a lease and lock its paths, in one step that succeeds or fails whole.
+
+    Without an id, takes the highest-priority, oldest ready task whose paths conflict with no
+    held lock. Exit 5 when nothing is ready (the message says why), 4 when held or locked.
+
+    Example: aictl task claim --as worker-1 --ttl 15m
+    """
+    with task_service(ctx) as service:
+        result = service.claim(holder, ttl=ttl, task_id=task_id)
+    fmt = output.pick(json_output, quiet)
+    if fmt is output.Format.JSON:
+        output.emit_json({"task": result.task.to_dict(), "lease_token": str(result.token)})
+    elif fmt is output.Format.QUIET:
+        output.line(str(result.token))
+    else:
+        task = result.task
+        output.line(f"Claimed task {task.id}: {task.title}")
+        output.line(f"lease token: {result.token}  (expires {task.lease_expires_at:%H:%M:%S} UTC)")
+
+
+def _holder_write(
+    ctx: typer.Context, task_id: int, lease: str, verb: str, json_output: bool, quiet: bool,
+    **options: Any,
+) -> None:  # fmt: skip
+    token = lease_for(task_id, lease)
+    with task_service(ctx) as service:
+        task = getattr(service, verb)(token, **options)
+    headline = f"Task {task.id} is {task.status}"
+    if task.lease_expires_at:
+        headline += f" (lease until {task.lease_expires_at:%H:%M:%S} UTC)"
+    output.task(task, output.pick(json_output, quiet), headline=headline)
+
+
+@app.command()
+def heartbeat(
+    ctx: typer.Context,
+    task_id: TaskId,
+    lease: LeaseOption,
+    ttl: Annotated[str | None, typer.Option(help="New lease length; default: as claimed.")] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Extend a live lease. Exit 4 if the lease was lost.
+
+    Example: aictl task heartbeat 12 --lease 12:3
+    """
+    _holder_write(ctx, task_id, lease, "heartbeat", json_output, quiet, ttl=ttl)
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    task_id: TaskId,
+    lease: LeaseOption,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Mark a claimed task as running. Exit 4 if the lease was lost.
+
+    Example: aictl task start 12 --lease 12:3
+    """
+    _holder_write(ctx, task_id, lease, "start", json_output, quiet)
+
+
+@app.command()
+def complete(
+    ctx: typer.Context,
+    task_id: TaskId,
+    lease: LeaseOption,
+    result: Annotated[str | None, typer.Option(help="A short summary of the outcome.")] = None,
+    evidence: Annotated[
+        Path | None, typer.Option(help="A JSON file with evidence (an object).")
+    ] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Finish a running task and release its locks. Exit 4 if the lease was lost.
+
+    Example: aictl task complete 12 --lease 12:3 --result "endpoint added" --evidence ev.json
+    """
+    _holder_write(
+        ctx, task_id, lease, "complete", json_output, quiet,
+        result=result, evidence=_read_evidence(evidence),
+    )  # fmt: skip
+
+
+def _read_evidence(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"cannot read evidence file {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"{path}:{error.lineno}:{error.colno}: evidence is not valid JSON: {error.msg}"
+        ) from None
+
+
+@app.command()
+def fail(
+    ctx: typer.Context,
+    task_id: TaskId,
+    lease: LeaseOption,
+    reason: Annotated[str, typer.Option(help="Why it failed.")] = "failed",
+    no_retry: Annotated[
+        bool, typer.Option("--no-retry", help="Fail for good, even with attempts left.")
+    ] = False,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Record a failure: the task is queued again while attempts remain, else it fails and
+    blocks its dependents. Exit 4 if the lease was lost.
+
+    Example: aictl task fail 12 --lease 12:3 --reason "tests fail" --no-retry
+    """
+    _holder_write(ctx, task_id, lease, "fail", json_output, quiet, reason=reason, retry=not no_retry)
+
+
+@app.command()
+def release(
+    ctx: typer.Context,
+    task_id: TaskId,
+    lease: LeaseOption,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Give a claimed task back to the queue without counting the attempt.
+
+    Example: aictl task release 12 --lease 12:3
+    """
+    _holder_write(ctx, task_id, lease, "release", json_output, quiet)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    task_id: TaskId,
+    reason: Annotated[str | None, typer.Option(help="Why it is cancelled.")] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Cancel a task; its dependents become blocked and a holder's lease ends.
+
+    Example: aictl task cancel 12 --reason "superseded by 14"
+    """
+    with task_service(ctx) as service:
+        task = service.cancel(task_id, reason=reason)
+    output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} is cancelled")
+
+
+@app.command()
+def retry(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
+    """Queue a failed or cancelled task again, with fresh attempts; unblocks its dependents.
+
+    Example: aictl task retry 12
+    """
+    with task_service(ctx) as service:
+        task = service.retry(task_id)
+    output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} is {task.status}")
+
+
+@app.command()
+def link(
+    ctx: typer.Context,
+    task_id: TaskId,
+    depends_on: Annotated[list[int], typer.Argument(help="Tasks it must wait for.")],
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Make a queued task depend on other tasks. A link that closes a cycle is refused, naming it.
+
+    Example: aictl task link 12 10 11
+    """
+    with task_service(ctx) as service:
+        task = service.link(task_id, depends_on)
+    deps = ", ".join(map(str, task.depends_on))
+    output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} depends on {deps}")
+
+
+@app.command()
+def unlink(
+    ctx: typer.Context,
+    task_id: TaskId,
+    depends_on: Annotated[list[int], typer.Argument(help="Dependencies to remove.")],
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Remove dependencies from a queued or blocked task.
+
+    Example: aictl task unlink 12 10
+    """
+    with task_service(ctx) as service:
+        task = service.unlink(task_id, depends_on)
+    output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} is {task.status}")
+
+
+@app.command()
+def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+    """Show what a task waits on (up the graph) and what waits on it (down).
+
+    Example: aictl task deps 12
+    """
+    with task_service(ctx) as service:
+        found = service.dependencies(task_id)
+    from aictl.cli import graphs
+
+    graphs.dependencies(found, output.pick(json_output, False))
+
+
+class GraphFormat(str, Enum):
+    tree = "tree"
+    mermaid = "mermaid"
+    dot = "dot"
+    json = "json"
+
+
+@app.command()
+def graph(
+    ctx: typer.Context,
+    format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = (
+        GraphFormat.tree
+    ),
+) -> None:
+    """Draw the whole dependency graph, dependencies before dependents.
+
+    Example: aictl task graph --format mermaid > graph.mmd
+    """
+    with task_service(ctx) as service:
+        tasks, edges, layers = service.graph()
+    from aictl.cli import graphs
+
+    graphs.render(tasks, edges, layers, format.value)

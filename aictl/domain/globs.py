@@ -1,0 +1,580 @@
+"""Path-lock globs: their language, their canonical form, and exact overlap between them.
+
+Tasks declare the repository paths they will touch as globs ("path locks"). Two tasks may not
+hold locks at once if their globs can cover a common path, so overlap is decided exactly, as the
+intersection of two regular languages, never with a heuristic such as "one is a prefix of the
+other" (``src/*/a.py`` and ``src/x/*.py`` overlap although neither is a prefix of the other).
+
+The glob language
+-----------------
+* Paths are relative to the repository root and separated by ``/``. A path is a non-empty
+  sequence of non-empty segments; matching is case-sensitive (as in git).
+* ``*`` matches zero or more characters other than ``/``; ``?`` matches exactly one character
+  other than ``/``.
+* ``[abc]``, ``[a-z]``, ``[!abc]`` and ``[^abc]`` match one character from (or, negated, not
+  from) a class; a class never matches ``/``. As in ``fnmatch``, a ``]`` right after ``[`` or
+  ``[!`` is a member, so ``[]]`` matches ``]`` and ``[[]`` matches a literal ``[``. A class must be
+  closed within its segment; a reversed range (``[z-a]``) or a range wider than 256 characters is
+  rejected.
+* ``**`` must be a whole segment and matches zero or more whole segments: a leading ``**/`` is
+  zero or more directories, a middle ``/**/`` zero or more directories, a trailing ``/**``
+  everything beneath, and ``**`` alone the whole repository. ``**`` inside a segment (``src/**.py``)
+  is rejected; write ``src/**/*.py``.
+* A glob covers every path it matches *and everything beneath a matched path*: locking a
+  directory locks its contents, as git pathspecs do. So ``src/api`` covers ``src/api/x.py``, and
+  ``src/api/``, ``src/api`` and ``src/api/**`` all cover the same paths (``src/api`` and beneath).
+* Every other character is literal. A backslash is rejected rather than read as an escape, so a
+  literal ``*``, ``?`` or ``[`` is written as the class ``[*]``, ``[?]`` or ``[[]``.
+
+Canonical form
+--------------
+:func:`normalize_glob` turns user input into the canonical string that is stored and compared:
+no leading ``./``, no ``.`` segments, no empty segments, no trailing slash, no ``**/**`` runs, and
+an absolute path inside the repository made relative to it. Every other function here assumes
+canonical input.
+
+Overlap
+-------
+:func:`glob_to_regex` translates a glob (with the "beneath" rule) into a regular expression in the
+subset that both Python's ``re`` and ``interegular`` understand. :func:`globs_intersect` first
+compares literal prefixes, which settles most pairs without any automaton, then searches the
+product of the two globs' automata. Results are cached per unordered pair; ``interegular`` is
+imported only when an automaton is first needed, because importing it costs tens of milliseconds
+and most CLI invocations never compare globs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import string
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aictl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from interegular.fsm import FSM, Alphabet, State, TransitionKey
+
+__all__ = [
+    "GlobConflict",
+    "GlobError",
+    "covers",
+    "find_conflicts",
+    "glob_to_regex",
+    "globs_intersect",
+    "has_conflict",
+    "intersection_witness",
+    "normalize_glob",
+]
+
+_META = frozenset("*?[")
+_RE_SPECIAL_OUTSIDE = frozenset(".^$*+?{}[]\\|()")
+_RE_SPECIAL_IN_CLASS = frozenset(string.punctuation)
+_MAX_RANGE = 256
+_WHOLE_REPO_HINT = "use ** to lock the whole repository"
+
+
+class GlobError(InvalidInput):
+    """A glob that cannot be used as a path lock; the message quotes it and says why.
+
+    It is an :class:`~aictl.errors.InvalidInput`, so the CLI exits with code 2.
+    """
+
+    def __init__(self, glob: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"invalid glob {glob!r}: {reason}", hint=hint)
+        self.glob = glob
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def normalize_glob(raw: str, root: Path | None = None) -> str:
+    """Validate ``raw`` and return its canonical form, or raise :class:`GlobError`.
+
+    Rejected: the empty string, NUL bytes, backslashes, ``..`` segments, absolute paths when
+    ``root`` is None or outside ``root``, ``**`` inside a segment, unclosed ``[`` classes and bad
+    ranges, and anything that normalises to nothing (``./``). An absolute path inside ``root``
+    (compared as strings against ``os.path.realpath(root)`` and against the unresolved absolute
+    ``root``) becomes relative to it; the filesystem is never consulted for the glob itself.
+    """
+    if raw == "":
+        raise GlobError(raw, "it is empty", hint=_WHOLE_REPO_HINT + ", or name a path in it")
+    if "\0" in raw:
+        raise GlobError(raw, "it contains a NUL byte", hint="remove the NUL byte")
+    if "\\" in raw:
+        raise GlobError(
+            raw,
+            "it contains a backslash",
+            hint="use / to separate directories; write [*], [?] or [[] for a literal *, ? or [",
+        )
+    parts = raw.split("/")
+    if ".." in parts:
+        raise GlobError(
+            raw,
+            "'..' segments are not allowed",
+            hint="name the path from the repository root without '..'",
+        )
+    segments = [part for part in parts if part not in ("", ".")]
+    if raw.startswith("/"):
+        segments = _relative_to_root(raw, segments, root)
+    for index, segment in enumerate(segments):
+        if "**" in segment and segment != "**":
+            raise GlobError(
+                raw,
+                "'**' must be a whole path segment",
+                hint=f"use {_double_star_suggestion(segments, index)}",
+            )
+        _segment_regex(segment, raw)  # validates classes
+    segments = _collapse_double_stars(segments)
+    if not segments:
+        raise GlobError(raw, "it names no path", hint=_WHOLE_REPO_HINT)
+    return "/".join(segments)
+
+
+def _relative_to_root(raw: str, segments: list[str], root: Path | None) -> list[str]:
+    """Strip the repository root off an absolute glob's segments, or reject the glob."""
+    if root is None:
+        raise GlobError(
+            raw,
+            "absolute paths are not allowed here",
+            hint="write the path relative to the repository root",
+        )
+    resolved = os.path.realpath(root)
+    candidates = (resolved, os.path.normpath(os.path.abspath(root)))
+    for candidate in candidates:
+        root_segments = [part for part in candidate.split("/") if part]
+        if segments[: len(root_segments)] == root_segments:
+            return segments[len(root_segments) :]
+    raise GlobError(
+        raw,
+        f"it is outside the repository {resolved}",
+        hint="name a path inside the repository, relative to its root",
+    )
+
+
+def _double_star_suggestion(segments: list[str], index: int) -> str:
+    """Rewrite a segment like ``**.py`` into the whole-segment form ``**/*.py`` for a hint."""
+    segment = segments[index]
+    collapsed = re.sub(r"\*{2,}", "*", segment)
+    replacement = f"**/{collapsed}" if segment.startswith("**") else collapsed
+    return "/".join([*segments[:index], replacement, *segments[index + 1 :]])
+
+
+def _collapse_double_stars(segments: list[str]) -> list[str]:
+    """Merge runs of ``**`` segments: ``**/**`` covers exactly what ``**`` covers."""
+    out: list[str] = []
+    for segment in segments:
+        if segment == "**" and out and out[-1] == "**":
+            continue
+        out.append(segment)
+    return out
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def _escape(char: str, *, in_class: bool) -> str:
+    """Escape ``char`` for both ``re`` and ``interegular``.
+
+    Only ASCII punctuation is ever escaped: both engines read ``\\`` + letter or digit as a
+    character class or back-reference, and Python warns about unescaped ``[``, ``--``, ``&&`` and
+    friends inside a class.
+    """
+    special = _RE_SPECIAL_IN_CLASS if in_class else _RE_SPECIAL_OUTSIDE
+    return "\\" + char if char in special else char
+
+
+def _class_regex(segment: str, start: int, raw: str) -> tuple[str, int]:
+    """Translate the class opening at ``segment[start]``; return its regex and the end index.
+
+    The class never matches ``/``: a negated class excludes it explicitly, and a positive range
+    spanning it (``[+-0]``) is split around it.
+    """
+    pos = start + 1
+    negated = pos < len(segment) and segment[pos] in "!^"
+    if negated:
+        pos += 1
+    body_start = pos
+    if pos < len(segment) and segment[pos] == "]":
+        pos += 1
+    close = segment.find("]", pos)
+    if close < 0:
+        raise GlobError(
+            raw,
+            f"unbalanced '[' in {segment!r}",
+            hint="close the class with ] in the same segment, or write [[] for a literal [",
+        )
+    body = segment[body_start:close]
+    ranges: list[tuple[str, str]] = []
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            low, high = body[i], body[i + 2]
+            if low > high:
+                raise GlobError(
+                    raw,
+                    f"empty character range '{low}-{high}'",
+                    hint=f"write the range low to high: {high}-{low}",
+                )
+            if ord(high) - ord(low) >= _MAX_RANGE:
+                raise GlobError(
+                    raw,
+                    f"character range '{low}-{high}' is wider than {_MAX_RANGE} characters",
+                    hint="use a negated class such as [!...] or * instead",
+                )
+            ranges.extend(_split_around_slash(low, high))
+            i += 3
+        else:
+            ranges.append((body[i], body[i]))
+            i += 1
+    items = "".join(
+        _escape(low, in_class=True)
+        if low == high
+        else f"{_escape(low, in_class=True)}-{_escape(high, in_class=True)}"
+        for low, high in ranges
+    )
+    return (f"[^{items}/]" if negated else f"[{items}]"), close + 1
+
+
+def _split_around_slash(low: str, high: str) -> list[tuple[str, str]]:
+    """The range ``low-high`` without ``/``: one, two or (never, here) zero sub-ranges."""
+    if not low <= "/" <= high:
+        return [(low, high)]
+    out = []
+    if low < "/":
+        out.append((low, chr(ord("/") - 1)))
+    if high > "/":
+        out.append((chr(ord("/") + 1), high))
+    return out
+
+
+def _segment_regex(segment: str, raw: str) -> str:
+    """Translate one segment (not ``**``); raise :class:`GlobError` naming ``raw`` if invalid."""
+    out: list[str] = []
+    i = 0
+    while i < len(segment):
+        char = segment[i]
+        if char == "*":
+            out.append("[^/]*")
+            while i < len(segment) and segment[i] == "*":
+                i += 1
+            continue
+        if char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            regex, i = _class_regex(segment, i, raw)
+            out.append(regex)
+            continue
+        else:
+            out.append(_escape(char, in_class=False))
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def glob_to_regex(glob: str) -> str:
+    """The regex for every path ``glob`` covers, including everything beneath a matched path.
+
+    The result uses only escaped literals, ``[^/]*``, ``[^/]``, classes, ``.*``, ``(.*/)?`` and
+    ``(/.*)?``, and must be matched in full (``re.fullmatch``) with ``.`` matching newlines
+    (``re.DOTALL`` / ``REFlags.SINGLE_LINE``). ``glob`` is assumed canonical; an invalid class
+    raises :class:`GlobError`.
+    """
+    segments = _collapse_double_stars(glob.split("/"))
+    if segments == ["**"]:
+        return ".*"
+    last = len(segments) - 1
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        if segment == "**":
+            if index == 0:
+                out.append("(.*/)?")
+            elif index == last:
+                out.append("(/.*)?")
+            else:
+                out.append("/(.*/)?")
+            continue
+        if index > 0 and segments[index - 1] != "**":
+            out.append("/")
+        out.append(_segment_regex(segment, glob))
+    if segments[-1] != "**":
+        out.append("(/.*)?")
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=8192)
+def _compiled(glob: str) -> re.Pattern[str]:
+    return re.compile(glob_to_regex(glob), re.DOTALL)
+
+
+def covers(glob: str, path: str) -> bool:
+    """Whether canonical ``glob`` covers the concrete repository-relative ``path``.
+
+    ``path`` is matched as given (``/``-separated, no leading ``./``); the caller normalises it.
+    """
+    return _compiled(glob).fullmatch(path) is not None
+
+
+# --------------------------------------------------------------------------- intersection
+
+
+@functools.lru_cache(maxsize=65536)
+def _literal_prefix(glob: str) -> str:
+    """The characters before the first ``*``, ``?`` or ``[``: every covered path starts so."""
+    for index, char in enumerate(glob):
+        if char in _META:
+            return glob[:index]
+    return glob
+
+
+def _literals_overlap(a: str, b: str) -> bool:
+    """Overlap of two metacharacter-free globs: equal, or one a directory above the other."""
+    if len(a) > len(b):
+        a, b = b, a
+    return a == b or b.startswith(a + "/")
+
+
+def _overlap(a: str, prefix_a: str, b: str) -> bool:
+    """The shared hot path of every overlap test; ``prefix_a`` is ``_literal_prefix(a)``."""
+    prefix_b = _literal_prefix(b)
+    if not (prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a)):
+        return False
+    if a in (b, "**") or b == "**":
+        return True  # every canonical glob covers at least one path
+    if prefix_a == a and prefix_b == b:
+        return _literals_overlap(a, b)
+    if a > b:
+        a, b = b, a
+    return _pair_witness(a, b) is not None
+
+
+def globs_intersect(a: str, b: str) -> bool:
+    """Whether canonical globs ``a`` and ``b`` cover at least one common path (exact).
+
+    Pairs whose literal prefixes diverge are settled without building any automaton; the rest
+    are decided on the product automaton and cached per unordered pair.
+    """
+    return _overlap(a, _literal_prefix(a), b)
+
+
+def intersection_witness(a: str, b: str) -> str | None:
+    """One concrete path both canonical globs cover, or None when they are disjoint.
+
+    Used to explain a conflict ("both cover src/x/a.py"). The path is among the shortest in the
+    intersection, avoids segments starting with ``.`` when it can, writes characters left free
+    by the globs as plain letters, and has been checked against :func:`covers` for both globs.
+    """
+    if not globs_intersect(a, b):
+        return None
+    if _literal_prefix(a) == a and _literal_prefix(b) == b:
+        return a if len(a) >= len(b) else b
+    if a > b:
+        a, b = b, a
+    return _pair_witness(a, b)
+
+
+@dataclass(frozen=True)
+class GlobConflict:
+    """A wanted glob overlapping a held one; ``holder`` is the caller's key (a task id)."""
+
+    wanted: str
+    held: str
+    holder: object
+    witness: str | None
+
+
+def find_conflicts(
+    wanted: Sequence[str],
+    held: Iterable[tuple[object, str]],
+    *,
+    explain: bool = False,
+) -> list[GlobConflict]:
+    """Every (wanted glob, held glob) pair that overlaps, in wanted order then held order.
+
+    ``held`` yields ``(holder, glob)`` pairs and is consumed once. With ``explain`` each conflict
+    carries a witness path; without it the witness is None and no extra work is done.
+    """
+    held_list = list(held)
+    conflicts: list[GlobConflict] = []
+    for want in wanted:
+        prefix = _literal_prefix(want)
+        for holder, glob in held_list:
+            if _overlap(want, prefix, glob):
+                witness = intersection_witness(want, glob) if explain else None
+                conflicts.append(GlobConflict(want, glob, holder, witness))
+    return conflicts
+
+
+def has_conflict(wanted: Sequence[str], held_globs: Iterable[str]) -> bool:
+    """Whether any wanted glob overlaps any held glob; stops at the first overlap.
+
+    This is the hot path of a claim, so it does no allocation per pair beyond cache lookups.
+    """
+    held_list = held_globs if isinstance(held_globs, list | tuple) else list(held_globs)
+    for want in wanted:
+        prefix = _literal_prefix(want)
+        for glob in held_list:
+            if _overlap(want, prefix, glob):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- automata
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_fsm(glob: str) -> FSM:
+    """The automaton of one glob, over that glob's own alphabet.
+
+    Built once per glob rather than once per pair (building dominates the cost). Two such
+    automata must never be compared with ``FSM.isdisjoint``, which intersects the alphabets and
+    so answers wrongly when they differ; :func:`_pair_witness` maps both onto the union alphabet.
+    """
+    from interegular import REFlags, parse_pattern
+
+    return parse_pattern(glob_to_regex(glob)).to_fsm(flags=REFlags.SINGLE_LINE)
+
+
+@functools.lru_cache(maxsize=1)
+def _separator_alphabet() -> Alphabet:
+    """An alphabet in which ``/`` and ``.`` have transition keys of their own."""
+    from interegular import REFlags, parse_pattern
+
+    return parse_pattern(r"/\.").get_alphabet(REFlags.SINGLE_LINE)
+
+
+_FRESH_CHARS = "xyzqwkjvbfghmnprstcdlaeiou0123456789"
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_witness(a: str, b: str) -> str | None:
+    """A shortest path covered by both globs (``a <= b``), or None; the cached core of overlap.
+
+    Both automata are read through the union of their alphabets (plus ``/`` and ``.``), so a
+    character one glob never mentions behaves there as that glob's "anything else". The search
+    runs on the product automaton with one extra bit, "at the start of a segment", which forbids
+    empty segments: every covered path is a real path.
+    """
+    from interegular.fsm import Alphabet, anything_else
+
+    fsm_a, fsm_b = _glob_fsm(a), _glob_fsm(b)
+    alphabet, (to_a, to_b, _) = Alphabet.union(
+        fsm_a.alphabet, fsm_b.alphabet, _separator_alphabet()
+    )
+    fresh = next(c for c in _fresh_candidates() if c not in alphabet)
+    chars: dict[TransitionKey, str] = {}
+    for key, symbols in alphabet.by_transition.items():
+        explicit = sorted(s for s in symbols if s is not anything_else)
+        letters = [c for c in explicit if c.isalnum()]
+        if letters:
+            chars[key] = letters[0]
+        elif anything_else in symbols:
+            chars[key] = fresh
+        else:
+            chars[key] = explicit[0]
+    keys = sorted(chars, key=lambda k: (not chars[k].isalnum(), chars[k]))
+    search = functools.partial(
+        _shortest_product_path,
+        fsm_a,
+        fsm_b,
+        to_a=to_a,
+        to_b=to_b,
+        keys=keys,
+        slash=alphabet["/"],
+        dot=alphabet["."],
+    )
+    path = search(avoid_leading_dot=True)
+    if path is None:
+        path = search(avoid_leading_dot=False)
+    if path is None:
+        return None
+    witness = "".join(chars[key] for key in path)
+    if not (covers(a, witness) and covers(b, witness)):
+        raise RuntimeError(f"glob witness {witness!r} is not covered by both {a!r} and {b!r}")
+    return witness
+
+
+def _fresh_candidates() -> Iterable[str]:
+    """Characters to stand for "anything else": plain letters first, then any code point."""
+    yield from _FRESH_CHARS
+    for code in range(0xC0, 0x110000):
+        char = chr(code)
+        if char.isprintable():
+            yield char
+
+
+_ProductState = tuple["State", "State", bool]
+
+
+def _shortest_product_path(
+    fsm_a: FSM,
+    fsm_b: FSM,
+    *,
+    to_a: dict[TransitionKey, TransitionKey],
+    to_b: dict[TransitionKey, TransitionKey],
+    keys: list[TransitionKey],
+    slash: TransitionKey,
+    dot: TransitionKey,
+    avoid_leading_dot: bool,
+) -> list[TransitionKey] | None:
+    """Keys of a shortest string both automata accept that is a valid path, or None.
+
+    Breadth-first over (state in a, state in b, at segment start); ``to_a``/``to_b`` map the
+    shared keys to each automaton's own. ``/`` is refused at a segment start (no empty segments)
+    and acceptance requires not being at one (no trailing ``/``, no empty path). With
+    ``avoid_leading_dot`` no segment may start with ``.``, for readable witnesses.
+    """
+    map_a, map_b = fsm_a.map, fsm_b.map
+    finals_a, finals_b = fsm_a.finals, fsm_b.finals
+    start: _ProductState = (fsm_a.initial, fsm_b.initial, True)
+    parents: dict[_ProductState, tuple[_ProductState, TransitionKey] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        state_a, state_b, at_start = state
+        if not at_start and state_a in finals_a and state_b in finals_b:
+            return _trace(parents, state)
+        moves_a, moves_b = map_a.get(state_a), map_b.get(state_b)
+        if not moves_a or not moves_b:
+            continue
+        for key in keys:
+            if key == slash:
+                if at_start:
+                    continue
+                next_start = True
+            else:
+                if avoid_leading_dot and at_start and key == dot:
+                    continue
+                next_start = False
+            next_a = moves_a.get(to_a[key])
+            if next_a is None:
+                continue
+            next_b = moves_b.get(to_b[key])
+            if next_b is None:
+                continue
+            following = (next_a, next_b, next_start)
+            if following not in parents:
+                parents[following] = (state, key)
+                queue.append(following)
+    return None
+
+
+def _trace(
+    parents: dict[_ProductState, tuple[_ProductState, TransitionKey] | None],
+    state: _ProductState,
+) -> list[TransitionKey]:
+    """The keys on the BFS-tree path from the start to ``state``."""
+    keys: list[TransitionKey] = []
+    link = parents[state]
+    while link is not None:
+        state, key = link
+        keys.append(key)
+        link = parents[state]
+    keys.reverse()
+    return keys

@@ -1,0 +1,182 @@
+"""The task: its fields, its JSON form, its lease token and its one state-machine table.
+
+The model is a stdlib dataclass rather than a pydantic model on purpose: every CLI call builds
+tasks, and a pydantic model with datetimes costs about 120 ms of import and class construction,
+more than the whole budget of a command. Input is validated where it enters (the service layer);
+pydantic is kept for YAML configuration, where its error messages earn their cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from aictl.errors import IllegalTransition, InvalidInput
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+LEASED = (Status.CLAIMED, Status.RUNNING)
+"""Statuses in which a task has a live holder and holds its path locks."""
+
+UNSATISFIABLE = (Status.FAILED, Status.CANCELLED, Status.BLOCKED)
+"""Statuses of a dependency that block its dependents instead of leaving them waiting."""
+
+# The one transition table. Every status change in the store names an event from here; the
+# store's UPDATE statements take their allowed source statuses from it too, so the database
+# and this table cannot disagree.
+TRANSITIONS: dict[str, dict[Status, Status]] = {
+    "claim": {Status.QUEUED: Status.CLAIMED},
+    "start": {Status.CLAIMED: Status.RUNNING},
+    "complete": {Status.RUNNING: Status.DONE},
+    "fail": {Status.CLAIMED: Status.FAILED, Status.RUNNING: Status.FAILED},
+    # release by the holder, an expired lease, or a failure with attempts left
+    "requeue": {Status.CLAIMED: Status.QUEUED, Status.RUNNING: Status.QUEUED},
+    "block": {Status.QUEUED: Status.BLOCKED},
+    "unblock": {Status.BLOCKED: Status.QUEUED},
+    "cancel": {
+        Status.QUEUED: Status.CANCELLED,
+        Status.BLOCKED: Status.CANCELLED,
+        Status.CLAIMED: Status.CANCELLED,
+        Status.RUNNING: Status.CANCELLED,
+    },
+    "retry": {Status.FAILED: Status.QUEUED, Status.CANCELLED: Status.QUEUED},
+}
+
+
+def next_status(current: Status, event: str) -> Status:
+    """The status ``event`` leads to from ``current``; ``IllegalTransition`` if it may not."""
+    try:
+        return TRANSITIONS[event][current]
+    except KeyError:
+        allowed = ", ".join(sorted(TRANSITIONS.get(event, {}))) or "nothing"
+        raise IllegalTransition(
+            f"cannot {event} a {current} task", hint=f"{event} applies to: {allowed}"
+        ) from None
+
+
+def sources(event: str) -> tuple[str, ...]:
+    """The statuses ``event`` may start from (used to build fenced UPDATE statements)."""
+    return tuple(str(status) for status in TRANSITIONS[event])
+
+
+def failure_event(attempts: int, max_attempts: int, *, retry: bool) -> str:
+    """What a failure leads to: ``requeue`` while attempts remain and retry is allowed."""
+    return "requeue" if retry and attempts < max_attempts else "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseToken:
+    """Proof of a claim: the task and the epoch the claim created.
+
+    Written as ``<task>:<epoch>``. Holding a token proves nothing by itself: every write checks
+    the epoch against the task's current one and the lease's expiry (fencing).
+    """
+
+    task_id: int
+    epoch: int
+
+    def __str__(self) -> str:
+        return f"{self.task_id}:{self.epoch}"
+
+    @classmethod
+    def parse(cls, text: str) -> LeaseToken:
+        match = re.fullmatch(r"\s*(\d+):(\d+)\s*", text)
+        if not match:
+            raise InvalidInput(
+                f"invalid lease token {text!r}",
+                hint="a token looks like 12:3 (task 12, epoch 3), as printed by `aictl task claim`",
+            )
+        return cls(int(match[1]), int(match[2]))
+
+
+@dataclass(slots=True, kw_only=True)
+class Task:
+    """A unit of work. Times are timezone-aware UTC; ``to_dict``/``from_dict`` round-trip exactly."""
+
+    id: int
+    title: str
+    description: str = ""
+    type: str = "task"
+    priority: int = 0
+    status: Status = Status.QUEUED
+    labels: dict[str, str] = field(default_factory=dict)
+    requires: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    depends_on: list[int] = field(default_factory=list)
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_holder: str | None = None
+    lease_epoch: int = 0
+    lease_ttl_seconds: float | None = None
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    claimed_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    blocked_reason: str | None = None
+    failure_reason: str | None = None
+    result: str | None = None
+    evidence: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping with stable keys (the `--json` form of a task)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = format_time(value)
+            elif isinstance(value, Status):
+                value = str(value)
+            elif isinstance(value, dict | list):
+                value = value.copy()
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        values = dict(data)
+        for name in _TIME_FIELDS:
+            if values.get(name) is not None:
+                values[name] = parse_time(values[name])
+        values["status"] = Status(values["status"])
+        return cls(**values)
+
+
+_TIME_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Task) if "datetime" in str(f.type)
+)
+
+
+def format_time(moment: datetime) -> str:
+    """Fixed-width UTC text (``2026-01-01T00:00:00.000000Z``): sorts as it compares."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """``key=value`` → (key, value). Keys are letters, digits, ``_.-/``; values are free text."""
+    key, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./-]*", key):
+        raise InvalidInput(
+            f"invalid label {text!r}",
+            hint="write labels as KEY=VALUE, with a key of letters, digits and _ . / -",
+        )
+    return key, value

@@ -1,0 +1,222 @@
+"""The task service: validates a request, then makes one store call.
+
+Everything the CLI offers for tasks and locks is callable from here without the CLI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aictl.clock import Clock, SystemClock
+from aictl.domain import globs
+from aictl.domain.dag import topological_layers
+from aictl.domain.durations import parse_duration
+from aictl.domain.tasks import LeaseToken, Status, Task, parse_label
+from aictl.errors import InvalidInput
+from aictl.store.db import Database
+from aictl.store.tasks import Claim, Expiry, HeldLock, NewTask, TaskStore
+from aictl.workspace import Workspace
+
+DEFAULT_TTL = timedelta(minutes=10)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}")
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """A task's place in the graph: what it waits on (up) and what waits on it (down)."""
+
+    task: Task
+    up: list[tuple[int, int]]
+    down: list[tuple[int, int]]
+    tasks: dict[int, Task]
+
+
+@dataclass(frozen=True)
+class LockConflict:
+    glob: str
+    task_id: int
+    held: str
+    holder: str
+    witness: str | None
+
+
+def _name(value: str, what: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise InvalidInput(
+            f"invalid {what} {value!r}",
+            hint=f"a {what} is 1-128 letters, digits or _ . : @ / -, starting with a letter or digit",
+        )
+    return value
+
+
+def parse_labels(items: Sequence[str]) -> dict[str, str]:
+    return dict(parse_label(item) for item in items)
+
+
+class TaskService:
+    def __init__(
+        self, workspace: Workspace, *, clock: Clock | None = None, db: Database | None = None
+    ) -> None:
+        self.workspace = workspace
+        self.db = db or Database(workspace.db_path)
+        self.store = TaskStore(self.db, clock or SystemClock())
+
+    def close(self) -> None:
+        self.db.close()
+
+    # creating and reading
+
+    def create(
+        self,
+        title: str,
+        *,
+        description: str = "",
+        type: str = "task",
+        priority: int = 0,
+        depends_on: Sequence[int] = (),
+        paths: Sequence[str] = (),
+        labels: Sequence[str] = (),
+        requires: Sequence[str] = (),
+        max_attempts: int = 3,
+    ) -> Task:
+        """Validate every field, then insert; nothing is written if anything is wrong."""
+        return self.store.create(
+            self.new_task(
+                title, description=description, type=type, priority=priority,
+                depends_on=depends_on, paths=paths, labels=labels, requires=requires,
+                max_attempts=max_attempts,
+            )  # fmt: skip
+        )
+
+    def new_task(
+        self,
+        title: str,
+        *,
+        description: str = "",
+        type: str = "task",
+        priority: int = 0,
+        depends_on: Sequence[int] = (),
+        paths: Sequence[str] = (),
+        labels: Sequence[str] = (),
+        requires: Sequence[str] = (),
+        max_attempts: int = 3,
+    ) -> NewTask:
+        if not title.strip():
+            raise InvalidInput("a task needs a title", hint='aictl task create "Fix the login bug"')
+        if max_attempts < 1:
+            raise InvalidInput(f"--max-attempts must be at least 1, not {max_attempts}")
+        return NewTask(
+            title=title.strip(),
+            description=description,
+            type=_name(type, "task type"),
+            priority=priority,
+            labels=parse_labels(labels),
+            requires=sorted({_name(item, "capability") for item in requires}),
+            paths=self.normalise_globs(paths),
+            depends_on=list(depends_on),
+            max_attempts=max_attempts,
+        )
+
+    def normalise_globs(self, paths: Sequence[str]) -> list[str]:
+        normalised = [globs.normalize_glob(path, self.workspace.root) for path in paths]
+        return list(dict.fromkeys(normalised))
+
+    def get(self, task_id: int) -> Task:
+        return self.store.get(task_id)
+
+    def list(
+        self, *, statuses: Sequence[str] = (), ready: bool = False, labels: Sequence[str] = ()
+    ) -> list[Task]:
+        return self.store.list(
+            statuses=[parse_status(status) for status in statuses],
+            ready=ready,
+            labels=parse_labels(labels),
+        )
+
+    def link(self, task_id: int, depends_on: Sequence[int]) -> Task:
+        return self.store.link(task_id, depends_on)
+
+    def unlink(self, task_id: int, depends_on: Sequence[int]) -> Task:
+        return self.store.unlink(task_id, depends_on)
+
+    def dependencies(self, task_id: int) -> Dependencies:
+        up = self.store.edges(task_id, direction="up")
+        down = self.store.edges(task_id, direction="down")
+        ids = {task_id} | {node for edge in up + down for node in edge}
+        tasks = {task.id: task for task in self.store.list() if task.id in ids}
+        return Dependencies(tasks[task_id], up, down, tasks)
+
+    def graph(self) -> tuple[list[Task], list[tuple[int, int]], list[list[int]]]:
+        """All tasks, all edges, and the tasks in dependency order (layers)."""
+        tasks = self.store.list()
+        edges = self.store.edges()
+        return tasks, edges, topological_layers([task.id for task in tasks], edges)
+
+    # the lease lifecycle
+
+    def claim(self, holder: str, *, ttl: str | None = None, task_id: int | None = None) -> Claim:
+        lease = parse_duration(ttl, field="--ttl") if ttl else DEFAULT_TTL
+        return self.store.claim(_name(holder, "holder"), lease, task_id)
+
+    def heartbeat(self, token: LeaseToken, *, ttl: str | None = None) -> Task:
+        return self.store.heartbeat(token, parse_duration(ttl, field="--ttl") if ttl else None)
+
+    def start(self, token: LeaseToken) -> Task:
+        return self.store.start(token)
+
+    def complete(
+        self, token: LeaseToken, *, result: str | None = None, evidence: Any = None
+    ) -> Task:
+        if evidence is not None and not isinstance(evidence, dict):
+            raise InvalidInput("evidence must be a JSON object")
+        return self.store.complete(token, result, evidence)
+
+    def fail(self, token: LeaseToken, *, reason: str, retry: bool = True) -> Task:
+        return self.store.fail(token, reason or "failed", retry=retry)
+
+    def release(self, token: LeaseToken) -> Task:
+        return self.store.release(token)
+
+    def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
+        return self.store.cancel(task_id, reason)
+
+    def retry(self, task_id: int) -> Task:
+        return self.store.retry(task_id)
+
+    def sweep(self) -> list[Expiry]:
+        return self.store.sweep()
+
+    # locks
+
+    def locks(self) -> list[HeldLock]:
+        return self.store.held_locks()
+
+    def check_locks(self, paths: Sequence[str]) -> list[LockConflict]:
+        """Which held locks the globs would conflict with, each with a path both cover."""
+        wanted = self.normalise_globs(paths)
+        held = self.store.held_locks()
+        by_key = {(lock.task_id, lock.glob): lock for lock in held}
+        conflicts = globs.find_conflicts(
+            wanted, [((lock.task_id, lock.glob), lock.glob) for lock in held], explain=True
+        )
+        result = []
+        for conflict in conflicts:
+            lock = by_key[conflict.holder]  # type: ignore[index]
+            result.append(
+                LockConflict(conflict.wanted, lock.task_id, lock.glob, lock.holder, conflict.witness)
+            )
+        return result
+
+
+def parse_status(text: str) -> Status:
+    try:
+        return Status(text.lower())
+    except ValueError:
+        raise InvalidInput(
+            f"unknown status {text!r}",
+            hint="one of: " + ", ".join(status.value for status in Status),
+        ) from None

@@ -1,0 +1,132 @@
+"""The SQLite connection: settings, transactions and migrations. The only module that opens one.
+
+Settings (see DESIGN.md): WAL so readers never wait for the writer; ``synchronous=FULL`` by
+default so a finished task survives a power cut (``AICTL_SYNCHRONOUS=NORMAL`` trades that for
+speed); foreign keys on; a busy timeout so that concurrent writers queue instead of failing.
+
+Python's sqlite3 module opens *deferred* transactions by default: a transaction that reads and
+then writes can then fail with SQLITE_BUSY half-way (the read lock cannot be upgraded while
+another writer waits), which the busy timeout does not cover. We open the connection in
+autocommit mode and begin every write with ``BEGIN IMMEDIATE``, which takes the write lock
+up front and so waits in the busy handler instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 60_000
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Every numbered migration, in order, as (version, SQL script)."""
+    folder = resources.files("aictl.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into statements without ``executescript`` (which commits first)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        statements.append(buffer.strip())
+    return statements
+
+
+class Database:
+    """One connection to a state database, with transaction helpers.
+
+    Not shared between threads or processes: each worker opens its own.
+    """
+
+    def __init__(self, path: Path | str, *, synchronous: str | None = None) -> None:
+        self.path = Path(path)
+        mode = (synchronous or os.environ.get("AICTL_SYNCHRONOUS") or "FULL").upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.connection = sqlite3.connect(
+            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        self.connection.row_factory = sqlite3.Row
+        self._depth = 0
+        execute = self.connection.execute
+        execute("PRAGMA journal_mode=WAL")
+        execute(f"PRAGMA synchronous={mode}")
+        execute("PRAGMA foreign_keys=ON")
+        execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.migrate()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` outside, a savepoint when nested.
+
+        Commits when the block ends normally; rolls back everything it did on any exception
+        (including KeyboardInterrupt), so a state change is whole or absent.
+        """
+        connection = self.connection
+        if self._depth:
+            name = f"sp{self._depth}"
+            connection.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield connection
+            except BaseException:
+                connection.execute(f"ROLLBACK TO {name}")
+                connection.execute(f"RELEASE {name}")
+                raise
+            else:
+                connection.execute(f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        else:
+            connection.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def schema_version(self) -> int:
+        return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Bring the schema up to date, one migration per transaction.
+
+        The version is re-read after taking the write lock, so two processes opening a new
+        database at once apply each migration exactly once.
+        """
+        pending = migrations()
+        latest = pending[-1][0] if pending else 0
+        if self.schema_version() >= latest:
+            return
+        for version, script in pending:
+            with self.transaction() as connection:
+                if self.schema_version() >= version:
+                    continue
+                for statement in split_statements(script):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version={version}")

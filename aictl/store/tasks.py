@@ -1,0 +1,727 @@
+"""Task persistence: every task state change is one ``BEGIN IMMEDIATE`` transaction here.
+
+Fencing: every write by a holder names the lease epoch it was granted and succeeds only while
+that epoch is current and the lease has not expired (``WHERE id = ? AND lease_epoch = ? AND
+lease_expires_at > ?``). Zero rows changed means the lease was lost; ``_lease_lost`` then
+reads the row to say why. Time is read from the injected clock *after* the write lock is
+taken, so a claim can never carry a timestamp earlier than the commit it depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aictl.clock import Clock
+from aictl.domain import globs
+from aictl.domain.dag import cycle_closed_by
+from aictl.domain.tasks import (
+    LEASED,
+    UNSATISFIABLE,
+    LeaseToken,
+    Status,
+    Task,
+    failure_event,
+    format_time,
+    next_status,
+    parse_time,
+    sources,
+)
+from aictl.errors import (
+    DependencyCycle,
+    IllegalTransition,
+    InvalidInput,
+    LeaseLost,
+    LockHeld,
+    NothingReady,
+    TaskHeld,
+    TaskNotFound,
+)
+from aictl.store.db import Database
+
+_TASK_COLUMNS = (
+    "id, title, description, type, priority, status, labels, requires, paths, attempts, "
+    "max_attempts, lease_holder, lease_epoch, lease_ttl_seconds, lease_expires_at, heartbeat_at, "
+    "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, "
+    "failure_reason, result, evidence"
+)
+_JSON_COLUMNS = ("labels", "requires", "paths", "evidence")
+_TIME_COLUMNS = (
+    "lease_expires_at", "heartbeat_at", "created_at", "updated_at", "claimed_at", "started_at",
+    "finished_at",
+)  # fmt: skip
+
+_INSERT_TASK = f"""
+INSERT INTO tasks (title, description, type, priority, status, labels, requires, paths,
+                   unmet_deps, max_attempts, blocked_reason, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING {_TASK_COLUMNS}
+"""
+_READY_CANDIDATES = """
+SELECT id, paths FROM tasks WHERE status = 'queued' AND unmet_deps = 0 ORDER BY priority DESC, id
+"""
+_CLAIM = f"""
+UPDATE tasks
+SET status = 'claimed', lease_holder = ?, lease_epoch = lease_epoch + 1,
+    lease_ttl_seconds = ?, lease_expires_at = ?, heartbeat_at = ?, claimed_at = ?,
+    started_at = NULL, attempts = attempts + 1, updated_at = ?
+WHERE id = ? AND status = 'queued' AND unmet_deps = 0
+RETURNING {_TASK_COLUMNS}
+"""
+_EXPIRED = """
+SELECT id, attempts, max_attempts, lease_holder, lease_epoch FROM tasks
+WHERE status IN ('claimed', 'running') AND lease_expires_at <= ?
+"""
+_DEPENDENTS = """
+SELECT t.id, t.status FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = ?
+"""
+_ANCESTOR_EDGES = """
+WITH RECURSIVE up(id) AS (
+    SELECT ? UNION SELECT d.depends_on FROM task_deps d JOIN up ON d.task_id = up.id
+)
+SELECT d.task_id, d.depends_on FROM task_deps d JOIN up ON d.task_id = up.id
+"""
+_DESCENDANT_EDGES = """
+WITH RECURSIVE down(id) AS (
+    SELECT ? UNION SELECT d.task_id FROM task_deps d JOIN down ON d.depends_on = down.id
+)
+SELECT d.task_id, d.depends_on FROM task_deps d JOIN down ON d.depends_on = down.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A validated request to create a task (globs already normalised, labels parsed)."""
+
+    title: str
+    description: str = ""
+    type: str = "task"
+    priority: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+    requires: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    depends_on: list[int] = field(default_factory=list)
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    task: Task
+    token: LeaseToken
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLock:
+    task_id: int
+    glob: str
+    holder: str
+    lease_epoch: int
+    acquired_at: datetime
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """What the sweep did with one expired lease."""
+
+    task_id: int
+    holder: str
+    epoch: int
+    outcome: Status
+
+
+def _qmarks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class TaskStore:
+    """The task tables behind a narrow interface (a PostgreSQL backend would implement the same)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    # ----------------------------------------------------------------- reading
+
+    def get(self, task_id: int) -> Task:
+        row = self.db.connection.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        if row is None:
+            raise TaskNotFound(f"no task {task_id}", hint="`aictl task list` shows the tasks")
+        return self._tasks([row])[0]
+
+    def list(
+        self,
+        *,
+        statuses: Sequence[Status] = (),
+        ready: bool = False,
+        labels: dict[str, str] | None = None,
+    ) -> list[Task]:
+        """Tasks in id order. ``ready`` means claimable now: queued, dependencies done, and no
+        path lock in the way."""
+        where, params = [], []
+        if ready:
+            where.append("status = 'queued' AND unmet_deps = 0")
+        if statuses:
+            where.append(f"status IN ({_qmarks(len(statuses))})")
+            params.extend(str(status) for status in statuses)
+        for key, value in (labels or {}).items():
+            where.append("json_extract(labels, ?) = ?")
+            params.extend([f'$."{key}"', value])
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.db.connection.execute(sql + " ORDER BY id", params).fetchall()
+        tasks = self._tasks(rows, all_tasks=not where)
+        if ready:
+            held = self._held_globs(self.db.connection)
+            tasks = [task for task in tasks if not globs.has_conflict(task.paths, held)]
+        return tasks
+
+    def held_locks(self) -> list[HeldLock]:
+        rows = self.db.connection.execute(
+            "SELECT l.task_id, l.glob, l.holder, l.lease_epoch, l.acquired_at, t.lease_expires_at"
+            " FROM path_locks l JOIN tasks t ON t.id = l.task_id ORDER BY l.task_id, l.glob"
+        ).fetchall()
+        return [
+            HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows
+        ]
+
+    def edges(self, task_id: int | None = None, *, direction: str = "up") -> list[tuple[int, int]]:
+        """Dependency edges (task, depends_on): all of them, or those reachable from
+        ``task_id`` going up (its dependencies) or down (its dependents)."""
+        connection = self.db.connection
+        if task_id is None:
+            rows = connection.execute("SELECT task_id, depends_on FROM task_deps").fetchall()
+        else:
+            self.get(task_id)
+            query = _ANCESTOR_EDGES if direction == "up" else _DESCENDANT_EDGES
+            rows = connection.execute(query, (task_id,)).fetchall()
+        return sorted((row[0], row[1]) for row in rows)
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self.db.connection.execute("SELECT status, count(*) FROM tasks GROUP BY status")
+        return {row[0]: row[1] for row in rows}
+
+    # ---------------------------------------------------------------- creating
+
+    def create(self, spec: NewTask) -> Task:
+        """Insert one task; unknown dependencies are rejected and nothing is written."""
+        return self.create_many([spec])[0]
+
+    def create_many(self, specs: Iterable[NewTask]) -> list[Task]:
+        """Insert tasks in one transaction (all or none), each depending only on existing ones."""
+        with self.db.transaction() as connection:
+            now = format_time(self.clock.now())
+            return [self._insert(connection, spec, now) for spec in specs]
+
+    def _insert(self, connection: sqlite3.Connection, spec: NewTask, now: str) -> Task:
+        deps = sorted(set(spec.depends_on))
+        statuses = self._statuses(connection, deps)
+        unmet = sum(1 for dep in deps if statuses[dep] != Status.DONE)
+        status, reason = Status.QUEUED, self._block_reason(statuses)
+        if reason:
+            status = next_status(status, "block")
+        row = connection.execute(
+            _INSERT_TASK,
+            (
+                spec.title, spec.description, spec.type, spec.priority, str(status),
+                json.dumps(spec.labels), json.dumps(spec.requires), json.dumps(spec.paths),
+                unmet, spec.max_attempts, reason, now, now,
+            ),  # fmt: skip
+        ).fetchone()
+        connection.executemany(
+            "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+            [(row["id"], dep) for dep in deps],
+        )
+        return self._task(row, deps)
+
+    def link(self, task_id: int, depends_on: Sequence[int]) -> Task:
+        """Make ``task_id`` depend on more tasks. An edge that would close a cycle is refused
+        with the cycle named, and nothing is written."""
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            if task.status not in (Status.QUEUED, Status.BLOCKED):
+                raise IllegalTransition(
+                    f"cannot add dependencies to task {task_id}: it is {task.status}",
+                    hint="dependencies can be added to queued or blocked tasks only",
+                )
+            statuses = self._statuses(connection, depends_on)
+            now = format_time(self.clock.now())
+            for dep in depends_on:
+                cycle = cycle_closed_by(
+                    connection.execute(_ANCESTOR_EDGES, (dep,)).fetchall(), task_id, dep
+                )
+                if cycle:
+                    raise DependencyCycle(cycle)
+                added = connection.execute(
+                    "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    (task_id, dep),
+                ).rowcount
+                if added and statuses[dep] != Status.DONE:
+                    connection.execute(
+                        "UPDATE tasks SET unmet_deps = unmet_deps + 1, updated_at = ? WHERE id = ?",
+                        (now, task_id),
+                    )
+            self._refresh_block(connection, task_id, now)
+            return self.get(task_id)
+
+    def unlink(self, task_id: int, depends_on: Sequence[int]) -> Task:
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            if task.status not in (Status.QUEUED, Status.BLOCKED):
+                raise IllegalTransition(
+                    f"cannot remove dependencies of task {task_id}: it is {task.status}"
+                )
+            statuses = self._statuses(connection, depends_on)
+            now = format_time(self.clock.now())
+            for dep in depends_on:
+                removed = connection.execute(
+                    "DELETE FROM task_deps WHERE task_id = ? AND depends_on = ?", (task_id, dep)
+                ).rowcount
+                if not removed:
+                    raise InvalidInput(f"task {task_id} does not depend on task {dep}")
+                if statuses[dep] != Status.DONE:
+                    connection.execute(
+                        "UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = ? WHERE id = ?",
+                        (now, task_id),
+                    )
+            self._refresh_block(connection, task_id, now)
+            return self.get(task_id)
+
+    # ---------------------------------------------------------------- claiming
+
+    def claim(self, holder: str, ttl: timedelta, task_id: int | None = None) -> Claim:
+        """Claim a task and lock its paths in one transaction that succeeds or fails whole.
+
+        Without ``task_id``: the first ready task (priority, then age) whose globs intersect no
+        held lock. Expired leases are swept first, in a separate statement. Raises
+        ``NothingReady`` (saying why), ``TaskHeld``, ``LockHeld`` or ``IllegalTransition``.
+        """
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            self._sweep(connection, now)
+            held = connection.execute("SELECT task_id, glob FROM path_locks").fetchall()
+            held_globs = [row[1] for row in held]
+            if task_id is None:
+                chosen = self._next_ready(connection, held_globs)
+            else:
+                self._check_claimable(connection, task_id, held)
+                chosen = task_id
+            stamp = format_time(now)
+            row = connection.execute(
+                _CLAIM,
+                (
+                    holder, ttl.total_seconds(), format_time(now + ttl), stamp, stamp, stamp,
+                    chosen,
+                ),  # fmt: skip
+            ).fetchone()
+            task = self._tasks([row])[0]
+            connection.executemany(
+                "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(task.id, glob, holder, task.lease_epoch, stamp) for glob in task.paths],
+            )
+        return Claim(task, LeaseToken(task.id, task.lease_epoch))
+
+    def _next_ready(self, connection: sqlite3.Connection, held_globs: list[str]) -> int:
+        # The cursor steps through the index lazily: usually only the first row is read.
+        skipped = 0
+        for row in connection.execute(_READY_CANDIDATES):
+            paths = json.loads(row[1])
+            if not paths or not globs.has_conflict(paths, held_globs):
+                return int(row[0])
+            skipped += 1
+        raise self._why_nothing_ready(connection, skipped)
+
+    def _why_nothing_ready(self, connection: sqlite3.Connection, locked: int) -> NothingReady:
+        counts = {row[0]: row[1] for row in connection.execute(
+            "SELECT status, count(*) FROM tasks WHERE status IN ('queued', 'claimed', 'running')"
+            " GROUP BY status"
+        )}  # fmt: skip
+        queued = counts.get("queued", 0)
+        busy = counts.get("claimed", 0) + counts.get("running", 0)
+        if locked:
+            return NothingReady(
+                f"nothing ready: {locked} ready task(s) are blocked by path locks "
+                f"held by {busy} claimed or running task(s)",
+                hint="`aictl lock list` shows the held locks",
+            )
+        if queued:
+            return NothingReady(
+                f"nothing ready: {queued} queued task(s) wait on dependencies",
+                hint="`aictl task deps ID` shows what a task waits on",
+            )
+        return NothingReady(
+            "nothing ready: the queue is empty"
+            + (f" ({busy} task(s) claimed or running)" if busy else ""),
+            hint="create work with `aictl task create`",
+        )
+
+    def _check_claimable(
+        self, connection: sqlite3.Connection, task_id: int, held: list[sqlite3.Row]
+    ) -> None:
+        task = self.get(task_id)
+        if task.status in LEASED:
+            raise TaskHeld(
+                f"task {task_id} is {task.status} by {task.lease_holder} "
+                f"until {format_time(task.lease_expires_at or self.clock.now())}",
+                hint="wait for the lease to end, or claim another task",
+            )
+        if task.status == Status.BLOCKED:
+            raise IllegalTransition(
+                f"cannot claim task {task_id}: it is blocked ({task.blocked_reason})"
+            )
+        next_status(task.status, "claim")
+        waiting = [
+            (dep, status)
+            for dep, status in self._statuses(connection, task.depends_on).items()
+            if status != Status.DONE
+        ]
+        if waiting:
+            names = ", ".join(f"{dep} ({status})" for dep, status in waiting)
+            raise NothingReady(f"task {task_id} is not ready: it waits on {names}")
+        conflicts = globs.find_conflicts(
+            task.paths, [(row[0], row[1]) for row in held], explain=True
+        )
+        if conflicts:
+            first = conflicts[0]
+            raise LockHeld(
+                f"task {task_id} cannot take its path locks: {first.wanted!r} overlaps "
+                f"{first.held!r} held by task {first.holder}"
+                + (f" (both cover {first.witness!r})" if first.witness else ""),
+                hint="`aictl lock check GLOB` explains a conflict",
+            )
+
+    # ------------------------------------------------------- the holder's writes
+
+    def _fence(self, token: LeaseToken, now: datetime) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE clause that admits only the current epoch of a live lease."""
+        return (
+            "id = ? AND lease_epoch = ? AND lease_expires_at > ?",
+            (token.task_id, token.epoch, format_time(now)),
+        )
+
+    def _fenced_update(
+        self,
+        connection: sqlite3.Connection,
+        token: LeaseToken,
+        event: str,
+        assignments: str,
+        values: tuple[Any, ...],
+        now: datetime,
+    ) -> sqlite3.Row:
+        clause, fence_values = self._fence(token, now)
+        allowed = sources(event) if event != "heartbeat" else tuple(str(s) for s in LEASED)
+        row = connection.execute(
+            f"UPDATE tasks SET {assignments} WHERE {clause} AND status IN ({_qmarks(len(allowed))})"
+            f" RETURNING {_TASK_COLUMNS}",
+            (*values, *fence_values, *allowed),
+        ).fetchone()
+        if row is None:
+            raise self._lease_lost(connection, token, event, now)
+        return row
+
+    def _lease_lost(
+        self, connection: sqlite3.Connection, token: LeaseToken, event: str, now: datetime
+    ) -> Exception:
+        """Explain why a fenced write changed nothing."""
+        row = connection.execute(
+            "SELECT status, lease_epoch, lease_holder, lease_expires_at FROM tasks WHERE id = ?",
+            (token.task_id,),
+        ).fetchone()
+        if row is None:
+            return TaskNotFound(f"no task {token.task_id}")
+        status, epoch, holder, expires = Status(row[0]), row[1], row[2], row[3]
+        hint = "claim the task again if it is still wanted"
+        if epoch != token.epoch:
+            return LeaseLost(
+                f"lease {token} is stale: task {token.task_id} was claimed again "
+                f"(epoch {epoch}, holder {holder})",
+                hint=hint,
+            )
+        if status not in LEASED:
+            return LeaseLost(
+                f"lease {token} is no longer valid: task {token.task_id} is {status}", hint=hint
+            )
+        if expires <= format_time(now):
+            return LeaseLost(f"lease {token} expired at {expires}", hint=hint)
+        if event == "heartbeat":  # pragma: no cover - a live lease always accepts a heartbeat
+            raise AssertionError("heartbeat refused on a live lease")
+        next_status(status, event)
+        raise AssertionError(f"{event} refused on a live lease in status {status}")
+
+    def heartbeat(self, token: LeaseToken, ttl: timedelta | None = None) -> Task:
+        """Extend a live lease by its TTL (or ``ttl``) from now."""
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            if ttl is None:
+                stored = connection.execute(
+                    "SELECT lease_ttl_seconds FROM tasks WHERE id = ?", (token.task_id,)
+                ).fetchone()
+                ttl = timedelta(seconds=stored[0] if stored and stored[0] else 0)
+            stamp = format_time(now)
+            row = self._fenced_update(
+                connection,
+                token,
+                "heartbeat",
+                "lease_expires_at = ?, lease_ttl_seconds = ?, heartbeat_at = ?, updated_at = ?",
+                (format_time(now + ttl), ttl.total_seconds(), stamp, stamp),
+                now,
+            )
+            return self._tasks([row])[0]
+
+    def start(self, token: LeaseToken) -> Task:
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            stamp = format_time(now)
+            row = self._fenced_update(
+                connection, token, "start",
+                "status = 'running', started_at = ?, heartbeat_at = ?, updated_at = ?",
+                (stamp, stamp, stamp), now,
+            )  # fmt: skip
+            return self._tasks([row])[0]
+
+    def complete(
+        self, token: LeaseToken, result: str | None = None, evidence: dict[str, Any] | None = None
+    ) -> Task:
+        """Finish the task, release its locks and count it done for its dependents."""
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            stamp = format_time(now)
+            row = self._fenced_update(
+                connection, token, "complete",
+                "status = 'done', lease_expires_at = NULL, finished_at = ?, updated_at = ?,"
+                " result = ?, evidence = ?, failure_reason = NULL",
+                (stamp, stamp, result, None if evidence is None else json.dumps(evidence)), now,
+            )  # fmt: skip
+            self._drop_locks(connection, token.task_id)
+            connection.execute(
+                "UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = ?"
+                " WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)",
+                (stamp, token.task_id),
+            )
+            return self._tasks([row])[0]
+
+    def fail(self, token: LeaseToken, reason: str, *, retry: bool = True) -> Task:
+        """Record a failure: back to the queue while attempts remain (and ``retry``), else
+        failed, which blocks every dependent."""
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            counts = connection.execute(
+                "SELECT attempts, max_attempts FROM tasks WHERE id = ?", (token.task_id,)
+            ).fetchone()
+            event = failure_event(counts[0], counts[1], retry=retry) if counts else "fail"
+            stamp = format_time(now)
+            if event == "requeue":
+                assignments = "status = 'queued', lease_expires_at = NULL, failure_reason = ?"
+                values: tuple[Any, ...] = (reason,)
+            else:
+                assignments = (
+                    "status = 'failed', lease_expires_at = NULL, failure_reason = ?,"
+                    " finished_at = ?"
+                )
+                values = (reason, stamp)
+            row = self._fenced_update(
+                connection, token, event, assignments + ", updated_at = ?", (*values, stamp), now
+            )
+            self._drop_locks(connection, token.task_id)
+            if event == "fail":
+                self._block_dependents(connection, token.task_id, stamp)
+            return self._tasks([row])[0]
+
+    def release(self, token: LeaseToken) -> Task:
+        """Give the task back untouched: it is queued again and the attempt is not counted."""
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            row = self._fenced_update(
+                connection, token, "requeue",
+                "status = 'queued', lease_expires_at = NULL, attempts = max(attempts - 1, 0),"
+                " updated_at = ?",
+                (format_time(now),), now,
+            )  # fmt: skip
+            self._drop_locks(connection, token.task_id)
+            return self._tasks([row])[0]
+
+    # ------------------------------------------------------ operator's actions
+
+    def cancel(self, task_id: int, reason: str | None = None) -> Task:
+        """Cancel a task in any live status; a holder's lease dies with it."""
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            next_status(task.status, "cancel")
+            stamp = format_time(self.clock.now())
+            connection.execute(
+                "UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL,"
+                " blocked_reason = NULL, failure_reason = ?, finished_at = ?, updated_at = ?"
+                " WHERE id = ? AND status = ?",
+                (reason or "cancelled", stamp, stamp, task_id, str(task.status)),
+            )
+            self._drop_locks(connection, task_id)
+            self._block_dependents(connection, task_id, stamp)
+            return self.get(task_id)
+
+    def retry(self, task_id: int) -> Task:
+        """Queue a failed or cancelled task again with fresh attempts, and unblock the
+        dependents it was blocking."""
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            next_status(task.status, "retry")
+            stamp = format_time(self.clock.now())
+            connection.execute(
+                "UPDATE tasks SET status = 'queued', attempts = 0, failure_reason = NULL,"
+                " finished_at = NULL, result = NULL, updated_at = ? WHERE id = ? AND status = ?",
+                (stamp, task_id, str(task.status)),
+            )
+            self._refresh_block(connection, task_id, stamp)
+            self._unblock_dependents(connection, task_id, stamp)
+            return self.get(task_id)
+
+    def sweep(self) -> list[Expiry]:
+        """Return expired leases to the queue (or fail them past max attempts)."""
+        with self.db.transaction() as connection:
+            return self._sweep(connection, self.clock.now())
+
+    def _sweep(self, connection: sqlite3.Connection, now: datetime) -> list[Expiry]:
+        stamp = format_time(now)
+        done = []
+        for task_id, attempts, max_attempts, holder, epoch in connection.execute(
+            _EXPIRED, (stamp,)
+        ).fetchall():
+            event = failure_event(attempts, max_attempts, retry=True)
+            outcome = next_status(Status.CLAIMED, event)
+            reason = f"lease of {holder} (epoch {epoch}) expired"
+            if outcome == Status.FAILED:
+                reason += f"; {attempts} of {max_attempts} attempts used"
+            connection.execute(
+                "UPDATE tasks SET status = ?, lease_expires_at = NULL, failure_reason = ?,"
+                " finished_at = CASE WHEN ? = 'failed' THEN ? END, updated_at = ?"
+                " WHERE id = ? AND lease_epoch = ?",
+                (str(outcome), reason, str(outcome), stamp, stamp, task_id, epoch),
+            )
+            self._drop_locks(connection, task_id)
+            if outcome == Status.FAILED:
+                self._block_dependents(connection, task_id, stamp)
+            done.append(Expiry(task_id, holder, epoch, outcome))
+        return done
+
+    # ----------------------------------------------------------------- helpers
+
+    def _drop_locks(self, connection: sqlite3.Connection, task_id: int) -> None:
+        connection.execute("DELETE FROM path_locks WHERE task_id = ?", (task_id,))
+
+    def _held_globs(self, connection: sqlite3.Connection) -> list[str]:
+        return [row[0] for row in connection.execute("SELECT glob FROM path_locks")]
+
+    def _statuses(self, connection: sqlite3.Connection, ids: Iterable[int]) -> dict[int, Status]:
+        wanted = sorted(set(ids))
+        found: dict[int, Status] = {}
+        for chunk in _chunks(wanted, 500):
+            for row in connection.execute(
+                f"SELECT id, status FROM tasks WHERE id IN ({_qmarks(len(chunk))})", chunk
+            ):
+                found[row[0]] = Status(row[1])
+        missing = [task_id for task_id in wanted if task_id not in found]
+        if missing:
+            raise TaskNotFound(
+                "unknown task id(s): " + ", ".join(map(str, missing)),
+                hint="`aictl task list` shows the tasks",
+            )
+        return found
+
+    @staticmethod
+    def _block_reason(statuses: dict[int, Status]) -> str | None:
+        bad = [f"dependency {dep} is {status}" for dep, status in sorted(statuses.items())
+               if status in UNSATISFIABLE]  # fmt: skip
+        return "; ".join(bad) or None
+
+    def _refresh_block(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
+        """Block a queued task whose dependencies cannot finish; unblock a blocked one whose
+        dependencies now can."""
+        status = Status(
+            connection.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
+        )
+        deps = [row[0] for row in connection.execute(
+            "SELECT depends_on FROM task_deps WHERE task_id = ?", (task_id,)
+        )]  # fmt: skip
+        reason = self._block_reason(self._statuses(connection, deps))
+        if reason and status == Status.QUEUED:
+            next_status(status, "block")
+            connection.execute(
+                "UPDATE tasks SET status = 'blocked', blocked_reason = ?, updated_at = ?"
+                " WHERE id = ?",
+                (reason, stamp, task_id),
+            )
+        elif not reason and status == Status.BLOCKED:
+            next_status(status, "unblock")
+            connection.execute(
+                "UPDATE tasks SET status = 'queued', blocked_reason = NULL, updated_at = ?"
+                " WHERE id = ?",
+                (stamp, task_id),
+            )
+
+    def _block_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
+        """Block every queued task downstream of ``task_id`` (breadth first)."""
+        frontier = [task_id]
+        while frontier:
+            current = frontier.pop()
+            for dependent, status in connection.execute(_DEPENDENTS, (current,)).fetchall():
+                if status == Status.QUEUED:
+                    self._refresh_block(connection, dependent, stamp)
+                    frontier.append(dependent)
+
+    def _unblock_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
+        frontier = [task_id]
+        while frontier:
+            current = frontier.pop()
+            for dependent, status in connection.execute(_DEPENDENTS, (current,)).fetchall():
+                if status == Status.BLOCKED:
+                    self._refresh_block(connection, dependent, stamp)
+                    frontier.append(dependent)
+
+    def _tasks(self, rows: Sequence[sqlite3.Row], *, all_tasks: bool = False) -> list[Task]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        deps: dict[int, list[int]] = {task_id: [] for task_id in ids}
+        connection = self.db.connection
+        if all_tasks:
+            edge_rows: Iterable[sqlite3.Row] = connection.execute(
+                "SELECT task_id, depends_on FROM task_deps ORDER BY task_id, depends_on"
+            )
+        else:
+            edge_rows = (
+                row
+                for chunk in _chunks(ids, 500)
+                for row in connection.execute(
+                    "SELECT task_id, depends_on FROM task_deps"
+                    f" WHERE task_id IN ({_qmarks(len(chunk))}) ORDER BY task_id, depends_on",
+                    chunk,
+                )
+            )
+        for task_id, dep in edge_rows:
+            if task_id in deps:
+                deps[task_id].append(dep)
+        return [self._task(row, deps[row["id"]]) for row in rows]
+
+    @staticmethod
+    def _task(row: sqlite3.Row, deps: list[int]) -> Task:
+        values = dict(row)
+        for name in _JSON_COLUMNS:
+            if values[name] is not None:
+                values[name] = json.loads(values[name])
+        for name in _TIME_COLUMNS:
+            if values[name] is not None:
+                values[name] = parse_time(values[name])
+        values["status"] = Status(values["status"])
+        return Task(**values, depends_on=deps)
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,83 @@
+"""Where the state lives: finding ``.ai/state.db`` the way git finds ``.git``, and ``aictl init``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from aictl.errors import NotInitialised
+
+STATE_DIR = ".ai"
+STATE_DB = "state.db"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A repository under aictl: ``root`` anchors every path glob; ``db_path`` holds the state."""
+
+    root: Path
+    db_path: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+
+def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
+    """The workspace for ``cwd``: ``db`` (from ``--db`` or ``AICTL_DB``) if given, else the
+    nearest ``.ai/state.db`` walking up. Raises ``NotInitialised`` when there is none."""
+    cwd = Path(cwd or Path.cwd()).resolve()
+    db = db or os.environ.get("AICTL_DB") or None
+    if db:
+        db_path = Path(db).expanduser().resolve()
+        if not db_path.is_file():
+            raise NotInitialised(
+                f"no state database at {db_path}",
+                hint="run `aictl init` in the repository, or fix --db / AICTL_DB",
+            )
+        parent = db_path.parent
+        root = parent.parent if parent.name == STATE_DIR else cwd
+        return Workspace(root, db_path)
+    for directory in (cwd, *cwd.parents):
+        candidate = directory / STATE_DIR / STATE_DB
+        if candidate.is_file():
+            return Workspace(directory, candidate)
+    raise NotInitialised(
+        f"not inside an aictl repository (no {STATE_DIR}/{STATE_DB} in {cwd} or above)",
+        hint="run `aictl init` at the root of your repository",
+    )
+
+
+def repository_root(cwd: Path) -> Path:
+    """The enclosing git work tree, or ``cwd`` when there is none."""
+    for directory in (cwd, *cwd.parents):
+        if (directory / ".git").exists():
+            return directory
+    return cwd
+
+
+def initialise(cwd: Path | None = None) -> tuple[Workspace, list[str]]:
+    """Create ``.ai/`` (state database, commented example policy, .gitignore) at the
+    repository root. Idempotent: existing files are kept as they are. Returns the workspace
+    and the paths it created, relative to the root."""
+    from aictl.store.db import Database
+
+    root = repository_root(Path(cwd or Path.cwd()).resolve())
+    state = root / STATE_DIR
+    created = []
+    if not state.is_dir():
+        state.mkdir(parents=True)
+        created.append(f"{STATE_DIR}/")
+    templates = resources.files("aictl") / "templates"
+    for name, template in (("policy.yaml", "policy.yaml"), (".gitignore", "gitignore")):
+        target = state / name
+        if not target.exists():
+            target.write_text((templates / template).read_text(encoding="utf-8"))
+            created.append(f"{STATE_DIR}/{name}")
+    db_path = state / STATE_DB
+    if not db_path.exists():
+        created.append(f"{STATE_DIR}/{STATE_DB}")
+    Database(db_path).close()
+    return Workspace(root, db_path), created
