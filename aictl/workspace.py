@@ -1,4 +1,4 @@
-"""Where the state lives: finding ``.ai/state.db`` the way git finds ``.git``, and ``aictl init``."""
+"""Where the state lives: ``.ai/state.db`` found the way git finds ``.git``; ``aictl init``."""
 
 from __future__ import annotations
 

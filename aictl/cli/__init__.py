@@ -35,10 +35,14 @@ def root(
     ctx: typer.Context,
     db: Annotated[
         Path | None,
-        typer.Option("--db", envvar="AICTL_DB", help="State database (default: .ai/state.db "
-                     "found by walking up from the working directory)."),
+        typer.Option(
+            "--db",
+            envvar="AICTL_DB",
+            help="State database (default: .ai/state.db "
+            "found by walking up from the working directory).",
+        ),
     ] = None,
-) -> None:  # fmt: skip
+) -> None:
     ctx.obj = State(db=db)
 
 
@@ -52,8 +56,9 @@ def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
     workspace, created = initialise()
     if json_output:
-        output.emit_json({"root": str(workspace.root), "db": str(workspace.db_path),
-                          "created": created})  # fmt: skip
+        output.emit_json(
+            {"root": str(workspace.root), "db": str(workspace.db_path), "created": created}
+        )
     elif created:
         output.line(f"Initialised aictl in {workspace.root}: created {', '.join(created)}")
     else:
@@ -63,14 +68,15 @@ def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (tests call this)."""
     try:
-        result = app(args=list(argv) if argv is not None else None, prog_name="aictl",
-                     standalone_mode=False)  # fmt: skip
+        result = app(
+            args=list(argv) if argv is not None else None, prog_name="aictl", standalone_mode=False
+        )
     except AictlError as error:
         output.error(error.message, error.hint)
         return error.exit_code
     except typer.TyperException as error:  # usage errors: unknown option, bad integer...
         error.show()  # type: ignore[attr-defined]
-        return int(error.exit_code)  # type: ignore[attr-defined]
+        return int(error.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         output.note("Interrupted")
         return 130

@@ -43,6 +43,15 @@ def task_service(ctx: typer.Context) -> Iterator[TaskService]:
         service.close()
 
 
+def parse_task_id(text: str) -> int:
+    """Typer parser for task ids: names the bad value instead of 'not a valid integer'."""
+    if isinstance(text, int):
+        return text
+    if not text.strip().isdigit() or int(text) < 1:
+        raise typer.BadParameter(f"{text!r} is not a task id (a positive integer, such as 12)")
+    return int(text)
+
+
 def lease_for(task_id: int, lease: str) -> LeaseToken:
     """Parse a token and check it belongs to the task named on the command line."""
     token = LeaseToken.parse(lease)

@@ -25,9 +25,7 @@ def render(
     if fmt == "json":
         output.emit_json(
             {
-                "tasks": [
-                    {"id": t.id, "title": t.title, "status": str(t.status)} for t in tasks
-                ],
+                "tasks": [{"id": t.id, "title": t.title, "status": str(t.status)} for t in tasks],
                 "edges": [{"task": a, "depends_on": b} for a, b in edges],
                 "layers": layers,
             }
@@ -55,7 +53,9 @@ def render(
         for depth, layer in enumerate(layers):
             output.line(f"layer {depth}")
             for task_id in layer:
-                after = f"  <- {', '.join(map(str, sorted(waits[task_id])))}" if waits[task_id] else ""
+                after = (
+                    f"  <- {', '.join(map(str, sorted(waits[task_id])))}" if waits[task_id] else ""
+                )
                 output.line(f"  {_label(by_id[task_id])}{after}")
 
 

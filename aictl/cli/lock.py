@@ -26,10 +26,13 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, quiet: QuietOptio
         output.emit_json(
             [
                 {
-                    "task_id": lock.task_id, "glob": lock.glob, "holder": lock.holder,
-                    "lease_epoch": lock.lease_epoch, "acquired_at": format_time(lock.acquired_at),
+                    "task_id": lock.task_id,
+                    "glob": lock.glob,
+                    "holder": lock.holder,
+                    "lease_epoch": lock.lease_epoch,
+                    "acquired_at": format_time(lock.acquired_at),
                     "lease_expires_at": format_time(lock.lease_expires_at),
-                }  # fmt: skip
+                }
                 for lock in locks
             ]
         )
@@ -43,8 +46,14 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, quiet: QuietOptio
             None,
             ["TASK", "GLOB", "HOLDER", "EPOCH", "EXPIRES (UTC)"],
             (
-                (l.task_id, l.glob, l.holder, l.lease_epoch, f"{l.lease_expires_at:%H:%M:%S}")
-                for l in locks
+                (
+                    lock.task_id,
+                    lock.glob,
+                    lock.holder,
+                    lock.lease_epoch,
+                    f"{lock.lease_expires_at:%H:%M:%S}",
+                )
+                for lock in locks
             ),
         )
 
@@ -64,8 +73,13 @@ def check(
     if json_output:
         output.emit_json(
             [
-                {"glob": c.glob, "task_id": c.task_id, "held": c.held, "holder": c.holder,
-                 "example_path": c.witness}  # fmt: skip
+                {
+                    "glob": c.glob,
+                    "task_id": c.task_id,
+                    "held": c.held,
+                    "holder": c.holder,
+                    "example_path": c.witness,
+                }
                 for c in conflicts
             ]
         )

@@ -70,9 +70,14 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 
 _STATUS_STYLE = {
-    "queued": "cyan", "claimed": "yellow", "running": "yellow bold", "done": "green",
-    "failed": "red", "blocked": "magenta", "cancelled": "dim",
-}  # fmt: skip
+    "queued": "cyan",
+    "claimed": "yellow",
+    "running": "yellow bold",
+    "done": "green",
+    "failed": "red",
+    "blocked": "magenta",
+    "cancelled": "dim",
+}
 
 
 def _status(status: str) -> str:
@@ -103,12 +108,17 @@ def tasks(items: Sequence[Task], fmt: Format) -> None:
             ["ID", "PRI", "STATUS", "TITLE", "HOLDER", "DEPENDS ON", "PATHS", "LABELS"],
             (
                 (
-                    task.id, task.priority, _status(task.status), _escape(task.title),
-                    _escape(task.lease_holder or "") if task.status in ("claimed", "running")
+                    task.id,
+                    task.priority,
+                    _status(task.status),
+                    _escape(task.title),
+                    _escape(task.lease_holder or "")
+                    if task.status in ("claimed", "running")
                     else "",
-                    ",".join(map(str, task.depends_on)), _escape(" ".join(task.paths)),
+                    ",".join(map(str, task.depends_on)),
+                    _escape(" ".join(task.paths)),
                     _escape(" ".join(f"{k}={v}" for k, v in task.labels.items())),
-                )  # fmt: skip
+                )
                 for task in items
             ),
         )
@@ -128,19 +138,30 @@ def task(item: Task, fmt: Format, *, headline: str | None = None) -> None:
 
 def _task_detail(item: Task) -> None:
     rows: list[tuple[str, Any]] = [
-        ("id", item.id), ("title", _escape(item.title)), ("status", _status(item.status)),
-        ("type", item.type), ("priority", item.priority),
+        ("id", item.id),
+        ("title", _escape(item.title)),
+        ("status", _status(item.status)),
+        ("type", item.type),
+        ("priority", item.priority),
         ("description", _escape(item.description)),
         ("labels", _escape(", ".join(f"{k}={v}" for k, v in item.labels.items()))),
-        ("requires", ", ".join(item.requires)), ("paths", _escape(" ".join(item.paths))),
+        ("requires", ", ".join(item.requires)),
+        ("paths", _escape(" ".join(item.paths))),
         ("depends on", ", ".join(map(str, item.depends_on))),
         ("attempts", f"{item.attempts} of {item.max_attempts}"),
-        ("lease", f"{item.lease_holder} epoch {item.lease_epoch} until "
-                  f"{_when(item.lease_expires_at)}" if item.lease_expires_at else ""),
+        (
+            "lease",
+            f"{item.lease_holder} epoch {item.lease_epoch} until {_when(item.lease_expires_at)}"
+            if item.lease_expires_at
+            else "",
+        ),
         ("blocked", _escape(item.blocked_reason or "")),
-        ("failure", _escape(item.failure_reason or "")), ("result", _escape(item.result or "")),
-        ("evidence", "yes" if item.evidence else ""), ("created", _when(item.created_at)),
-        ("claimed", _when(item.claimed_at)), ("started", _when(item.started_at)),
+        ("failure", _escape(item.failure_reason or "")),
+        ("result", _escape(item.result or "")),
+        ("evidence", "yes" if item.evidence else ""),
+        ("created", _when(item.created_at)),
+        ("claimed", _when(item.claimed_at)),
+        ("started", _when(item.started_at)),
         ("finished", _when(item.finished_at)),
-    ]  # fmt: skip
+    ]
     table(None, ["FIELD", "VALUE"], [(name, value) for name, value in rows if value != ""])

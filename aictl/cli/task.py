@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, LeaseOption, QuietOption, lease_for, task_service
+from aictl.cli.common import (
+    JsonOption,
+    LeaseOption,
+    QuietOption,
+    lease_for,
+    parse_task_id,
+    task_service,
+)
 from aictl.errors import InvalidInput
 
 app = typer.Typer(help="Create tasks, claim them under a lease, and finish them.")
 
-TaskId = Annotated[int, typer.Argument(help="The task id.", metavar="ID", show_default=False)]
+TaskId = Annotated[
+    int, typer.Argument(help="The task id.", metavar="ID", parser=parse_task_id, show_default=False)
+]
 
 
 @app.command()
@@ -26,7 +35,8 @@ def create(
     type: Annotated[str, typer.Option("--type", help="A kind: task, bug, review...")] = "task",
     priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
     depends_on: Annotated[
-        list[int] | None, typer.Option("--depends-on", help="A task this one waits for.")
+        list[int] | None,
+        typer.Option("--depends-on", help="A task this one waits for.", parser=parse_task_id),
     ] = None,
     path: Annotated[
         list[str] | None, typer.Option("--path", help="A glob of files this task will edit.")
@@ -45,11 +55,19 @@ def create(
     """
     with task_service(ctx) as service:
         task = service.create(
-            title, description=description, type=type, priority=priority,
-            depends_on=depends_on or [], paths=path or [], labels=label or [],
-            requires=requires or [], max_attempts=max_attempts,
-        )  # fmt: skip
-    output.task(task, output.pick(json_output, quiet), headline=f"Created task {task.id} ({task.status})")
+            title,
+            description=description,
+            type=type,
+            priority=priority,
+            depends_on=depends_on or [],
+            paths=path or [],
+            labels=label or [],
+            requires=requires or [],
+            max_attempts=max_attempts,
+        )
+    output.task(
+        task, output.pick(json_output, quiet), headline=f"Created task {task.id} ({task.status})"
+    )
 
 
 @app.command("list")
@@ -68,7 +86,7 @@ def list_(
     Example: aictl task list --status queued --label area=api --json
     """
     with task_service(ctx) as service:
-        tasks = service.list(statuses=status or [], ready=ready, labels=label or [])
+        tasks = service.list_tasks(statuses=status or [], ready=ready, labels=label or [])
     output.tasks(tasks, output.pick(json_output, quiet))
 
 
@@ -87,7 +105,10 @@ def show(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -
 def claim(
     ctx: typer.Context,
     task_id: Annotated[
-        int | None, typer.Argument(help="A task id; default: the next ready task.", metavar="[ID]")
+        int | None,
+        typer.Argument(
+            help="A task id; default: the next ready task.", metavar="[ID]", parser=parse_task_id
+        ),
     ] = None,
     holder: Annotated[
         str, typer.Option("--as", help="Who holds the lease (an agent or worker name).")
@@ -119,9 +140,14 @@ def claim(
 
 
 def _holder_write(
-    ctx: typer.Context, task_id: int, lease: str, verb: str, json_output: bool, quiet: bool,
+    ctx: typer.Context,
+    task_id: int,
+    lease: str,
+    verb: str,
+    json_output: bool,
+    quiet: bool,
     **options: Any,
-) -> None:  # fmt: skip
+) -> None:
     token = lease_for(task_id, lease)
     with task_service(ctx) as service:
         task = getattr(service, verb)(token, **options)
@@ -179,9 +205,15 @@ def complete(
     Example: aictl task complete 12 --lease 12:3 --result "endpoint added" --evidence ev.json
     """
     _holder_write(
-        ctx, task_id, lease, "complete", json_output, quiet,
-        result=result, evidence=_read_evidence(evidence),
-    )  # fmt: skip
+        ctx,
+        task_id,
+        lease,
+        "complete",
+        json_output,
+        quiet,
+        result=result,
+        evidence=_read_evidence(evidence),
+    )
 
 
 def _read_evidence(path: Path | None) -> Any:
@@ -214,7 +246,9 @@ def fail(
 
     Example: aictl task fail 12 --lease 12:3 --reason "tests fail" --no-retry
     """
-    _holder_write(ctx, task_id, lease, "fail", json_output, quiet, reason=reason, retry=not no_retry)
+    _holder_write(
+        ctx, task_id, lease, "fail", json_output, quiet, reason=reason, retry=not no_retry
+    )
 
 
 @app.command()
@@ -266,7 +300,9 @@ def retry(
 def link(
     ctx: typer.Context,
     task_id: TaskId,
-    depends_on: Annotated[list[int], typer.Argument(help="Tasks it must wait for.")],
+    depends_on: Annotated[
+        list[int], typer.Argument(help="Tasks it must wait for.", parser=parse_task_id)
+    ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -284,7 +320,9 @@ def link(
 def unlink(
     ctx: typer.Context,
     task_id: TaskId,
-    depends_on: Annotated[list[int], typer.Argument(help="Dependencies to remove.")],
+    depends_on: Annotated[
+        list[int], typer.Argument(help="Dependencies to remove.", parser=parse_task_id)
+    ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -310,7 +348,7 @@ def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -
     graphs.dependencies(found, output.pick(json_output, False))
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     tree = "tree"
     mermaid = "mermaid"
     dot = "dot"

@@ -351,7 +351,71 @@ def _overlap(a: str, prefix_a: str, b: str) -> bool:
         return _literals_overlap(a, b)
     if a > b:
         a, b = b, a
+    return _pair_overlaps(a, b)
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_overlaps(a: str, b: str) -> bool:
+    """Overlap of a pair that survived the prefix test (``a <= b``), cached per pair.
+
+    Tried first segment by segment, which needs no automaton; the product automaton decides
+    what that cannot.
+    """
+    quick = _segmentwise_overlap(a, b)
+    if quick is not None:
+        return quick
     return _pair_witness(a, b) is not None
+
+
+def _segmentwise_overlap(a: str, b: str) -> bool | None:
+    """Exact overlap for globs without a leading or middle ``**``, or None when undecided.
+
+    Such a glob fixes its first n segments and, by the beneath rule, allows anything after
+    them (a trailing ``/**`` adds nothing). So two of them overlap iff each aligned pair of
+    segment patterns shares a string. A pair of wildcard segments is left undecided (None)
+    unless another aligned pair is already disjoint.
+    """
+    segments_a, segments_b = _fixed_segments(a), _fixed_segments(b)
+    if segments_a is None or segments_b is None:
+        return None
+    decided = True
+    for segment_a, segment_b in zip(segments_a, segments_b, strict=False):
+        verdict = _segments_overlap(segment_a, segment_b)
+        if verdict is False:
+            return False
+        if verdict is None:
+            decided = False
+    return True if decided else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _fixed_segments(glob: str) -> tuple[str, ...] | None:
+    """The segments of ``glob`` minus a trailing ``**``, or None if another ``**`` remains."""
+    segments = glob.split("/")
+    if segments[-1] == "**":
+        segments.pop()
+    if not segments or "**" in segments:
+        return None
+    return tuple(segments)
+
+
+def _segments_overlap(x: str, y: str) -> bool | None:
+    """Whether two single-segment patterns share a string; None if both have wildcards."""
+    if x == y:
+        return True
+    literal_x, literal_y = _literal_prefix(x) == x, _literal_prefix(y) == y
+    if literal_x and literal_y:
+        return False
+    if literal_x:
+        return _compiled_segment(y).fullmatch(x) is not None
+    if literal_y:
+        return _compiled_segment(x).fullmatch(y) is not None
+    return None
+
+
+@functools.lru_cache(maxsize=8192)
+def _compiled_segment(segment: str) -> re.Pattern[str]:
+    return re.compile(_segment_regex(segment, segment), re.DOTALL)
 
 
 def globs_intersect(a: str, b: str) -> bool:
@@ -478,7 +542,8 @@ def _pair_witness(a: str, b: str) -> str | None:
             chars[key] = fresh
         else:
             chars[key] = explicit[0]
-    keys = sorted(chars, key=lambda k: (not chars[k].isalnum(), chars[k]))
+    # Free characters first (as "x"), then letters and digits, so witnesses read naturally.
+    keys = sorted(chars, key=lambda k: (chars[k] != fresh, not chars[k].isalnum(), chars[k]))
     search = functools.partial(
         _shortest_product_path,
         fsm_a,

@@ -104,7 +104,7 @@ class LeaseToken:
 
 @dataclass(slots=True, kw_only=True)
 class Task:
-    """A unit of work. Times are timezone-aware UTC; ``to_dict``/``from_dict`` round-trip exactly."""
+    """A unit of work. Times are UTC-aware; ``to_dict``/``from_dict`` round-trip exactly."""
 
     id: int
     title: str
@@ -157,9 +157,7 @@ class Task:
         return cls(**values)
 
 
-_TIME_FIELDS = tuple(
-    f.name for f in dataclasses.fields(Task) if "datetime" in str(f.type)
-)
+_TIME_FIELDS = tuple(f.name for f in dataclasses.fields(Task) if "datetime" in str(f.type))
 
 
 def format_time(moment: datetime) -> str:

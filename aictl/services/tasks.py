@@ -48,7 +48,7 @@ def _name(value: str, what: str) -> str:
     if not _NAME.fullmatch(value):
         raise InvalidInput(
             f"invalid {what} {value!r}",
-            hint=f"a {what} is 1-128 letters, digits or _ . : @ / -, starting with a letter or digit",
+            hint=f"a {what} is 1-128 letters, digits or _ . : @ / -, first a letter or digit",
         )
     return value
 
@@ -86,10 +86,16 @@ class TaskService:
         """Validate every field, then insert; nothing is written if anything is wrong."""
         return self.store.create(
             self.new_task(
-                title, description=description, type=type, priority=priority,
-                depends_on=depends_on, paths=paths, labels=labels, requires=requires,
+                title,
+                description=description,
+                type=type,
+                priority=priority,
+                depends_on=depends_on,
+                paths=paths,
+                labels=labels,
+                requires=requires,
                 max_attempts=max_attempts,
-            )  # fmt: skip
+            )
         )
 
     def new_task(
@@ -128,10 +134,10 @@ class TaskService:
     def get(self, task_id: int) -> Task:
         return self.store.get(task_id)
 
-    def list(
+    def list_tasks(
         self, *, statuses: Sequence[str] = (), ready: bool = False, labels: Sequence[str] = ()
     ) -> list[Task]:
-        return self.store.list(
+        return self.store.list_tasks(
             statuses=[parse_status(status) for status in statuses],
             ready=ready,
             labels=parse_labels(labels),
@@ -147,12 +153,12 @@ class TaskService:
         up = self.store.edges(task_id, direction="up")
         down = self.store.edges(task_id, direction="down")
         ids = {task_id} | {node for edge in up + down for node in edge}
-        tasks = {task.id: task for task in self.store.list() if task.id in ids}
+        tasks = {task.id: task for task in self.store.list_tasks() if task.id in ids}
         return Dependencies(tasks[task_id], up, down, tasks)
 
     def graph(self) -> tuple[list[Task], list[tuple[int, int]], list[list[int]]]:
         """All tasks, all edges, and the tasks in dependency order (layers)."""
-        tasks = self.store.list()
+        tasks = self.store.list_tasks()
         edges = self.store.edges()
         return tasks, edges, topological_layers([task.id for task in tasks], edges)
 
@@ -207,7 +213,9 @@ class TaskService:
         for conflict in conflicts:
             lock = by_key[conflict.holder]  # type: ignore[index]
             result.append(
-                LockConflict(conflict.wanted, lock.task_id, lock.glob, lock.holder, conflict.witness)
+                LockConflict(
+                    conflict.wanted, lock.task_id, lock.glob, lock.holder, conflict.witness
+                )
             )
         return result
 

@@ -32,6 +32,7 @@ from aictl.domain.tasks import (
     sources,
 )
 from aictl.errors import (
+    AictlError,
     DependencyCycle,
     IllegalTransition,
     InvalidInput,
@@ -51,9 +52,14 @@ _TASK_COLUMNS = (
 )
 _JSON_COLUMNS = ("labels", "requires", "paths", "evidence")
 _TIME_COLUMNS = (
-    "lease_expires_at", "heartbeat_at", "created_at", "updated_at", "claimed_at", "started_at",
+    "lease_expires_at",
+    "heartbeat_at",
+    "created_at",
+    "updated_at",
+    "claimed_at",
+    "started_at",
     "finished_at",
-)  # fmt: skip
+)
 
 _INSERT_TASK = f"""
 INSERT INTO tasks (title, description, type, priority, status, labels, requires, paths,
@@ -61,8 +67,11 @@ INSERT INTO tasks (title, description, type, priority, status, labels, requires,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING {_TASK_COLUMNS}
 """
-_READY_CANDIDATES = """
-SELECT id, paths FROM tasks WHERE status = 'queued' AND unmet_deps = 0 ORDER BY priority DESC, id
+# INDEXED BY: on a fresh database the planner prefers tasks_status and sorts every queued row
+# per claim (seen in EXPLAIN QUERY PLAN); pinning the partial index keeps a claim O(log n).
+READY_CANDIDATES = """
+SELECT id, paths FROM tasks INDEXED BY tasks_ready
+WHERE status = 'queued' AND unmet_deps = 0 ORDER BY priority DESC, id
 """
 _CLAIM = f"""
 UPDATE tasks
@@ -155,7 +164,7 @@ class TaskStore:
             raise TaskNotFound(f"no task {task_id}", hint="`aictl task list` shows the tasks")
         return self._tasks([row])[0]
 
-    def list(
+    def list_tasks(
         self,
         *,
         statuses: Sequence[Status] = (),
@@ -164,7 +173,8 @@ class TaskStore:
     ) -> list[Task]:
         """Tasks in id order. ``ready`` means claimable now: queued, dependencies done, and no
         path lock in the way."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str] = []
         if ready:
             where.append("status = 'queued' AND unmet_deps = 0")
         if statuses:
@@ -188,9 +198,7 @@ class TaskStore:
             "SELECT l.task_id, l.glob, l.holder, l.lease_epoch, l.acquired_at, t.lease_expires_at"
             " FROM path_locks l JOIN tasks t ON t.id = l.task_id ORDER BY l.task_id, l.glob"
         ).fetchall()
-        return [
-            HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows
-        ]
+        return [HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows]
 
     def edges(self, task_id: int | None = None, *, direction: str = "up") -> list[tuple[int, int]]:
         """Dependency edges (task, depends_on): all of them, or those reachable from
@@ -230,10 +238,20 @@ class TaskStore:
         row = connection.execute(
             _INSERT_TASK,
             (
-                spec.title, spec.description, spec.type, spec.priority, str(status),
-                json.dumps(spec.labels), json.dumps(spec.requires), json.dumps(spec.paths),
-                unmet, spec.max_attempts, reason, now, now,
-            ),  # fmt: skip
+                spec.title,
+                spec.description,
+                spec.type,
+                spec.priority,
+                str(status),
+                json.dumps(spec.labels),
+                json.dumps(spec.requires),
+                json.dumps(spec.paths),
+                unmet,
+                spec.max_attempts,
+                reason,
+                now,
+                now,
+            ),
         ).fetchone()
         connection.executemany(
             "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
@@ -303,36 +321,51 @@ class TaskStore:
         held lock. Expired leases are swept first, in a separate statement. Raises
         ``NothingReady`` (saying why), ``TaskHeld``, ``LockHeld`` or ``IllegalTransition``.
         """
+        refusal: AictlError | None = None
         with self.db.transaction() as connection:
             now = self.clock.now()
             self._sweep(connection, now)
             held = connection.execute("SELECT task_id, glob FROM path_locks").fetchall()
-            held_globs = [row[1] for row in held]
-            if task_id is None:
-                chosen = self._next_ready(connection, held_globs)
+            try:
+                if task_id is None:
+                    chosen = self._next_ready(connection, [row[1] for row in held])
+                else:
+                    self._check_claimable(connection, task_id, held)
+                    chosen = task_id
+            except AictlError as error:
+                # Raised after the commit: the sweep above must stick even when nothing can
+                # be claimed, or expired leases would return only on a successful claim.
+                refusal = error
             else:
-                self._check_claimable(connection, task_id, held)
-                chosen = task_id
-            stamp = format_time(now)
-            row = connection.execute(
-                _CLAIM,
-                (
-                    holder, ttl.total_seconds(), format_time(now + ttl), stamp, stamp, stamp,
-                    chosen,
-                ),  # fmt: skip
-            ).fetchone()
-            task = self._tasks([row])[0]
-            connection.executemany(
-                "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(task.id, glob, holder, task.lease_epoch, stamp) for glob in task.paths],
-            )
+                return self._take(connection, holder, ttl, chosen, now)
+        assert refusal is not None
+        raise refusal
+
+    def _take(
+        self,
+        connection: sqlite3.Connection,
+        holder: str,
+        ttl: timedelta,
+        chosen: int,
+        now: datetime,
+    ) -> Claim:
+        stamp = format_time(now)
+        row = connection.execute(
+            _CLAIM,
+            (holder, ttl.total_seconds(), format_time(now + ttl), stamp, stamp, stamp, chosen),
+        ).fetchone()
+        task = self._tasks([row])[0]
+        connection.executemany(
+            "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(task.id, glob, holder, task.lease_epoch, stamp) for glob in task.paths],
+        )
         return Claim(task, LeaseToken(task.id, task.lease_epoch))
 
     def _next_ready(self, connection: sqlite3.Connection, held_globs: list[str]) -> int:
         # The cursor steps through the index lazily: usually only the first row is read.
         skipped = 0
-        for row in connection.execute(_READY_CANDIDATES):
+        for row in connection.execute(READY_CANDIDATES):
             paths = json.loads(row[1])
             if not paths or not globs.has_conflict(paths, held_globs):
                 return int(row[0])
@@ -340,10 +373,14 @@ class TaskStore:
         raise self._why_nothing_ready(connection, skipped)
 
     def _why_nothing_ready(self, connection: sqlite3.Connection, locked: int) -> NothingReady:
-        counts = {row[0]: row[1] for row in connection.execute(
-            "SELECT status, count(*) FROM tasks WHERE status IN ('queued', 'claimed', 'running')"
-            " GROUP BY status"
-        )}  # fmt: skip
+        counts = {
+            row[0]: row[1]
+            for row in connection.execute(
+                "SELECT status, count(*) FROM tasks"
+                " WHERE status IN ('queued', 'claimed', 'running')"
+                " GROUP BY status"
+            )
+        }
         queued = counts.get("queued", 0)
         busy = counts.get("claimed", 0) + counts.get("running", 0)
         if locked:
@@ -418,7 +455,7 @@ class TaskStore:
     ) -> sqlite3.Row:
         clause, fence_values = self._fence(token, now)
         allowed = sources(event) if event != "heartbeat" else tuple(str(s) for s in LEASED)
-        row = connection.execute(
+        row: sqlite3.Row | None = connection.execute(
             f"UPDATE tasks SET {assignments} WHERE {clause} AND status IN ({_qmarks(len(allowed))})"
             f" RETURNING {_TASK_COLUMNS}",
             (*values, *fence_values, *allowed),
@@ -481,10 +518,13 @@ class TaskStore:
             now = self.clock.now()
             stamp = format_time(now)
             row = self._fenced_update(
-                connection, token, "start",
+                connection,
+                token,
+                "start",
                 "status = 'running', started_at = ?, heartbeat_at = ?, updated_at = ?",
-                (stamp, stamp, stamp), now,
-            )  # fmt: skip
+                (stamp, stamp, stamp),
+                now,
+            )
             return self._tasks([row])[0]
 
     def complete(
@@ -495,11 +535,14 @@ class TaskStore:
             now = self.clock.now()
             stamp = format_time(now)
             row = self._fenced_update(
-                connection, token, "complete",
+                connection,
+                token,
+                "complete",
                 "status = 'done', lease_expires_at = NULL, finished_at = ?, updated_at = ?,"
                 " result = ?, evidence = ?, failure_reason = NULL",
-                (stamp, stamp, result, None if evidence is None else json.dumps(evidence)), now,
-            )  # fmt: skip
+                (stamp, stamp, result, None if evidence is None else json.dumps(evidence)),
+                now,
+            )
             self._drop_locks(connection, token.task_id)
             connection.execute(
                 "UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = ?"
@@ -540,11 +583,14 @@ class TaskStore:
         with self.db.transaction() as connection:
             now = self.clock.now()
             row = self._fenced_update(
-                connection, token, "requeue",
+                connection,
+                token,
+                "requeue",
                 "status = 'queued', lease_expires_at = NULL, attempts = max(attempts - 1, 0),"
                 " updated_at = ?",
-                (format_time(now),), now,
-            )  # fmt: skip
+                (format_time(now),),
+                now,
+            )
             self._drop_locks(connection, token.task_id)
             return self._tasks([row])[0]
 
@@ -636,8 +682,11 @@ class TaskStore:
 
     @staticmethod
     def _block_reason(statuses: dict[int, Status]) -> str | None:
-        bad = [f"dependency {dep} is {status}" for dep, status in sorted(statuses.items())
-               if status in UNSATISFIABLE]  # fmt: skip
+        bad = [
+            f"dependency {dep} is {status}"
+            for dep, status in sorted(statuses.items())
+            if status in UNSATISFIABLE
+        ]
         return "; ".join(bad) or None
 
     def _refresh_block(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
@@ -646,9 +695,12 @@ class TaskStore:
         status = Status(
             connection.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
         )
-        deps = [row[0] for row in connection.execute(
-            "SELECT depends_on FROM task_deps WHERE task_id = ?", (task_id,)
-        )]  # fmt: skip
+        deps = [
+            row[0]
+            for row in connection.execute(
+                "SELECT depends_on FROM task_deps WHERE task_id = ?", (task_id,)
+            )
+        ]
         reason = self._block_reason(self._statuses(connection, deps))
         if reason and status == Status.QUEUED:
             next_status(status, "block")

@@ -1,0 +1,274 @@
+"""1. Claims per second: claim + start + complete, end to end, N processes on one database file.
+
+What is measured: every worker process opens its own connection, waits at a start barrier,
+then loops claim -> start -> complete (three write transactions per task) until the queue is
+empty or the time limit passes. The figure is tasks completed by all workers over the wall
+time from the first worker leaving the barrier to the last one finishing.
+
+The baseline is a bare SQLite loop run in the same session, over the same number of
+processes, with the same durability (WAL, the same ``synchronous``, ``BEGIN IMMEDIATE``, the
+same busy timeout): plain ``sqlite3`` on a minimal table doing the same three transactions per
+task. The ratio aictl / bare is therefore the price of everything aictl adds (the lease
+sweep, the path-lock check, the fenced writes, the Task objects, dependency bookkeeping).
+
+Why a ratio: SQLite write throughput is bounded by one writer at a time and by fsync; the
+absolute rate says more about the disk than about aictl.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import sqlite3
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import Goal, Measurement, Row, Settings, median, scratch_dir
+from bench.fixtures import create_in_batches, flat_tasks, open_store
+
+GOAL = Goal("ratio >= 0.50 at 8 processes", "ratio", ">=", 0.5)
+BUSY_TIMEOUT_S = 60.0  # as aictl.store.db.BUSY_TIMEOUT_MS
+BARRIER_TIMEOUT_S = 120.0
+
+_BARE_SCHEMA = (
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, priority INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL, holder TEXT, epoch INTEGER NOT NULL DEFAULT 0, expires_at REAL)",
+    "CREATE INDEX t_ready ON t (priority DESC, id) WHERE status = 'queued'",
+)
+_BARE_CLAIM = """
+UPDATE t SET status = 'claimed', holder = ?, epoch = epoch + 1, expires_at = ?
+WHERE id = (SELECT id FROM t WHERE status = 'queued' ORDER BY priority DESC, id LIMIT 1)
+RETURNING id, epoch
+"""
+_BARE_START = (
+    "UPDATE t SET status = 'running', expires_at = ?"
+    " WHERE id = ? AND epoch = ? AND status = 'claimed' AND expires_at > ?"
+)
+_BARE_COMPLETE = (
+    "UPDATE t SET status = 'done', expires_at = NULL"
+    " WHERE id = ? AND epoch = ? AND status = 'running' AND expires_at > ?"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sizes of one run of this part."""
+
+    process_counts: tuple[int, ...]
+    tasks: int
+    repeats: int
+    time_limit_s: float
+    normal_at: int = 8
+
+
+FULL_PLAN = Plan(process_counts=(1, 4, 8, 16), tasks=2_000, repeats=3, time_limit_s=8.0)
+QUICK_PLAN = Plan(process_counts=(1, 8), tasks=300, repeats=1, time_limit_s=2.0)
+
+
+# --------------------------------------------------------------------------- the two loops
+
+
+def _aictl_loop(path: Path, synchronous: str, holder: str) -> Callable[[], bool]:
+    """One task through the library: ``TaskStore.claim``, ``start``, ``complete``."""
+    from datetime import timedelta
+
+    from aictl.errors import NothingReady
+
+    store = open_store(path, synchronous)
+    ttl = timedelta(minutes=10)
+
+    def one_task() -> bool:
+        try:
+            claim = store.claim(holder, ttl)
+        except NothingReady:
+            return False
+        store.start(claim.token)
+        store.complete(claim.token)
+        return True
+
+    return one_task
+
+
+def _bare_connection(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Plain sqlite3 with aictl's connection settings (autocommit, WAL, busy timeout)."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return connection
+
+
+def _bare_loop(path: Path, synchronous: str, holder: str) -> Callable[[], bool]:
+    """One task through plain sqlite3: the same three fenced transactions, nothing else."""
+    connection = _bare_connection(path, synchronous)
+    execute = connection.execute
+    ttl_s = 600.0
+
+    def one_task() -> bool:
+        execute("BEGIN IMMEDIATE")
+        row = execute(_BARE_CLAIM, (holder, time.time() + ttl_s)).fetchone()
+        execute("COMMIT")
+        if row is None:
+            return False
+        task_id, epoch = row
+        for statement, first in ((_BARE_START, (time.time() + ttl_s,)), (_BARE_COMPLETE, ())):
+            execute("BEGIN IMMEDIATE")
+            changed = execute(statement, (*first, task_id, epoch, time.time())).rowcount
+            execute("COMMIT")
+            if changed != 1:
+                raise RuntimeError(f"bare loop lost the lease of task {task_id}")
+        return True
+
+    return one_task
+
+
+LOOPS = {"aictl": _aictl_loop, "bare": _bare_loop}
+
+
+def _prepare(kind: str, path: Path, tasks: int) -> None:
+    """A fresh database with ``tasks`` queued tasks for loop ``kind``."""
+    if kind == "aictl":
+        store = open_store(path, synchronous="OFF")
+        try:
+            create_in_batches(store, flat_tasks(tasks))
+        finally:
+            store.db.close()
+        return
+    connection = _bare_connection(path, "OFF")
+    try:
+        for statement in _BARE_SCHEMA:
+            connection.execute(statement)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(
+            "INSERT INTO t (status) VALUES ('queued')", [() for _ in range(tasks)]
+        )
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def worker(
+    kind: str,
+    path: str,
+    synchronous: str,
+    index: int,
+    time_limit_s: float,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """A worker process: open the connection, wait for the others, loop, report.
+
+    Reports ``(index, completed, started, ended)`` with ``time.perf_counter`` stamps (a
+    system-wide monotonic clock on Linux and macOS, so stamps compare across processes), or
+    ``(index, "error", text)``.
+    """
+    try:
+        one_task = LOOPS[kind](Path(path), synchronous, f"worker-{index}")
+        barrier.wait(BARRIER_TIMEOUT_S)
+        started = time.perf_counter()
+        deadline = started + time_limit_s
+        completed = 0
+        while time.perf_counter() < deadline and one_task():
+            completed += 1
+        results.put((index, completed, started, time.perf_counter()))
+    except BaseException:
+        results.put((index, "error", traceback.format_exc()))
+
+
+def run_once(kind: str, processes: int, synchronous: str, plan: Plan, folder: Path) -> dict[str, Any]:
+    """One timed run on a fresh database; returns the rate and what it was computed from."""
+    path = folder / f"{kind}-{processes}-{synchronous}.db"
+    _prepare(kind, path, plan.tasks)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    children = [
+        context.Process(
+            target=worker,
+            args=(kind, str(path), synchronous, index, plan.time_limit_s, barrier, results),
+            daemon=True,
+        )
+        for index in range(processes)
+    ]
+    for child in children:
+        child.start()
+    reports = []
+    try:
+        for _ in children:
+            reports.append(results.get(timeout=BARRIER_TIMEOUT_S + plan.time_limit_s + 60))
+    except queue.Empty:
+        raise RuntimeError(f"{kind} x{processes}: a worker did not report") from None
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    errors = [report[2] for report in reports if report[1] == "error"]
+    if errors:
+        raise RuntimeError(f"{kind} x{processes} worker failed:\n{errors[0]}")
+    completed = sum(report[1] for report in reports)
+    wall = max(report[3] for report in reports) - min(report[2] for report in reports)
+    return {"completed": completed, "wall_s": wall, "rate": completed / wall}
+
+
+def _compare(
+    processes: int, synchronous: str, plan: Plan, folder: Path, *, goal: Goal | None
+) -> Row:
+    """aictl beside bare SQLite at one process count, runs interleaved, median of the rates."""
+    runs: dict[str, list[dict[str, Any]]] = {"aictl": [], "bare": []}
+    for _ in range(plan.repeats):
+        for kind in runs:
+            runs[kind].append(run_once(kind, processes, synchronous, plan, folder))
+    rates = {kind: median([run["rate"] for run in done]) for kind, done in runs.items()}
+    noun = "process" if processes == 1 else "processes"
+    return Row(
+        label=f"aictl, {processes} {noun}, {synchronous}",
+        value=rates["aictl"],
+        unit="tasks/s",
+        baseline_label="bare sqlite",
+        baseline=rates["bare"],
+        goal=goal,
+        detail={
+            "processes": processes,
+            "synchronous": synchronous,
+            "runs": {kind: [{k: round(v, 4) for k, v in run.items()} for run in done]
+                     for kind, done in runs.items()},  # fmt: skip
+        },
+    )
+
+
+def run(settings: Settings) -> Measurement:
+    plan = QUICK_PLAN if settings.quick else FULL_PLAN
+    measurement = Measurement(
+        "claims",
+        "1. Claims per second (claim + start + complete), aictl vs bare SQLite",
+        parameters={
+            "process_counts": list(plan.process_counts),
+            "tasks_per_run": plan.tasks,
+            "repeats": plan.repeats,
+            "time_limit_s": plan.time_limit_s,
+            "start_method": "spawn",
+        },
+    )
+    with scratch_dir("claims") as folder:
+        for processes in plan.process_counts:
+            goal = GOAL if processes == plan.normal_at else None
+            measurement.rows.append(_compare(processes, "FULL", plan, folder, goal=goal))
+        measurement.rows.append(_compare(plan.normal_at, "NORMAL", plan, folder, goal=None))
+    measurement.notes += [
+        f"each figure is the median of {plan.repeats} run(s); a run stops when the "
+        f"{plan.tasks} queued tasks are done or after {plan.time_limit_s:g} s",
+        "half of the tasks lock a disjoint glob (pkg{i}/**); none has dependencies",
+        "the goal is judged on the FULL line at 8 processes; NORMAL is shown for reference",
+    ]
+    return measurement

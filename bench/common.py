@@ -1,0 +1,202 @@
+"""What every measurement shares: settings, statistics, result records, tables and temp folders.
+
+A measurement returns a :class:`Measurement`: a list of :class:`Row` values, each a figure with
+the baseline measured in the same run, their ratio and, where the issue sets one, a
+:class:`Goal` that the row passes or misses. A miss is reported, never raised: benchmarks
+report, they do not assert.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEMP_PREFIX = "aictl-bench-"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to measure. ``quick`` is the smoke version (< 60 s for every part together)."""
+
+    quick: bool = False
+    seed: int = 20260101
+
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target from the issue: ``subject`` ("value" or "ratio") compared with ``threshold``."""
+
+    text: str
+    subject: str
+    op: str
+    threshold: float
+
+    def passed(self, row: Row) -> bool | None:
+        """True or False, or None when the figure it needs is missing."""
+        actual = row.value if self.subject == "value" else row.ratio
+        if actual is None or math.isnan(actual):
+            return None
+        return _OPERATORS[self.op](actual, self.threshold)
+
+
+@dataclass
+class Row:
+    """One figure beside its baseline. ``ratio`` is value / baseline."""
+
+    label: str
+    value: float
+    unit: str
+    baseline_label: str = ""
+    baseline: float | None = None
+    goal: Goal | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.value / self.baseline
+
+    @property
+    def verdict(self) -> str:
+        if self.goal is None:
+            return ""
+        passed = self.goal.passed(self)
+        return "n/a" if passed is None else "PASS" if passed else "MISS"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "value": self.value,
+            "unit": self.unit,
+            "baseline_label": self.baseline_label or None,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "goal": None if self.goal is None else self.goal.text,
+            "result": self.verdict or None,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class Measurement:
+    """The figures of one part of the bench, with the parameters and notes needed to read them."""
+
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "seconds": round(self.seconds, 2),
+            "parameters": self.parameters,
+            "rows": [row.to_json() for row in self.rows],
+            "notes": self.notes,
+            "error": self.error,
+        }
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples) if samples else math.nan
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest sample with at least ``fraction`` at or below it."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    """Median, p95, min and max of durations in seconds, as milliseconds."""
+    return {
+        "median_ms": median(samples_s) * 1000,
+        "p95_ms": percentile(samples_s, 0.95) * 1000,
+        "min_ms": min(samples_s, default=math.nan) * 1000,
+        "max_ms": max(samples_s, default=math.nan) * 1000,
+        "samples": len(samples_s),
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _number(value: float | None, unit: str = "") -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".rstrip()
+
+
+def render(measurement: Measurement) -> str:
+    """A plain-text table: figure, value, baseline, ratio, goal, result; then the notes."""
+    header = ("figure", "value", "baseline", "ratio", "goal", "result")
+    lines = [[
+        row.label,
+        _number(row.value, row.unit),
+        f"{_number(row.baseline, row.unit)} ({row.baseline_label})" if row.baseline_label else "",
+        "" if row.ratio is None else f"{row.ratio:.2f}x",
+        "" if row.goal is None else row.goal.text,
+        row.verdict,
+    ] for row in measurement.rows]  # fmt: skip
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    out = [f"== {measurement.title} ({measurement.seconds:.1f} s) =="]
+    if measurement.error:
+        out.append(f"ERROR: {measurement.error}")
+    if lines:
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)))
+        out.append("  ".join("-" * width for width in widths))
+        for line in lines:
+            out.append(
+                "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+            )
+    out.extend(f"  * {note}" for note in measurement.notes)
+    return "\n".join(line.rstrip() for line in out)
+
+
+# --------------------------------------------------------------------------- temp folders
+
+
+@contextmanager
+def scratch_dir(name: str) -> Iterator[Path]:
+    """A temporary folder for one measurement's databases, removed whatever happens.
+
+    Not under /dev/shm on purpose: the durability setting is part of what is measured, and
+    fsync on tmpfs costs nothing.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""Fixtures shared by the layers: a repository with aictl initialised, a manual clock, a service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aictl.clock import ManualClock
+from aictl.services.tasks import TaskService
+from aictl.workspace import Workspace, initialise
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def workspace(repo: Path) -> Workspace:
+    workspace, _ = initialise(repo)
+    return workspace
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def service(workspace: Workspace, clock: ManualClock) -> Iterator[TaskService]:
+    service = TaskService(workspace, clock=clock)
+    yield service
+    service.close()

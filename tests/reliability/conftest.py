@@ -1,0 +1,102 @@
+"""Fixtures for the reliability tests: a state database file, worker processes that are always
+reaped (even when a test fails while one is stopped), the installed ``aictl`` command, and a
+byte-level snapshot of task rows."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aictl.store.db import Database
+from tests.reliability.workers import WORKERS_PY
+
+Snapshot = Callable[..., list[tuple[object, ...]]]
+
+
+@pytest.fixture
+def state_db(tmp_path: Path) -> Path:
+    """A migrated, empty state database file (created before any worker opens it)."""
+    path = tmp_path / "state.db"
+    Database(path).close()
+    return path
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``workers.py`` with the given arguments; output goes to files under tmp_path.
+
+    At teardown every process still alive is killed (SIGKILL ends a stopped process too) and
+    reaped, so a failing test never leaks a process or a ResourceWarning.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+    outputs = tmp_path / "worker-output"
+    outputs.mkdir()
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        index = len(started)
+        with (
+            open(outputs / f"{index}.out", "wb") as stdout,
+            open(outputs / f"{index}.err", "wb") as stderr,
+        ):
+            process = subprocess.Popen(
+                [sys.executable, str(WORKERS_PY), *args],
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=tmp_path,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=60)
+
+
+@pytest.fixture
+def worker_stderr(tmp_path: Path) -> Callable[[int], str]:
+    """The stderr text of the n-th process started by ``spawn`` (for failure messages)."""
+    return lambda index: (tmp_path / "worker-output" / f"{index}.err").read_text()
+
+
+@pytest.fixture
+def aictl_exe() -> str:
+    """The installed console script: on PATH, or beside the running interpreter (the venv)."""
+    found = shutil.which("aictl") or shutil.which("aictl", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("the aictl console script is not installed (pip install -e .)")
+    return found
+
+
+@pytest.fixture
+def snapshot() -> Snapshot:
+    """Every column of a task's rows in tasks, path_locks and task_deps, read raw from SQLite
+    (no parsing, so "unchanged" means byte for byte); with no task id, every row of every table."""
+
+    def take(db_path: Path, task_id: int | None = None) -> list[tuple[object, ...]]:
+        connection = sqlite3.connect(db_path)
+        try:
+            rows: list[tuple[object, ...]] = []
+            for table, key in (("tasks", "id"), ("path_locks", "task_id"), ("task_deps", "task_id")):
+                if task_id is None:
+                    cursor = connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
+                else:
+                    cursor = connection.execute(
+                        f"SELECT * FROM {table} WHERE {key} = ? ORDER BY 1, 2", (task_id,)
+                    )
+                rows += [(table, *row) for row in cursor]
+            return rows
+        finally:
+            connection.close()
+
+    return take

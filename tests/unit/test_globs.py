@@ -1,0 +1,588 @@
+"""Tests for path-lock globs: language, normalisation, exact overlap, witnesses, caching.
+
+The overlap tests are checked against an independent reference matcher written here
+(segment by segment with ``fnmatch.fnmatchcase`` and recursion for ``**``), over a generated
+universe of paths and generated globs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aictl.domain import globs
+from aictl.domain.globs import (
+    GlobConflict,
+    GlobError,
+    covers,
+    find_conflicts,
+    glob_to_regex,
+    globs_intersect,
+    has_conflict,
+    intersection_witness,
+    normalize_glob,
+)
+from aictl.errors import InvalidInput
+
+# --------------------------------------------------------------------------- reference matcher
+
+
+def _segment_matches(pattern: str, segment: str) -> bool:
+    # fnmatch reads "[^" as a literal "^"; the glob language treats it like "[!".
+    return fnmatch.fnmatchcase(segment, pattern.replace("[^", "[!"))
+
+
+@functools.cache
+def _ref_match(patterns: tuple[str, ...], segments: tuple[str, ...]) -> bool:
+    """Whether the segment patterns match the path segments exactly (no beneath rule)."""
+    if not patterns:
+        return not segments
+    head, rest = patterns[0], patterns[1:]
+    if head == "**":
+        return any(_ref_match(rest, segments[i:]) for i in range(len(segments) + 1))
+    return bool(segments) and _segment_matches(head, segments[0]) and _ref_match(rest, segments[1:])
+
+
+def ref_covers(glob: str, path: str) -> bool:
+    """Reference: the glob matches the path or one of its ancestor directories."""
+    patterns = tuple(glob.split("/"))
+    segments = tuple(path.split("/"))
+    return any(_ref_match(patterns, segments[:k]) for k in range(1, len(segments) + 1))
+
+
+def is_real_path(path: str) -> bool:
+    return path != "" and all(path.split("/"))
+
+
+BASE_SEGMENTS = ("a", "b", "x.py", "a.py", "ab.md", "_")
+
+
+def universe(*glob_list: str, depth: int = 3) -> list[str]:
+    """All paths up to ``depth`` over the base vocabulary plus the globs' literal segments."""
+    vocabulary = set(BASE_SEGMENTS)
+    for glob in glob_list:
+        vocabulary.update(seg for seg in glob.split("/") if not set(seg) & set("*?[]"))
+    vocab = sorted(vocabulary)
+    return [
+        "/".join(parts)
+        for length in range(1, depth + 1)
+        for parts in itertools.product(vocab, repeat=length)
+    ]
+
+
+# --------------------------------------------------------------------------- conflict table
+
+CONFLICTS = [
+    ("src/*/a.py", "src/x/*.py"),
+    ("a/b", "a/b/c.py"),
+    ("src/api", "src/api/x.py"),
+    ("src/api", "src/api"),
+    ("**", "docs/a.md"),
+    ("**", "src/**/*.py"),
+    ("**", "[!a]"),
+    ("**/*.py", "x/y/z.py"),
+    # The beneath rule: docs/a.md also covers docs/a.md/anything.py, which **/*.py covers.
+    ("**/*.py", "docs/a.md"),
+    ("src/[ab].py", "src/[b-d].py"),
+    ("src/?.py", "src/a.py"),
+    ("src/??.py", "src/*b.py"),
+    ("src/[!a].py", "src/b.py"),
+    ("src/[^a].py", "src/[ab].py"),
+    ("src/**", "src"),
+    ("src/**/test_*.py", "src/api/**"),
+    ("**/x", "a/**"),
+    ("a/**/b", "**/c"),
+    ("*", "?"),
+    ("src/*", "src/a/b/c"),
+    ("src/a*", "src/*b"),
+    (".github/*", "**/*.yml"),
+    # a.md/x/b.py: the second glob covers a.md/x and everything beneath it.
+    ("**/*.py", "**/*.md/x"),
+    ("src/*/a.py", "src/b.py"),
+    ("a/*/b", "a/c"),
+]
+
+NO_CONFLICTS = [
+    ("src/**/*.py", "docs/*.md"),
+    ("src/*.py", "src/*.md"),
+    ("src/[ab].py", "src/c.py"),
+    ("src/?.py", "src/ab.py"),
+    ("src/[!a].py", "src/a.py"),
+    ("src/[^a-c].py", "src/[ab].py"),
+    ("src/a.py", "docs/*.md"),
+    ("src/a", "src/ab"),
+    ("src/ab", "src/a"),
+    ("src/*/a.py", "src/b.py/b.py"),
+    ("src/a*", "src/b*"),
+    ("src/?", "src/??"),
+    ("a/*/b", "a/c/d"),
+    ("*.py", "*.md"),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), CONFLICTS)
+def test_conflicting_pairs_intersect_both_ways_with_a_valid_witness(a: str, b: str) -> None:
+    assert globs_intersect(a, b)
+    assert globs_intersect(b, a)
+    for first, second in ((a, b), (b, a)):
+        witness = intersection_witness(first, second)
+        assert witness is not None
+        assert is_real_path(witness), witness
+        assert ref_covers(a, witness), witness
+        assert ref_covers(b, witness), witness
+        assert covers(a, witness)
+        assert covers(b, witness)
+
+
+@pytest.mark.parametrize(("a", "b"), NO_CONFLICTS)
+def test_disjoint_pairs_do_not_intersect_either_way(a: str, b: str) -> None:
+    assert not globs_intersect(a, b)
+    assert not globs_intersect(b, a)
+    assert intersection_witness(a, b) is None
+    assert intersection_witness(b, a) is None
+    assert not any(ref_covers(a, p) and ref_covers(b, p) for p in universe(a, b))
+
+
+def test_alphabet_trap_is_pinned() -> None:
+    # FSMs over different alphabets make interegular's isdisjoint answer "disjoint" here.
+    assert globs_intersect("src/*/a.py", "src/x/*.py")
+    assert intersection_witness("src/*/a.py", "src/x/*.py") == "src/x/a.py"
+    # The same pair straight through the product automaton, bypassing the segment-wise check.
+    assert globs._pair_witness("src/*/a.py", "src/x/*.py") == "src/x/a.py"
+    assert globs._pair_witness("**/*/a.py", "src/x/*.py") == "src/x/a.py"
+
+
+def test_witness_is_readable() -> None:
+    assert intersection_witness("src/*.py", "**") == "src/x.py"
+    assert intersection_witness("a/b", "a/b/c.py") == "a/b/c.py"
+    assert intersection_witness("**/*.py", "docs/a.md") == "docs/a.md/x.py"
+    # Only a leading dot satisfies .github/*, so the dot is kept there.
+    assert intersection_witness(".github/*", "**") == ".github/x"
+
+
+def test_agrees_with_interegular_intersection_on_a_shared_alphabet() -> None:
+    from interegular import REFlags, parse_pattern
+    from interegular.fsm import Alphabet
+
+    flags = REFlags.SINGLE_LINE
+    sample = [*CONFLICTS, *NO_CONFLICTS]
+    for a, b in sample:
+        p1, p2 = parse_pattern(glob_to_regex(a)), parse_pattern(glob_to_regex(b))
+        alphabet = Alphabet.union(p1.get_alphabet(flags), p2.get_alphabet(flags))[0]
+        product = p1.to_fsm(alphabet, flags=flags) & p2.to_fsm(alphabet, flags=flags)
+        assert globs_intersect(a, b) == (not product.empty()), (a, b)
+
+
+# --------------------------------------------------------------------------- regex and covers
+
+
+@pytest.mark.parametrize(
+    ("glob", "regex"),
+    [
+        ("src/api", r"src/api(/.*)?"),
+        ("**", ".*"),
+        ("**/*.py", r"(.*/)?[^/]*\.py(/.*)?"),
+        ("a/**/b", r"a/(.*/)?b(/.*)?"),
+        ("a/**", r"a(/.*)?"),
+        ("src/[!a-c]?", r"src/[^a-c/][^/](/.*)?"),
+        ("f(1)+{2}", r"f\(1\)\+\{2\}(/.*)?"),
+        ("[+-0]", r"[\+-\.0](/.*)?"),
+    ],
+)
+def test_glob_to_regex(glob: str, regex: str) -> None:
+    assert glob_to_regex(glob) == regex
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "expected"),
+    [
+        ("src/api", "src/api", True),
+        ("src/api", "src/api/x.py", True),
+        ("src/api", "src/apix", False),
+        ("src/*.py", "src/a.py", True),
+        ("src/*.py", "src/a/b.py", False),
+        ("src/**", "src", True),
+        ("src/**", "src/a/b", True),
+        ("src/**", "srcx", False),
+        ("**/test_*.py", "test_a.py", True),
+        ("**/test_*.py", "a/b/test_a.py", True),
+        ("[+-0]", "/", False),
+        ("[+-0]", ".", True),
+        ("a.b", "axb", False),
+        ("f(1)+", "f(1)+", True),
+        ("a[[]b", "a[b", True),
+        ("line\nbreak", "line\nbreak/x", True),
+    ],
+)
+def test_covers(glob: str, path: str, expected: bool) -> None:
+    assert covers(glob, path) is expected
+
+
+# --------------------------------------------------------------------------- brute force
+
+SEGMENT_PATTERNS = ("a", "x.py", "*", "?", "*.py", "a*", "[ab]", "[!a]*", "**", "?.md")
+
+
+def _grammar_globs() -> list[str]:
+    raw = (
+        "/".join(parts)
+        for length in (1, 2)
+        for parts in itertools.product(SEGMENT_PATTERNS, repeat=length)
+    )
+    return sorted({normalize_glob(glob) for glob in raw})
+
+
+GRAMMAR_GLOBS = _grammar_globs()
+
+
+def test_brute_force_against_reference_matcher() -> None:
+    paths = universe(*GRAMMAR_GLOBS)
+    covered = {glob: frozenset(p for p in paths if ref_covers(glob, p)) for glob in GRAMMAR_GLOBS}
+    checked = 0
+    for a, b in itertools.combinations_with_replacement(GRAMMAR_GLOBS, 2):
+        common = covered[a] & covered[b]
+        result = globs_intersect(a, b)
+        assert result == globs_intersect(b, a), (a, b)
+        if common:
+            assert result, (a, b, sorted(common)[:3])
+        # The automaton alone must agree, whatever fast path decided the pair.
+        assert (globs._pair_witness(min(a, b), max(a, b)) is not None) == result, (a, b)
+        if result:
+            witness = intersection_witness(a, b)
+            assert witness is not None, (a, b)
+            assert is_real_path(witness), (a, b, witness)
+            assert ref_covers(a, witness), (a, b, witness)
+            assert ref_covers(b, witness), (a, b, witness)
+        else:
+            assert intersection_witness(a, b) is None
+        checked += 1
+    assert checked > 1000
+
+
+def test_covers_agrees_with_reference_matcher() -> None:
+    paths = universe(*GRAMMAR_GLOBS)
+    for glob in GRAMMAR_GLOBS:
+        for path in paths:
+            assert covers(glob, path) == ref_covers(glob, path), (glob, path)
+
+
+_TOKENS = ("a", "b", ".", "_", "*", "?", "[ab]", "[!a]", "[^b]", "[a-c]", "[.-0]", "py")
+
+
+@st.composite
+def _segments(draw: st.DrawFn) -> str:
+    if draw(st.integers(0, 5)) == 0:
+        return "**"
+    tokens = draw(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=3))
+    segment = "".join(tokens)
+    while "**" in segment:
+        segment = segment.replace("**", "*")
+    return segment
+
+
+_glob_strategy = st.lists(_segments(), min_size=1, max_size=3).map("/".join)
+
+
+def _normalised_or_none(raw: str) -> str | None:
+    try:
+        return normalize_glob(raw)
+    except GlobError:
+        return None
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(_glob_strategy, _glob_strategy)
+def test_generated_globs_against_reference_matcher(raw_a: str, raw_b: str) -> None:
+    a, b = _normalised_or_none(raw_a), _normalised_or_none(raw_b)
+    if a is None or b is None:
+        return
+    result = globs_intersect(a, b)
+    assert result == globs_intersect(b, a)
+    paths = universe(a, b, depth=3)
+    common = [p for p in paths if ref_covers(a, p) and ref_covers(b, p)]
+    if common:
+        assert result, (a, b, common[:3])
+    witness = intersection_witness(a, b)
+    if result:
+        assert witness is not None
+        assert is_real_path(witness), witness
+        assert ref_covers(a, witness), (a, b, witness)
+        assert ref_covers(b, witness), (a, b, witness)
+    else:
+        assert witness is None
+    for path in paths[:200]:
+        assert covers(a, path) == ref_covers(a, path), (a, path)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("./src//api/", "src/api"),
+        ("src/./a", "src/a"),
+        ("**/**/x", "**/x"),
+        ("a/**/**/**/b", "a/**/b"),
+        ("src/api/", "src/api"),
+        ("././a", "a"),
+        ("**", "**"),
+        ("**/", "**"),
+        ("src/*.py", "src/*.py"),
+        ("[]]x", "[]]x"),
+        ("a[[]b", "a[[]b"),
+        ("...", "..."),
+        ("a..b", "a..b"),
+    ],
+)
+def test_normalize_glob(raw: str, expected: str) -> None:
+    assert normalize_glob(raw) == expected
+
+
+def test_absolute_path_inside_root_becomes_relative(tmp_path: Path) -> None:
+    root = Path(os.path.realpath(tmp_path))
+    assert normalize_glob(f"{root}/src/*.py", root) == "src/*.py"
+    assert normalize_glob(f"{root}//src/./api/", root) == "src/api"
+
+
+def test_absolute_path_through_a_symlinked_root(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    resolved = os.path.realpath(real)
+    assert normalize_glob(f"{resolved}/a.py", link) == "a.py"
+    assert normalize_glob(f"{link}/a.py", link) == "a.py"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty"),
+        ("a\0b", "NUL"),
+        ("..", "'..'"),
+        ("src/../x", "'..'"),
+        ("src\\a.py", "backslash"),
+        ("/etc/passwd", "absolute"),
+        ("src/**.py", "whole path segment"),
+        ("a***/b", "whole path segment"),
+        ("src/[ab.py", "unbalanced"),
+        ("src/[!", "unbalanced"),
+        ("./", "no path"),
+        (".", "no path"),
+        ("/", "absolute"),
+        ("[z-a]", "empty character range"),
+        ("[\x00-\uffff]", "NUL"),
+        ("[a-\u0200]", "wider"),
+    ],
+)
+def test_normalize_glob_rejects(raw: str, reason: str) -> None:
+    with pytest.raises(GlobError) as caught:
+        normalize_glob(raw)
+    error = caught.value
+    assert repr(raw) in str(error)
+    assert reason in str(error)
+    assert error.hint
+    assert error.exit_code == 2
+    assert isinstance(error, InvalidInput)
+
+
+def test_double_star_hint_suggests_whole_segment() -> None:
+    with pytest.raises(GlobError) as caught:
+        normalize_glob("src/**.py")
+    assert caught.value.hint is not None
+    assert "src/**/*.py" in caught.value.hint
+
+
+def test_backslash_hint_mentions_slash() -> None:
+    with pytest.raises(GlobError) as caught:
+        normalize_glob("src\\a.py")
+    assert caught.value.hint is not None
+    assert "/" in caught.value.hint
+
+
+def test_absolute_path_outside_root_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(GlobError, match="outside the repository"):
+        normalize_glob("/etc/passwd", tmp_path)
+    # A sibling whose name merely starts with the root's name is still outside.
+    with pytest.raises(GlobError, match="outside the repository"):
+        normalize_glob(f"{os.path.realpath(tmp_path)}x/a.py", tmp_path)
+
+
+def test_the_root_itself_names_no_path(tmp_path: Path) -> None:
+    with pytest.raises(GlobError, match="no path") as caught:
+        normalize_glob(str(tmp_path), tmp_path)
+    assert caught.value.hint is not None
+    assert "**" in caught.value.hint
+
+
+def test_glob_error_exit_code_and_fields() -> None:
+    error = GlobError("src/**.py", "bad", hint="fix it")
+    assert error.exit_code == 2
+    assert error.glob == "src/**.py"
+    assert error.hint == "fix it"
+    assert "'src/**.py'" in error.message
+
+
+# --------------------------------------------------------------------------- pruning and cache
+
+
+@pytest.fixture
+def cold_caches() -> Iterator[None]:
+    # Hold the cached functions themselves: a test may monkeypatch the module attributes.
+    caches = (globs._pair_overlaps, globs._pair_witness, globs._glob_fsm)
+    for cache in caches:
+        cache.cache_clear()
+    yield
+    for cache in caches:
+        cache.cache_clear()
+
+
+def test_prefix_pruning_builds_no_automaton(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    def refuse(glob: str) -> object:
+        raise AssertionError(f"automaton built for {glob}")
+
+    monkeypatch.setattr(globs, "_glob_fsm", refuse)
+    assert not globs_intersect("src/a.py", "docs/*.md")
+    assert not globs_intersect("src/**/*.py", "docs/*.md")
+    assert intersection_witness("src/a.py", "docs/*.md") is None
+    assert not has_conflict(["src/a.py"], ["docs/*.md", "lib/**"])
+    # Literal pairs and ** are settled without automata too.
+    assert not globs_intersect("src/a", "src/ab")
+    assert globs_intersect("src/a", "src/a/b")
+    assert globs_intersect("**", "src/*.py")
+    # The guard is live: a pair that survives pruning does reach the builder.
+    with pytest.raises(AssertionError, match="automaton built"):
+        globs_intersect("src/*.py", "src/a*")
+
+
+def test_cache_shares_one_entry_per_unordered_pair(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    builds: list[str] = []
+    real_build = globs._glob_fsm.__wrapped__
+
+    def counting(glob: str) -> object:
+        builds.append(glob)
+        return real_build(glob)
+
+    monkeypatch.setattr(globs, "_glob_fsm", counting)
+    a, b = "src/**/a*.py", "src/x/*b.py"
+    assert globs_intersect(a, b)
+    assert sorted(builds) == sorted([a, b])
+    assert globs_intersect(b, a)
+    assert intersection_witness(b, a) == "src/x/ab.py"
+    assert intersection_witness(a, b) == "src/x/ab.py"
+    assert len(builds) == 2
+    assert globs._pair_witness.cache_info().currsize == 1
+    assert globs._pair_overlaps.cache_info().currsize == 1
+
+
+def test_segmentwise_check_settles_common_pairs_without_automata(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    def refuse(glob: str) -> object:
+        raise AssertionError(f"automaton built for {glob}")
+
+    monkeypatch.setattr(globs, "_glob_fsm", refuse)
+    assert not globs_intersect("packages/*/README.md", "packages/pkg1/*.py")
+    assert globs_intersect("src/*/a.py", "src/x/*.py")
+    assert globs_intersect("src/*/a.py", "src/x")
+    assert not globs_intersect("src/*/a.py", "src/x/b.py")
+    assert globs_intersect("src/api/**", "src/*/x.py")
+    assert not globs_intersect("src/[ab]/**", "src/c/x.py")
+
+
+def test_interegular_is_imported_lazily() -> None:
+    code = (
+        "import sys\n"
+        "from aictl.domain.globs import globs_intersect, normalize_glob, covers\n"
+        "assert normalize_glob('./src/') == 'src'\n"
+        "assert not globs_intersect('src/a.py', 'docs/*.md')\n"
+        "assert covers('src/*.py', 'src/a.py')\n"
+        "assert 'interegular' not in sys.modules, 'imported eagerly'\n"
+        "assert globs_intersect('src/**/a.py', 'src/x/*.py')\n"
+        "assert 'interegular' in sys.modules\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+# --------------------------------------------------------------------------- conflicts API
+
+
+def test_find_conflicts_reports_every_pair_with_holder() -> None:
+    held = [(7, "src/api/**"), (8, "docs/*.md"), (9, "**/*.py")]
+    conflicts = find_conflicts(["src/api/x.py", "README.md"], iter(held))
+    assert conflicts == [
+        GlobConflict("src/api/x.py", "src/api/**", 7, None),
+        GlobConflict("src/api/x.py", "**/*.py", 9, None),
+        GlobConflict("README.md", "**/*.py", 9, None),
+    ]
+
+
+def test_find_conflicts_explains_with_witnesses() -> None:
+    conflicts = find_conflicts(["src/*/a.py"], [("t1", "src/x/*.py"), ("t2", "docs")], explain=True)
+    assert conflicts == [GlobConflict("src/*/a.py", "src/x/*.py", "t1", "src/x/a.py")]
+
+
+def test_find_conflicts_empty() -> None:
+    assert find_conflicts(["src/a.py"], [(1, "docs/**")]) == []
+    assert find_conflicts([], [(1, "**")]) == []
+
+
+def test_has_conflict() -> None:
+    held = ["docs/*.md", "lib/**", "src/x/*.py"]
+    assert has_conflict(["tests/**", "src/*/a.py"], held)
+    assert has_conflict(["src/*/a.py"], iter(held))
+    assert not has_conflict(["tests/**", "src/y/*.py"], held)
+    assert not has_conflict([], held)
+    assert not has_conflict(["**"], [])
+
+
+def _realistic_held(count: int) -> list[str]:
+    shapes = (
+        "services/svc{i}/src/**",
+        "services/svc{i}/tests/test_*.py",
+        "packages/pkg{i}/*.py",
+        "docs/guide{i}.md",
+        "apps/app{i}/**/*.ts",
+        "infra/env{i}/main.tf",
+        "libs/lib{i}/[a-m]*.go",
+    )
+    return [shapes[i % len(shapes)].format(i=i) for i in range(count)]
+
+
+def test_has_conflict_is_fast_with_a_warm_cache() -> None:
+    held = _realistic_held(1000)
+    wanted = ["services/svc5000/src/**", "docs/new-*.md", "packages/*/README.md"]
+    assert not has_conflict(wanted, held)  # warms the caches
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        result = has_conflict(wanted, held)
+        best = min(best, time.perf_counter() - start)
+        assert not result
+    # The target is well under 5 ms; the bound is loose to stay stable on slow CI machines.
+    assert best < 0.05, f"has_conflict took {best * 1000:.1f} ms"

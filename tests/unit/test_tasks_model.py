@@ -1,0 +1,168 @@
+"""The task model, its transition table, lease tokens, labels and durations (pure code)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aictl.domain.durations import parse_duration
+from aictl.domain.tasks import (
+    TRANSITIONS,
+    LeaseToken,
+    Status,
+    Task,
+    failure_event,
+    format_time,
+    next_status,
+    parse_label,
+    sources,
+)
+from aictl.errors import IllegalTransition, InvalidInput
+
+
+def full_task() -> Task:
+    moment = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    return Task(
+        id=7,
+        title="Add login",
+        description="with tests",
+        type="feature",
+        priority=5,
+        status=Status.RUNNING,
+        labels={"area": "api", "team": "web"},
+        requires=["python"],
+        paths=["src/api/**"],
+        depends_on=[3, 4],
+        attempts=2,
+        max_attempts=4,
+        lease_holder="agent-1",
+        lease_epoch=9,
+        lease_ttl_seconds=600.0,
+        lease_expires_at=moment + timedelta(minutes=10),
+        heartbeat_at=moment,
+        created_at=moment - timedelta(days=1),
+        updated_at=moment,
+        claimed_at=moment,
+        started_at=moment,
+        finished_at=None,
+        blocked_reason=None,
+        failure_reason="flaky",
+        result=None,
+        evidence={"diff": "+x", "tests": {"passed": 3}},
+    )
+
+
+def test_task_round_trips_through_json_exactly() -> None:
+    task = full_task()
+    assert Task.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+
+
+def test_json_keys_are_stable_and_times_fixed_width() -> None:
+    data = full_task().to_dict()
+    assert list(data)[:6] == ["id", "title", "description", "type", "priority", "status"]
+    assert data["created_at"] == "2026-03-03T05:06:07.890123Z"
+    whole_second = datetime(2026, 1, 1, tzinfo=UTC)
+    assert format_time(whole_second) == "2026-01-01T00:00:00.000000Z"
+
+
+def test_to_dict_does_not_share_mutable_fields() -> None:
+    task = full_task()
+    task.to_dict()["labels"]["area"] = "changed"
+    assert task.labels["area"] == "api"
+
+
+@pytest.mark.parametrize(
+    ("status", "event", "expected"),
+    [
+        (Status.QUEUED, "claim", Status.CLAIMED),
+        (Status.CLAIMED, "start", Status.RUNNING),
+        (Status.RUNNING, "complete", Status.DONE),
+        (Status.RUNNING, "requeue", Status.QUEUED),
+        (Status.CLAIMED, "fail", Status.FAILED),
+        (Status.FAILED, "retry", Status.QUEUED),
+        (Status.BLOCKED, "unblock", Status.QUEUED),
+        (Status.BLOCKED, "cancel", Status.CANCELLED),
+    ],
+)
+def test_legal_transitions(status: Status, event: str, expected: Status) -> None:
+    assert next_status(status, event) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        (Status.DONE, "retry"),
+        (Status.DONE, "cancel"),
+        (Status.CLAIMED, "complete"),
+        (Status.QUEUED, "start"),
+        (Status.BLOCKED, "claim"),
+        (Status.CANCELLED, "claim"),
+    ],
+)
+def test_illegal_transitions_raise(status: Status, event: str) -> None:
+    with pytest.raises(IllegalTransition, match=f"cannot {event} a {status} task"):
+        next_status(status, event)
+
+
+def test_done_is_terminal() -> None:
+    assert all(Status.DONE not in table for table in TRANSITIONS.values())
+
+
+def test_sources_match_the_table() -> None:
+    assert set(sources("cancel")) == {"queued", "blocked", "claimed", "running"}
+    assert sources("complete") == ("running",)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "maximum", "retry", "event"),
+    [(1, 3, True, "requeue"), (3, 3, True, "fail"), (1, 3, False, "fail"), (0, 1, True, "requeue")],
+)
+def test_failure_event(attempts: int, maximum: int, retry: bool, event: str) -> None:
+    assert failure_event(attempts, maximum, retry=retry) == event
+
+
+def test_lease_token_round_trip() -> None:
+    token = LeaseToken(12, 3)
+    assert str(token) == "12:3"
+    assert LeaseToken.parse(" 12:3 ") == token
+
+
+@pytest.mark.parametrize("text", ["", "12", "12:", ":3", "a:b", "12:3:4", "-1:2"])
+def test_malformed_lease_tokens_are_invalid_input(text: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid lease token") as caught:
+        LeaseToken.parse(text)
+    assert caught.value.exit_code == 2
+
+
+def test_labels() -> None:
+    assert parse_label("area=api") == ("area", "api")
+    assert parse_label("note=a=b") == ("note", "a=b")
+    assert parse_label("empty=") == ("empty", "")
+    for bad in ["noequals", "=v", "bad key=v", "-x=1"]:
+        with pytest.raises(InvalidInput, match="invalid label"):
+            parse_label(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90),
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("500ms", 0.5),
+        ("2d", 172800),
+        ("1.5h", 5400),
+        (" 10M ", 600),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "0", "0s", "-5s", "5 minutes", "m", "5x", "1h-3m"])
+def test_bad_durations_name_the_field(text: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid --ttl"):
+        parse_duration(text, field="--ttl")
