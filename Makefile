@@ -16,8 +16,7 @@ install: $(STAMP) ## virtual environment with aictl and the dev tools
 
 test: $(STAMP) ## the whole suite, with coverage (fails under 80%)
 	$(BIN)/coverage erase
-	PATH="$(CURDIR)/$(BIN):$$PATH" COVERAGE_PROCESS_START="$(CURDIR)/pyproject.toml" \
-		$(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
 	$(BIN)/python tests/coverage_by_package.py
 
 test-fast: $(STAMP) ## the suite without the slow concurrency tests

@@ -50,7 +50,7 @@ def root(
 def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Create .ai/ (state database, example policy) at the repository root. Safe to run twice.
 
-    Example: cd my-repo && aictl init
+    Example: aictl init   (at the root of a repository)
     """
     from aictl.workspace import initialise
 

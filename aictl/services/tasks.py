@@ -22,6 +22,7 @@ from aictl.store.tasks import Claim, Expiry, HeldLock, NewTask, TaskStore
 from aictl.workspace import Workspace
 
 DEFAULT_TTL = timedelta(minutes=10)
+_WILDCARD = re.compile(r"[*?\[]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}")
 
 
@@ -128,7 +129,15 @@ class TaskService:
         )
 
     def normalise_globs(self, paths: Sequence[str]) -> list[str]:
-        normalised = [globs.normalize_glob(path, self.workspace.root) for path in paths]
+        """Normalised, confined globs, without duplicates. A literal path naming an existing
+        directory becomes ``dir/**``: locking a directory locks its contents, and the stored
+        lock then says so."""
+        normalised = []
+        for path in paths:
+            glob = globs.normalize_glob(path, self.workspace.root)
+            if not _WILDCARD.search(glob) and (self.workspace.root / glob).is_dir():
+                glob += "/**"
+            normalised.append(glob)
         return list(dict.fromkeys(normalised))
 
     def get(self, task_id: int) -> Task:

@@ -130,3 +130,22 @@ class Database:
                 for statement in split_statements(script):
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version={version}")
+
+
+def schema_of(connection: sqlite3.Connection) -> str:
+    """The schema as SQL text, objects sorted by name: what a test compares with schema.sql."""
+    rows = connection.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY type DESC, name"
+    )
+    return "\n\n".join(f"{row[0]};" for row in rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m aictl.store.db > aictl/store/schema.sql
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        database = Database(Path(folder) / "schema.db")
+        sys.stdout.write(schema_of(database.connection))
+        database.close()

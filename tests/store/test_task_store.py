@@ -409,3 +409,9 @@ def test_database_rejects_a_dependency_on_a_missing_task(service: TaskService) -
         service.db.connection.execute(
             "INSERT INTO task_deps (task_id, depends_on) VALUES (?, 999)", (task.id,)
         )
+
+
+def test_a_literal_directory_locks_its_contents(service: TaskService) -> None:
+    (service.workspace.root / "src" / "api").mkdir(parents=True)
+    task = service.create("t", paths=["src/api", "src/api", "README.md", "./docs/"])
+    assert task.paths == ["src/api/**", "README.md", "docs/**"]

@@ -1,0 +1,57 @@
+CREATE TABLE path_locks (
+    task_id     INTEGER NOT NULL REFERENCES tasks (id),
+    glob        TEXT    NOT NULL,
+    holder      TEXT    NOT NULL,
+    lease_epoch INTEGER NOT NULL,
+    acquired_at TEXT    NOT NULL,
+    PRIMARY KEY (task_id, glob)
+) WITHOUT ROWID;
+
+CREATE TABLE task_deps (
+    task_id    INTEGER NOT NULL REFERENCES tasks (id),
+    depends_on INTEGER NOT NULL REFERENCES tasks (id),
+    PRIMARY KEY (task_id, depends_on),
+    CHECK (task_id <> depends_on)
+) WITHOUT ROWID;
+
+CREATE TABLE tasks (
+    id                 INTEGER PRIMARY KEY,
+    title              TEXT    NOT NULL CHECK (length(title) > 0),
+    description        TEXT    NOT NULL DEFAULT '',
+    type               TEXT    NOT NULL DEFAULT 'task',
+    priority           INTEGER NOT NULL DEFAULT 0,
+    status             TEXT    NOT NULL DEFAULT 'queued' CHECK (status IN
+                           ('queued', 'claimed', 'running', 'done', 'failed', 'blocked', 'cancelled')),
+    labels             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(labels)),
+    requires           TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(requires)),
+    paths              TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(paths)),
+    -- dependencies not yet done: ready work is "queued and unmet_deps = 0", found by index
+    unmet_deps         INTEGER NOT NULL DEFAULT 0 CHECK (unmet_deps >= 0),
+    attempts           INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts       INTEGER NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
+    lease_holder       TEXT,
+    lease_epoch        INTEGER NOT NULL DEFAULT 0 CHECK (lease_epoch >= 0),
+    lease_ttl_seconds  REAL,
+    lease_expires_at   TEXT,
+    heartbeat_at       TEXT,
+    created_at         TEXT    NOT NULL,
+    updated_at         TEXT    NOT NULL,
+    claimed_at         TEXT,
+    started_at         TEXT,
+    finished_at        TEXT,
+    blocked_reason     TEXT,
+    failure_reason     TEXT,
+    result             TEXT,
+    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)),
+    -- a task has a live lease exactly while it is claimed or running
+    CHECK ((status IN ('claimed', 'running')) = (lease_expires_at IS NOT NULL)),
+    CHECK ((status = 'blocked') = (blocked_reason IS NOT NULL))
+);
+
+CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
+
+CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE status IN ('claimed', 'running');
+
+CREATE INDEX tasks_ready ON tasks (priority DESC, id) WHERE status = 'queued' AND unmet_deps = 0;
+
+CREATE INDEX tasks_status ON tasks (status);

@@ -1,0 +1,115 @@
+"""The SQLite connection: durability settings, immediate transactions, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from aictl.store.db import Database, migrations, schema_of, split_statements
+
+SCHEMA = Path(__file__).resolve().parents[2] / "aictl" / "store" / "schema.sql"
+
+
+def test_settings(tmp_path: Path) -> None:
+    db = Database(tmp_path / "s.db")
+    pragma = db.connection.execute
+    assert pragma("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert pragma("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert pragma("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert pragma("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+    assert db.connection.isolation_level is None  # no implicit deferred transactions
+    db.close()
+
+
+def test_synchronous_can_be_relaxed_by_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AICTL_SYNCHRONOUS", "normal")
+    db = Database(tmp_path / "s.db")
+    assert db.connection.execute("PRAGMA synchronous").fetchone()[0] == 1
+    db.close()
+    with pytest.raises(ValueError, match="synchronous must be one of"):
+        Database(tmp_path / "t.db", synchronous="sometimes")
+
+
+def test_transaction_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
+    """A deferred transaction would let a second writer in until the first write; an immediate
+    one holds the lock from BEGIN, so the other writer is refused at once (timeout 0)."""
+    db = Database(tmp_path / "s.db")
+    other = sqlite3.connect(tmp_path / "s.db", timeout=0, isolation_level=None)
+    with db.transaction():
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+    db.close()
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    db = Database(tmp_path / "s.db")
+    now = "2026-01-01T00:00:00.000000Z"
+    insert = "INSERT INTO tasks (title, created_at, updated_at) VALUES (?, ?, ?)"
+    with pytest.raises(RuntimeError), db.transaction() as connection:
+        connection.execute(insert, ("gone", now, now))
+        raise RuntimeError
+    with db.transaction() as connection:
+        connection.execute(insert, ("kept", now, now))
+        with pytest.raises(RuntimeError), db.transaction() as inner:  # a savepoint
+            inner.execute(insert, ("inner gone", now, now))
+            raise RuntimeError
+    titles = [row[0] for row in db.connection.execute("SELECT title FROM tasks")]
+    assert titles == ["kept"]
+    db.close()
+
+
+def test_fresh_schema_equals_the_migrations_applied_in_order(tmp_path: Path) -> None:
+    db = Database(tmp_path / "s.db")
+    assert db.schema_version() == migrations()[-1][0]
+    assert schema_of(db.connection) == SCHEMA.read_text(encoding="utf-8"), (
+        "aictl/store/schema.sql is stale: python -m aictl.store.db > aictl/store/schema.sql"
+    )
+    db.close()
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    versions = [version for version, _ in migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
+    Database(tmp_path / "s.db").close()
+    db = Database(tmp_path / "s.db")
+    assert db.schema_version() == migrations()[-1][0]
+    db.close()
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_close() -> None:
+        try:
+            Database(tmp_path / "race.db").close()
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_close) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db = Database(tmp_path / "race.db")
+    assert db.schema_version() == migrations()[-1][0]
+    db.close()
+
+
+def test_split_statements_keeps_semicolons_inside_strings() -> None:
+    script = "-- comment\nCREATE TABLE a (x TEXT DEFAULT ';');\nINSERT INTO a VALUES ('1;2');\n"
+    assert split_statements(script) == [
+        "-- comment\nCREATE TABLE a (x TEXT DEFAULT ';');",
+        "INSERT INTO a VALUES ('1;2');",
+    ]
