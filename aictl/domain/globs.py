@@ -36,11 +36,20 @@ canonical input.
 Overlap
 -------
 :func:`glob_to_regex` translates a glob (with the "beneath" rule) into a regular expression in the
-subset that both Python's ``re`` and ``interegular`` understand. :func:`globs_intersect` first
-compares literal prefixes, which settles most pairs without any automaton, then searches the
-product of the two globs' automata. Results are cached per unordered pair; ``interegular`` is
-imported only when an automaton is first needed, because importing it costs tens of milliseconds
-and most CLI invocations never compare globs.
+subset that both Python's ``re`` and ``interegular`` understand. :func:`globs_intersect` decides
+a pair in cheapest-first steps, each exact:
+
+1. literal prefixes (the text before the first ``*``, ``?`` or ``[``) that diverge: disjoint;
+2. equal globs, ``**``, or two metacharacter-free globs: decided by string comparison;
+3. globs with no leading or middle ``**``: compared segment by segment, a literal segment
+   against a pattern with ``re``; decided unless two wildcard segments meet;
+4. otherwise a breadth-first search of the product of the two globs' ``interegular`` automata.
+
+Each glob's automaton is built once, over its own alphabet, and the product search reads both
+through the union of their alphabets. (``FSM.isdisjoint`` on automata with different alphabets
+answers wrongly, so it is not used.) Results are cached per unordered pair. ``interegular`` is
+imported only when an automaton is first needed: importing it costs tens of milliseconds and most
+CLI invocations never get that far.
 """
 
 from __future__ import annotations
@@ -421,8 +430,9 @@ def _compiled_segment(segment: str) -> re.Pattern[str]:
 def globs_intersect(a: str, b: str) -> bool:
     """Whether canonical globs ``a`` and ``b`` cover at least one common path (exact).
 
-    Pairs whose literal prefixes diverge are settled without building any automaton; the rest
-    are decided on the product automaton and cached per unordered pair.
+    Pairs whose literal prefixes diverge, literal pairs, and pairs without a leading or middle
+    ``**`` are settled without any automaton; the rest are decided on the product automaton.
+    Answers for pairs past the prefix test are cached per unordered pair.
     """
     return _overlap(a, _literal_prefix(a), b)
 

@@ -22,7 +22,13 @@ def aictl_binary() -> str:
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
     return subprocess.run(
-        [aictl_binary(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [aictl_binary(), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -54,6 +60,10 @@ def test_errors_have_no_traceback_and_the_right_code(tmp_path: Path) -> None:
 def test_python_dash_m_runs_the_same_cli(tmp_path: Path) -> None:
     python = Path(aictl_binary()).parent / "python"
     result = subprocess.run(
-        [str(python), "-m", "aictl", "--help"], capture_output=True, text=True, timeout=60
+        [str(python), "-m", "aictl", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0 and "task" in result.stdout
