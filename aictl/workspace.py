@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from aictl.errors import NotInitialised
@@ -70,7 +69,7 @@ def initialise(cwd: Path | None = None) -> tuple[Workspace, list[str]]:
     if not state.is_dir():
         state.mkdir(parents=True)
         created.append(f"{STATE_DIR}/")
-    templates = resources.files("aictl") / "templates"
+    templates = Path(__file__).with_name("templates")
     for name, template in (("policy.yaml", "policy.yaml"), (".gitignore", "gitignore")):
         target = state / name
         if not target.exists():

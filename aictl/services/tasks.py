@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aictl.clock import Clock, SystemClock
 from aictl.domain import globs
@@ -26,8 +25,7 @@ _WILDCARD = re.compile(r"[*?\[]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}")
 
 
-@dataclass(frozen=True)
-class Dependencies:
+class Dependencies(NamedTuple):
     """A task's place in the graph: what it waits on (up) and what waits on it (down)."""
 
     task: Task
@@ -36,8 +34,7 @@ class Dependencies:
     tasks: dict[int, Task]
 
 
-@dataclass(frozen=True)
-class LockConflict:
+class LockConflict(NamedTuple):
     glob: str
     task_id: int
     held: str

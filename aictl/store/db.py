@@ -17,22 +17,27 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def migrations() -> list[tuple[int, str]]:
     """Every numbered migration, in order, as (version, SQL script)."""
-    folder = resources.files("aictl.store") / "migrations"
+    # Plain paths, not importlib.resources: that import alone costs ~9 ms per command.
     found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    for entry in MIGRATIONS.iterdir():
+        if entry.suffix == ".sql" and entry.name[:4].isdigit():
+            found.append((int(entry.name[:4]), entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def latest_version() -> int:
+    """The highest migration number, from file names only (cheap: checked at every open)."""
+    names = [name for name in os.listdir(MIGRATIONS) if name.endswith(".sql")]
+    return max((int(name[:4]) for name in names if name[:4].isdigit()), default=0)
 
 
 def split_statements(script: str) -> list[str]:
@@ -119,11 +124,9 @@ class Database:
         The version is re-read after taking the write lock, so two processes opening a new
         database at once apply each migration exactly once.
         """
-        pending = migrations()
-        latest = pending[-1][0] if pending else 0
-        if self.schema_version() >= latest:
+        if self.schema_version() >= latest_version():
             return
-        for version, script in pending:
+        for version, script in migrations():
             with self.transaction() as connection:
                 if self.schema_version() >= version:
                     continue

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aictl.clock import Clock
 from aictl.domain import globs
@@ -117,14 +117,12 @@ class NewTask:
     max_attempts: int = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     task: Task
     token: LeaseToken
 
 
-@dataclass(frozen=True, slots=True)
-class HeldLock:
+class HeldLock(NamedTuple):
     task_id: int
     glob: str
     holder: str
@@ -133,8 +131,7 @@ class HeldLock:
     lease_expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Expiry:
+class Expiry(NamedTuple):
     """What the sweep did with one expired lease."""
 
     task_id: int
