@@ -9,6 +9,8 @@ The glob language
 -----------------
 * Paths are relative to the repository root and separated by ``/``. A path is a non-empty
   sequence of non-empty segments; matching is case-sensitive (as in git).
+* A glob covers exactly the paths it matches. ``src/api`` covers ``src/api`` and not
+  ``src/api/x.py``; a directory's contents are locked with ``src/api/**`` (or ``src/api/``).
 * ``*`` matches zero or more characters other than ``/``; ``?`` matches exactly one character
   other than ``/``.
 * ``[abc]``, ``[a-z]``, ``[!abc]`` and ``[^abc]`` match one character from (or, negated, not
@@ -16,40 +18,40 @@ The glob language
   ``[!`` is a member, so ``[]]`` matches ``]`` and ``[[]`` matches a literal ``[``. A class must be
   closed within its segment; a reversed range (``[z-a]``) or a range wider than 256 characters is
   rejected.
-* ``**`` must be a whole segment and matches zero or more whole segments: a leading ``**/`` is
-  zero or more directories, a middle ``/**/`` zero or more directories, a trailing ``/**``
-  everything beneath, and ``**`` alone the whole repository. ``**`` inside a segment (``src/**.py``)
-  is rejected; write ``src/**/*.py``.
-* A glob covers every path it matches *and everything beneath a matched path*: locking a
-  directory locks its contents, as git pathspecs do. So ``src/api`` covers ``src/api/x.py``, and
-  ``src/api/``, ``src/api`` and ``src/api/**`` all cover the same paths (``src/api`` and beneath).
+* ``**`` must be a whole segment and matches zero or more whole segments: ``**/x.py`` covers
+  ``x.py`` and ``a/b/x.py``, ``a/**/b`` covers ``a/b`` and ``a/x/y/b``, ``src/**`` covers ``src``
+  and everything beneath it, and ``**`` alone covers every path. ``**`` inside a segment
+  (``src/**.py``) is rejected; write ``src/**/*.py``.
 * Every other character is literal. A backslash is rejected rather than read as an escape, so a
   literal ``*``, ``?`` or ``[`` is written as the class ``[*]``, ``[?]`` or ``[[]``.
 
 Canonical form
 --------------
 :func:`normalize_glob` turns user input into the canonical string that is stored and compared:
-no leading ``./``, no ``.`` segments, no empty segments, no trailing slash, no ``**/**`` runs, and
-an absolute path inside the repository made relative to it. Every other function here assumes
-canonical input.
+no leading ``./``, no ``.`` segments, no empty segments, no ``**/**`` runs, a trailing ``/`` (or
+``/.``) rewritten to ``/**`` since it names a directory, and an absolute path inside the
+repository made relative to it. It never consults the filesystem: turning a literal glob that
+names an existing directory into ``dir/**`` is the caller's business. Every other function here
+assumes canonical input.
 
 Overlap
 -------
-:func:`glob_to_regex` translates a glob (with the "beneath" rule) into a regular expression in the
-subset that both Python's ``re`` and ``interegular`` understand. :func:`globs_intersect` decides
-a pair in cheapest-first steps, each exact:
+:func:`glob_to_regex` translates a glob into a regular expression in the subset that both
+Python's ``re`` and ``interegular`` understand. :func:`globs_intersect` decides a pair in
+cheapest-first steps, each exact:
 
-1. literal prefixes (the text before the first ``*``, ``?`` or ``[``) that diverge: disjoint;
-2. equal globs, ``**``, or two metacharacter-free globs: decided by string comparison;
-3. globs with no leading or middle ``**``: compared segment by segment, a literal segment
+1. literal prefixes (the text before the first ``*``, ``?`` or ``[``) neither of which extends
+   the other: disjoint. Every covered path starts with the glob's literal prefix, except that
+   ``src/**`` also covers ``src``, which is its prefix minus the final ``/``; two prefixes of one
+   path are still comparable either way;
+2. equal globs, ``**``, or two different metacharacter-free globs: decided by string comparison;
+3. a metacharacter-free glob against another: it names one path, matched with ``re``;
+4. globs without a leading or middle ``**``: compared segment by segment, a literal segment
    against a pattern with ``re``; decided unless two wildcard segments meet;
-4. otherwise a breadth-first search of the product of the two globs' ``interegular`` automata.
+5. otherwise a breadth-first search of the two globs' product automaton
+   (:mod:`aictl.domain.glob_automata`), one automaton built and cached per glob.
 
-Each glob's automaton is built once, over its own alphabet, and the product search reads both
-through the union of their alphabets. (``FSM.isdisjoint`` on automata with different alphabets
-answers wrongly, so it is not used.) Results are cached per unordered pair. ``interegular`` is
-imported only when an automaton is first needed: importing it costs tens of milliseconds and most
-CLI invocations never get that far.
+Answers past step 2 are cached per unordered pair.
 """
 
 from __future__ import annotations
@@ -58,16 +60,16 @@ import functools
 import os
 import re
 import string
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aictl.domain import glob_automata
 from aictl.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from interegular.fsm import FSM, Alphabet, State, TransitionKey
+    from interegular.fsm import FSM
 
 __all__ = [
     "GlobConflict",
@@ -108,7 +110,8 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
 
     Rejected: the empty string, NUL bytes, backslashes, ``..`` segments, absolute paths when
     ``root`` is None or outside ``root``, ``**`` inside a segment, unclosed ``[`` classes and bad
-    ranges, and anything that normalises to nothing (``./``). An absolute path inside ``root``
+    ranges, and anything that normalises to nothing (``./``). A trailing ``/`` or ``/.`` names a
+    directory and becomes ``/**`` (its contents and itself). An absolute path inside ``root``
     (compared as strings against ``os.path.realpath(root)`` and against the unresolved absolute
     ``root``) becomes relative to it; the filesystem is never consulted for the glob itself.
     """
@@ -140,6 +143,8 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
                 hint=f"use {_double_star_suggestion(segments, index)}",
             )
         _segment_regex(segment, raw)  # validates classes
+    if segments and parts[-1] in ("", "."):
+        segments.append("**")
     segments = _collapse_double_stars(segments)
     if not segments:
         raise GlobError(raw, "it names no path", hint=_WHOLE_REPO_HINT)
@@ -288,7 +293,7 @@ def _segment_regex(segment: str, raw: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def glob_to_regex(glob: str) -> str:
-    """The regex for every path ``glob`` covers, including everything beneath a matched path.
+    """The regex for exactly the paths ``glob`` covers.
 
     The result uses only escaped literals, ``[^/]*``, ``[^/]``, classes, ``.*``, ``(.*/)?`` and
     ``(/.*)?``, and must be matched in full (``re.fullmatch``) with ``.`` matching newlines
@@ -312,8 +317,6 @@ def glob_to_regex(glob: str) -> str:
         if index > 0 and segments[index - 1] != "**":
             out.append("/")
         out.append(_segment_regex(segment, glob))
-    if segments[-1] != "**":
-        out.append("(/.*)?")
     return "".join(out)
 
 
@@ -335,18 +338,11 @@ def covers(glob: str, path: str) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def _literal_prefix(glob: str) -> str:
-    """The characters before the first ``*``, ``?`` or ``[``: every covered path starts so."""
+    """The characters before the first ``*``, ``?`` or ``[`` (all of a literal glob)."""
     for index, char in enumerate(glob):
         if char in _META:
             return glob[:index]
     return glob
-
-
-def _literals_overlap(a: str, b: str) -> bool:
-    """Overlap of two metacharacter-free globs: equal, or one a directory above the other."""
-    if len(a) > len(b):
-        a, b = b, a
-    return a == b or b.startswith(a + "/")
 
 
 def _overlap(a: str, prefix_a: str, b: str) -> bool:
@@ -357,7 +353,7 @@ def _overlap(a: str, prefix_a: str, b: str) -> bool:
     if a in (b, "**") or b == "**":
         return True  # every canonical glob covers at least one path
     if prefix_a == a and prefix_b == b:
-        return _literals_overlap(a, b)
+        return False  # two different literal paths
     if a > b:
         a, b = b, a
     return _pair_overlaps(a, b)
@@ -367,9 +363,13 @@ def _overlap(a: str, prefix_a: str, b: str) -> bool:
 def _pair_overlaps(a: str, b: str) -> bool:
     """Overlap of a pair that survived the prefix test (``a <= b``), cached per pair.
 
-    Tried first segment by segment, which needs no automaton; the product automaton decides
-    what that cannot.
+    A literal glob is one path, matched against the other glob; then the segment-by-segment
+    comparison, which needs no automaton; the product automaton decides what they cannot.
     """
+    if _literal_prefix(a) == a:
+        return covers(b, a)
+    if _literal_prefix(b) == b:
+        return covers(a, b)
     quick = _segmentwise_overlap(a, b)
     if quick is not None:
         return quick
@@ -379,14 +379,20 @@ def _pair_overlaps(a: str, b: str) -> bool:
 def _segmentwise_overlap(a: str, b: str) -> bool | None:
     """Exact overlap for globs without a leading or middle ``**``, or None when undecided.
 
-    Such a glob fixes its first n segments and, by the beneath rule, allows anything after
-    them (a trailing ``/**`` adds nothing). So two of them overlap iff each aligned pair of
-    segment patterns shares a string. A pair of wildcard segments is left undecided (None)
-    unless another aligned pair is already disjoint.
+    Such a glob is n segment patterns and covers paths of exactly n segments, or of n or more
+    if it ends in ``/**``. Two of them overlap iff their lengths are equal or the shorter ends
+    in ``/**``, and each aligned pair of segment patterns shares a string (every pattern matches
+    some segment, so the longer glob's extra segments never prevent overlap). A pair of wildcard
+    segments is left undecided (None) unless another aligned pair is already disjoint.
     """
-    segments_a, segments_b = _fixed_segments(a), _fixed_segments(b)
-    if segments_a is None or segments_b is None:
+    fixed_a, fixed_b = _fixed_segments(a), _fixed_segments(b)
+    if fixed_a is None or fixed_b is None:
         return None
+    (segments_a, open_a), (segments_b, open_b) = fixed_a, fixed_b
+    if len(segments_a) < len(segments_b) and not open_a:
+        return False
+    if len(segments_b) < len(segments_a) and not open_b:
+        return False
     decided = True
     for segment_a, segment_b in zip(segments_a, segments_b, strict=False):
         verdict = _segments_overlap(segment_a, segment_b)
@@ -398,14 +404,15 @@ def _segmentwise_overlap(a: str, b: str) -> bool | None:
 
 
 @functools.lru_cache(maxsize=65536)
-def _fixed_segments(glob: str) -> tuple[str, ...] | None:
-    """The segments of ``glob`` minus a trailing ``**``, or None if another ``**`` remains."""
+def _fixed_segments(glob: str) -> tuple[tuple[str, ...], bool] | None:
+    """The segments before a trailing ``**``, and whether it is there; None for another ``**``."""
     segments = glob.split("/")
-    if segments[-1] == "**":
+    open_ended = segments[-1] == "**"
+    if open_ended:
         segments.pop()
     if not segments or "**" in segments:
         return None
-    return tuple(segments)
+    return tuple(segments), open_ended
 
 
 def _segments_overlap(x: str, y: str) -> bool | None:
@@ -430,9 +437,9 @@ def _compiled_segment(segment: str) -> re.Pattern[str]:
 def globs_intersect(a: str, b: str) -> bool:
     """Whether canonical globs ``a`` and ``b`` cover at least one common path (exact).
 
-    Pairs whose literal prefixes diverge, literal pairs, and pairs without a leading or middle
-    ``**`` are settled without any automaton; the rest are decided on the product automaton.
-    Answers for pairs past the prefix test are cached per unordered pair.
+    Pairs whose literal prefixes diverge, pairs with a literal glob, and pairs without a leading
+    or middle ``**`` are settled without any automaton; the rest are decided on the product
+    automaton. Answers past the cheapest tests are cached per unordered pair.
     """
     return _overlap(a, _literal_prefix(a), b)
 
@@ -446,8 +453,9 @@ def intersection_witness(a: str, b: str) -> str | None:
     """
     if not globs_intersect(a, b):
         return None
-    if _literal_prefix(a) == a and _literal_prefix(b) == b:
-        return a if len(a) >= len(b) else b
+    for glob in (a, b):
+        if _literal_prefix(glob) == glob:
+            return glob  # the one path it covers, so the other glob covers it too
     if a > b:
         a, b = b, a
     return _pair_witness(a, b)
@@ -504,152 +512,17 @@ def has_conflict(wanted: Sequence[str], held_globs: Iterable[str]) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _glob_fsm(glob: str) -> FSM:
-    """The automaton of one glob, over that glob's own alphabet.
-
-    Built once per glob rather than once per pair (building dominates the cost). Two such
-    automata must never be compared with ``FSM.isdisjoint``, which intersects the alphabets and
-    so answers wrongly when they differ; :func:`_pair_witness` maps both onto the union alphabet.
-    """
-    from interegular import REFlags, parse_pattern
-
-    return parse_pattern(glob_to_regex(glob)).to_fsm(flags=REFlags.SINGLE_LINE)
-
-
-@functools.lru_cache(maxsize=1)
-def _separator_alphabet() -> Alphabet:
-    """An alphabet in which ``/`` and ``.`` have transition keys of their own."""
-    from interegular import REFlags, parse_pattern
-
-    return parse_pattern(r"/\.").get_alphabet(REFlags.SINGLE_LINE)
-
-
-_FRESH_CHARS = "xyzqwkjvbfghmnprstcdlaeiou0123456789"
+    """The automaton of one glob: built once per glob, not per pair, as building dominates."""
+    return glob_automata.build(glob_to_regex(glob))
 
 
 @functools.lru_cache(maxsize=65536)
 def _pair_witness(a: str, b: str) -> str | None:
     """A shortest path covered by both globs (``a <= b``), or None; the cached core of overlap.
 
-    Both automata are read through the union of their alphabets (plus ``/`` and ``.``), so a
-    character one glob never mentions behaves there as that glob's "anything else". The search
-    runs on the product automaton with one extra bit, "at the start of a segment", which forbids
-    empty segments: every covered path is a real path.
+    The automaton search's answer is checked here with :func:`covers` for both globs.
     """
-    from interegular.fsm import Alphabet, anything_else
-
-    fsm_a, fsm_b = _glob_fsm(a), _glob_fsm(b)
-    alphabet, (to_a, to_b, _) = Alphabet.union(
-        fsm_a.alphabet, fsm_b.alphabet, _separator_alphabet()
-    )
-    fresh = next(c for c in _fresh_candidates() if c not in alphabet)
-    chars: dict[TransitionKey, str] = {}
-    for key, symbols in alphabet.by_transition.items():
-        explicit = sorted(s for s in symbols if s is not anything_else)
-        letters = [c for c in explicit if c.isalnum()]
-        if letters:
-            chars[key] = letters[0]
-        elif anything_else in symbols:
-            chars[key] = fresh
-        else:
-            chars[key] = explicit[0]
-    # Free characters first (as "x"), then letters and digits, so witnesses read naturally.
-    keys = sorted(chars, key=lambda k: (chars[k] != fresh, not chars[k].isalnum(), chars[k]))
-    search = functools.partial(
-        _shortest_product_path,
-        fsm_a,
-        fsm_b,
-        to_a=to_a,
-        to_b=to_b,
-        keys=keys,
-        slash=alphabet["/"],
-        dot=alphabet["."],
-    )
-    path = search(avoid_leading_dot=True)
-    if path is None:
-        path = search(avoid_leading_dot=False)
-    if path is None:
-        return None
-    witness = "".join(chars[key] for key in path)
-    if not (covers(a, witness) and covers(b, witness)):
+    witness = glob_automata.shortest_common_path(_glob_fsm(a), _glob_fsm(b))
+    if witness is not None and not (covers(a, witness) and covers(b, witness)):
         raise RuntimeError(f"glob witness {witness!r} is not covered by both {a!r} and {b!r}")
     return witness
-
-
-def _fresh_candidates() -> Iterable[str]:
-    """Characters to stand for "anything else": plain letters first, then any code point."""
-    yield from _FRESH_CHARS
-    for code in range(0xC0, 0x110000):
-        char = chr(code)
-        if char.isprintable():
-            yield char
-
-
-_ProductState = tuple["State", "State", bool]
-
-
-def _shortest_product_path(
-    fsm_a: FSM,
-    fsm_b: FSM,
-    *,
-    to_a: dict[TransitionKey, TransitionKey],
-    to_b: dict[TransitionKey, TransitionKey],
-    keys: list[TransitionKey],
-    slash: TransitionKey,
-    dot: TransitionKey,
-    avoid_leading_dot: bool,
-) -> list[TransitionKey] | None:
-    """Keys of a shortest string both automata accept that is a valid path, or None.
-
-    Breadth-first over (state in a, state in b, at segment start); ``to_a``/``to_b`` map the
-    shared keys to each automaton's own. ``/`` is refused at a segment start (no empty segments)
-    and acceptance requires not being at one (no trailing ``/``, no empty path). With
-    ``avoid_leading_dot`` no segment may start with ``.``, for readable witnesses.
-    """
-    map_a, map_b = fsm_a.map, fsm_b.map
-    finals_a, finals_b = fsm_a.finals, fsm_b.finals
-    start: _ProductState = (fsm_a.initial, fsm_b.initial, True)
-    parents: dict[_ProductState, tuple[_ProductState, TransitionKey] | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        state = queue.popleft()
-        state_a, state_b, at_start = state
-        if not at_start and state_a in finals_a and state_b in finals_b:
-            return _trace(parents, state)
-        moves_a, moves_b = map_a.get(state_a), map_b.get(state_b)
-        if not moves_a or not moves_b:
-            continue
-        for key in keys:
-            if key == slash:
-                if at_start:
-                    continue
-                next_start = True
-            else:
-                if avoid_leading_dot and at_start and key == dot:
-                    continue
-                next_start = False
-            next_a = moves_a.get(to_a[key])
-            if next_a is None:
-                continue
-            next_b = moves_b.get(to_b[key])
-            if next_b is None:
-                continue
-            following = (next_a, next_b, next_start)
-            if following not in parents:
-                parents[following] = (state, key)
-                queue.append(following)
-    return None
-
-
-def _trace(
-    parents: dict[_ProductState, tuple[_ProductState, TransitionKey] | None],
-    state: _ProductState,
-) -> list[TransitionKey]:
-    """The keys on the BFS-tree path from the start to ``state``."""
-    keys: list[TransitionKey] = []
-    link = parents[state]
-    while link is not None:
-        state, key = link
-        keys.append(key)
-        link = parents[state]
-    keys.reverse()
-    return keys

@@ -1,8 +1,8 @@
 """Tests for path-lock globs: language, normalisation, exact overlap, witnesses, caching.
 
 The overlap tests are checked against an independent reference matcher written here
-(segment by segment with ``fnmatch.fnmatchcase`` and recursion for ``**``), over a generated
-universe of paths and generated globs.
+(segment by segment with ``fnmatch.fnmatchcase`` and recursion for ``**``, a glob covering
+exactly the paths it matches), over a generated universe of paths and generated globs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aictl.domain import globs
+from aictl.domain import glob_automata, globs
 from aictl.domain.globs import (
     GlobConflict,
     GlobError,
@@ -45,7 +45,7 @@ def _segment_matches(pattern: str, segment: str) -> bool:
 
 @functools.cache
 def _ref_match(patterns: tuple[str, ...], segments: tuple[str, ...]) -> bool:
-    """Whether the segment patterns match the path segments exactly (no beneath rule)."""
+    """Whether the segment patterns match the path segments; ``**`` takes zero or more."""
     if not patterns:
         return not segments
     head, rest = patterns[0], patterns[1:]
@@ -55,10 +55,8 @@ def _ref_match(patterns: tuple[str, ...], segments: tuple[str, ...]) -> bool:
 
 
 def ref_covers(glob: str, path: str) -> bool:
-    """Reference: the glob matches the path or one of its ancestor directories."""
-    patterns = tuple(glob.split("/"))
-    segments = tuple(path.split("/"))
-    return any(_ref_match(patterns, segments[:k]) for k in range(1, len(segments) + 1))
+    """Reference: the glob matches the path itself (never merely an ancestor directory)."""
+    return _ref_match(tuple(glob.split("/")), tuple(path.split("/")))
 
 
 def is_real_path(path: str) -> bool:
@@ -85,35 +83,42 @@ def universe(*glob_list: str, depth: int = 3) -> list[str]:
 
 CONFLICTS = [
     ("src/*/a.py", "src/x/*.py"),
-    ("a/b", "a/b/c.py"),
-    ("src/api", "src/api/x.py"),
+    ("src/api/**", "src/api/x.py"),
     ("src/api", "src/api"),
+    ("src/**", "src"),
+    ("src/**", "src/a/b"),
     ("**", "docs/a.md"),
     ("**", "src/**/*.py"),
     ("**", "[!a]"),
     ("**/*.py", "x/y/z.py"),
-    # The beneath rule: docs/a.md also covers docs/a.md/anything.py, which **/*.py covers.
-    ("**/*.py", "docs/a.md"),
+    ("**/x.py", "x.py"),
+    ("**/x.py", "a/b/x.py"),
+    ("a/**/b", "a/b"),
+    ("a/**/b", "a/x/y/b"),
     ("src/[ab].py", "src/[b-d].py"),
     ("src/?.py", "src/a.py"),
     ("src/??.py", "src/*b.py"),
     ("src/[!a].py", "src/b.py"),
     ("src/[^a].py", "src/[ab].py"),
-    ("src/**", "src"),
     ("src/**/test_*.py", "src/api/**"),
     ("**/x", "a/**"),
-    ("a/**/b", "**/c"),
+    ("a/**/b", "**/b/**"),
+    ("**/a/**", "a"),
     ("*", "?"),
-    ("src/*", "src/a/b/c"),
     ("src/a*", "src/*b"),
+    ("src/*/**", "src/x"),
+    ("src/*/**", "src/**/b"),
     (".github/*", "**/*.yml"),
-    # a.md/x/b.py: the second glob covers a.md/x and everything beneath it.
-    ("**/*.py", "**/*.md/x"),
-    ("src/*/a.py", "src/b.py"),
-    ("a/*/b", "a/c"),
+    ("**/*.py", "**/*.md/*.py"),
 ]
 
 NO_CONFLICTS = [
+    # A literal path covers itself only, not what would lie beneath it.
+    ("src/api", "src/api/x.py"),
+    ("a/b", "a/b/c.py"),
+    ("**/*.py", "README.md"),
+    ("**/*.py", "docs/a.md"),
+    ("**/*.py", "**/*.md/x"),
     ("src/**/*.py", "docs/*.md"),
     ("src/*.py", "src/*.md"),
     ("src/[ab].py", "src/c.py"),
@@ -123,10 +128,17 @@ NO_CONFLICTS = [
     ("src/a.py", "docs/*.md"),
     ("src/a", "src/ab"),
     ("src/ab", "src/a"),
+    ("src/*/a.py", "src/b.py"),
     ("src/*/a.py", "src/b.py/b.py"),
+    ("src/*", "src/a/b/c"),
     ("src/a*", "src/b*"),
     ("src/?", "src/??"),
+    ("src/**", "srcx"),
+    ("src/*/**", "src"),
+    ("src/**/a", "src"),
+    ("a/*/b", "a/c"),
     ("a/*/b", "a/c/d"),
+    ("a/**/b", "**/c"),
     ("*.py", "*.md"),
 ]
 
@@ -165,8 +177,10 @@ def test_alphabet_trap_is_pinned() -> None:
 
 def test_witness_is_readable() -> None:
     assert intersection_witness("src/*.py", "**") == "src/x.py"
-    assert intersection_witness("a/b", "a/b/c.py") == "a/b/c.py"
-    assert intersection_witness("**/*.py", "docs/a.md") == "docs/a.md/x.py"
+    assert intersection_witness("src/api/**", "src/api/x.py") == "src/api/x.py"
+    assert intersection_witness("src/**", "src") == "src"
+    assert intersection_witness("**/*.py", "**/*.md/*.py") == "x.md/x.py"
+    assert intersection_witness("a/**/b", "**/b/**") == "a/b"
     # Only a leading dot satisfies .github/*, so the dot is kept there.
     assert intersection_witness(".github/*", "**") == ".github/x"
 
@@ -190,14 +204,15 @@ def test_agrees_with_interegular_intersection_on_a_shared_alphabet() -> None:
 @pytest.mark.parametrize(
     ("glob", "regex"),
     [
-        ("src/api", r"src/api(/.*)?"),
+        ("src/api", r"src/api"),
         ("**", ".*"),
-        ("**/*.py", r"(.*/)?[^/]*\.py(/.*)?"),
-        ("a/**/b", r"a/(.*/)?b(/.*)?"),
+        ("**/*.py", r"(.*/)?[^/]*\.py"),
+        ("a/**/b", r"a/(.*/)?b"),
         ("a/**", r"a(/.*)?"),
-        ("src/[!a-c]?", r"src/[^a-c/][^/](/.*)?"),
-        ("f(1)+{2}", r"f\(1\)\+\{2\}(/.*)?"),
-        ("[+-0]", r"[\+-\.0](/.*)?"),
+        ("**/a/**", r"(.*/)?a(/.*)?"),
+        ("src/[!a-c]?", r"src/[^a-c/][^/]"),
+        ("f(1)+{2}", r"f\(1\)\+\{2\}"),
+        ("[+-0]", r"[\+-\.0]"),
     ],
 )
 def test_glob_to_regex(glob: str, regex: str) -> None:
@@ -208,21 +223,30 @@ def test_glob_to_regex(glob: str, regex: str) -> None:
     ("glob", "path", "expected"),
     [
         ("src/api", "src/api", True),
-        ("src/api", "src/api/x.py", True),
+        ("src/api", "src/api/x.py", False),
+        ("src/api/**", "src/api/x.py", True),
+        ("src/api/**", "src/api", True),
         ("src/api", "src/apix", False),
         ("src/*.py", "src/a.py", True),
         ("src/*.py", "src/a/b.py", False),
+        ("src/*.py", "src/a.py/b", False),
         ("src/**", "src", True),
         ("src/**", "src/a/b", True),
         ("src/**", "srcx", False),
+        ("**", "a/b", True),
+        ("**/x.py", "x.py", True),
         ("**/test_*.py", "test_a.py", True),
         ("**/test_*.py", "a/b/test_a.py", True),
+        ("a/**/b", "a/b", True),
+        ("a/**/b", "a/x/y/b", True),
+        ("a/**/b", "a/b/c", False),
         ("[+-0]", "/", False),
         ("[+-0]", ".", True),
         ("a.b", "axb", False),
         ("f(1)+", "f(1)+", True),
         ("a[[]b", "a[b", True),
-        ("line\nbreak", "line\nbreak/x", True),
+        ("line\nbreak", "line\nbreak", True),
+        ("line\nbreak", "line\nbreak/x", False),
     ],
 )
 def test_covers(glob: str, path: str, expected: bool) -> None:
@@ -336,11 +360,16 @@ def test_generated_globs_against_reference_matcher(raw_a: str, raw_b: str) -> No
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("./src//api/", "src/api"),
+        ("./src//api/", "src/api/**"),
+        ("src/api/", "src/api/**"),
+        ("src/api//", "src/api/**"),
+        ("src/api/.", "src/api/**"),
+        ("src/api", "src/api"),
+        ("src/*/", "src/*/**"),
+        ("src/**/", "src/**"),
         ("src/./a", "src/a"),
         ("**/**/x", "**/x"),
         ("a/**/**/**/b", "a/**/b"),
-        ("src/api/", "src/api"),
         ("././a", "a"),
         ("**", "**"),
         ("**/", "**"),
@@ -358,7 +387,7 @@ def test_normalize_glob(raw: str, expected: str) -> None:
 def test_absolute_path_inside_root_becomes_relative(tmp_path: Path) -> None:
     root = Path(os.path.realpath(tmp_path))
     assert normalize_glob(f"{root}/src/*.py", root) == "src/*.py"
-    assert normalize_glob(f"{root}//src/./api/", root) == "src/api"
+    assert normalize_glob(f"{root}//src/./api/", root) == "src/api/**"
 
 
 def test_absolute_path_through_a_symlinked_root(tmp_path: Path) -> None:
@@ -426,6 +455,8 @@ def test_absolute_path_outside_root_is_rejected(tmp_path: Path) -> None:
 
 
 def test_the_root_itself_names_no_path(tmp_path: Path) -> None:
+    with pytest.raises(GlobError, match="no path"):
+        normalize_glob(f"{tmp_path}/", tmp_path)
     with pytest.raises(GlobError, match="no path") as caught:
         normalize_glob(str(tmp_path), tmp_path)
     assert caught.value.hint is not None
@@ -465,10 +496,13 @@ def test_prefix_pruning_builds_no_automaton(
     assert not globs_intersect("src/**/*.py", "docs/*.md")
     assert intersection_witness("src/a.py", "docs/*.md") is None
     assert not has_conflict(["src/a.py"], ["docs/*.md", "lib/**"])
-    # Literal pairs and ** are settled without automata too.
+    # Literal pairs and ** are settled without automata too, and so is any literal path.
     assert not globs_intersect("src/a", "src/ab")
-    assert globs_intersect("src/a", "src/a/b")
+    assert not globs_intersect("src/a", "src/a/b")
     assert globs_intersect("**", "src/*.py")
+    assert not globs_intersect("README.md", "**/*.py")
+    assert globs_intersect("src/api/x.py", "**/*.py")
+    assert intersection_witness("**/*.py", "src/api/x.py") == "src/api/x.py"
     # The guard is live: a pair that survives pruning does reach the builder.
     with pytest.raises(AssertionError, match="automaton built"):
         globs_intersect("src/*.py", "src/a*")
@@ -505,17 +539,28 @@ def test_segmentwise_check_settles_common_pairs_without_automata(
     monkeypatch.setattr(globs, "_glob_fsm", refuse)
     assert not globs_intersect("packages/*/README.md", "packages/pkg1/*.py")
     assert globs_intersect("src/*/a.py", "src/x/*.py")
-    assert globs_intersect("src/*/a.py", "src/x")
-    assert not globs_intersect("src/*/a.py", "src/x/b.py")
+    assert not globs_intersect("src/*/a.py", "src/x/*.md")
+    assert not globs_intersect("src/*/a.py", "src/*.py")
+    assert not globs_intersect("src/*/*/**", "src/*.py")
+    assert globs_intersect("src/[ab]/**", "src/a/*.py")
     assert globs_intersect("src/api/**", "src/*/x.py")
+    assert not globs_intersect("src/a*/**", "src/x/*b")
     assert not globs_intersect("src/[ab]/**", "src/c/x.py")
+
+
+def test_a_witness_not_covered_by_both_globs_is_refused(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    monkeypatch.setattr(glob_automata, "shortest_common_path", lambda _a, _b: "src/x/a.md")
+    with pytest.raises(RuntimeError, match="not covered by both"):
+        globs_intersect("src/**/a*.py", "src/x/*b.py")
 
 
 def test_interegular_is_imported_lazily() -> None:
     code = (
         "import sys\n"
         "from aictl.domain.globs import globs_intersect, normalize_glob, covers\n"
-        "assert normalize_glob('./src/') == 'src'\n"
+        "assert normalize_glob('./src/') == 'src/**'\n"
         "assert not globs_intersect('src/a.py', 'docs/*.md')\n"
         "assert covers('src/*.py', 'src/a.py')\n"
         "assert 'interegular' not in sys.modules, 'imported eagerly'\n"
@@ -533,18 +578,25 @@ def test_interegular_is_imported_lazily() -> None:
 
 
 def test_find_conflicts_reports_every_pair_with_holder() -> None:
-    held = [(7, "src/api/**"), (8, "docs/*.md"), (9, "**/*.py")]
-    conflicts = find_conflicts(["src/api/x.py", "README.md"], iter(held))
+    held = [(7, "src/api/**"), (8, "docs/*.md"), (9, "**/*.py"), (10, "*.md")]
+    conflicts = find_conflicts(["src/api/x.py", "README.md", "src/api"], iter(held))
     assert conflicts == [
         GlobConflict("src/api/x.py", "src/api/**", 7, None),
         GlobConflict("src/api/x.py", "**/*.py", 9, None),
-        GlobConflict("README.md", "**/*.py", 9, None),
+        GlobConflict("README.md", "*.md", 10, None),
+        GlobConflict("src/api", "src/api/**", 7, None),
     ]
 
 
 def test_find_conflicts_explains_with_witnesses() -> None:
-    conflicts = find_conflicts(["src/*/a.py"], [("t1", "src/x/*.py"), ("t2", "docs")], explain=True)
-    assert conflicts == [GlobConflict("src/*/a.py", "src/x/*.py", "t1", "src/x/a.py")]
+    held = [("t1", "src/x/*.py"), ("t2", "docs"), ("t3", "src/y"), ("t4", "src/**")]
+    conflicts = find_conflicts(["src/*/a.py", "src/y"], held, explain=True)
+    assert conflicts == [
+        GlobConflict("src/*/a.py", "src/x/*.py", "t1", "src/x/a.py"),
+        GlobConflict("src/*/a.py", "src/**", "t4", "src/x/a.py"),
+        GlobConflict("src/y", "src/y", "t3", "src/y"),
+        GlobConflict("src/y", "src/**", "t4", "src/y"),
+    ]
 
 
 def test_find_conflicts_empty() -> None:
