@@ -75,7 +75,7 @@ class HistoryShape:
     """
 
     size: int
-    done_fraction: float = 0.25
+    done_fraction: float = 0.2
     seed: int = 1
 
     @property
@@ -83,9 +83,9 @@ class HistoryShape:
         return int(self.size * self.done_fraction)
 
 
-def history_tasks(shape: HistoryShape, first_id: int, count: int, rng: random.Random) -> Iterator[
-    NewTask
-]:
+def history_tasks(
+    shape: HistoryShape, first_id: int, count: int, rng: random.Random
+) -> Iterator[NewTask]:
     """Tasks ``first_id`` .. ``first_id + count - 1`` of ``shape`` (ids start at 1 in a fresh
     database, so task ``i`` may depend on ids ``1 .. i - 1``)."""
     for task_id in range(first_id, first_id + count):
