@@ -135,16 +135,14 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping with stable keys (the `--json` form of a task)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = format_time(value)
-            elif isinstance(value, Status):
-                value = str(value)
-            elif isinstance(value, dict | list):
-                value = value.copy()
-            out[f.name] = value
+        out = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name in _TIME_FIELDS:
+            if out[name] is not None:
+                out[name] = format_time(out[name])
+        out["status"] = self.status.value
+        for name in _CONTAINER_FIELDS:
+            if out[name] is not None:
+                out[name] = out[name].copy()
         return out
 
     @classmethod
@@ -157,7 +155,9 @@ class Task:
         return cls(**values)
 
 
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Task))
 _TIME_FIELDS = tuple(f.name for f in dataclasses.fields(Task) if "datetime" in str(f.type))
+_CONTAINER_FIELDS = ("labels", "requires", "paths", "depends_on", "evidence")
 
 
 def format_time(moment: datetime) -> str:

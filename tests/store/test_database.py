@@ -40,9 +40,8 @@ def test_transaction_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
     one holds the lock from BEGIN, so the other writer is refused at once (timeout 0)."""
     db = Database(tmp_path / "s.db")
     other = sqlite3.connect(tmp_path / "s.db", timeout=0, isolation_level=None)
-    with db.transaction():
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            other.execute("BEGIN IMMEDIATE")
+    with db.transaction(), pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
     other.execute("BEGIN IMMEDIATE")
     other.execute("ROLLBACK")
     other.close()
