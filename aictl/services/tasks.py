@@ -68,33 +68,10 @@ class TaskService:
 
     # creating and reading
 
-    def create(
-        self,
-        title: str,
-        *,
-        description: str = "",
-        type: str = "task",
-        priority: int = 0,
-        depends_on: Sequence[int] = (),
-        paths: Sequence[str] = (),
-        labels: Sequence[str] = (),
-        requires: Sequence[str] = (),
-        max_attempts: int = 3,
-    ) -> Task:
-        """Validate every field, then insert; nothing is written if anything is wrong."""
-        return self.store.create(
-            self.new_task(
-                title,
-                description=description,
-                type=type,
-                priority=priority,
-                depends_on=depends_on,
-                paths=paths,
-                labels=labels,
-                requires=requires,
-                max_attempts=max_attempts,
-            )
-        )
+    def create(self, title: str, **fields: Any) -> Task:
+        """Validate every field (the keywords of ``new_task``), then insert; nothing is
+        written if anything is wrong."""
+        return self.store.create(self.new_task(title, **fields))
 
     def new_task(
         self,

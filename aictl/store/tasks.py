@@ -715,21 +715,22 @@ class TaskStore:
             )
 
     def _block_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
-        """Block every queued task downstream of ``task_id`` (breadth first)."""
-        frontier = [task_id]
-        while frontier:
-            current = frontier.pop()
-            for dependent, status in connection.execute(_DEPENDENTS, (current,)).fetchall():
-                if status == Status.QUEUED:
-                    self._refresh_block(connection, dependent, stamp)
-                    frontier.append(dependent)
+        """Block every queued task downstream of ``task_id``."""
+        self._refresh_downstream(connection, task_id, stamp, Status.QUEUED)
 
     def _unblock_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
+        """Unblock every blocked task downstream of ``task_id`` whose dependencies can finish."""
+        self._refresh_downstream(connection, task_id, stamp, Status.BLOCKED)
+
+    def _refresh_downstream(
+        self, connection: sqlite3.Connection, task_id: int, stamp: str, status: Status
+    ) -> None:
+        """Walk the dependents (depth first) that are in ``status`` and refresh their block."""
         frontier = [task_id]
         while frontier:
             current = frontier.pop()
-            for dependent, status in connection.execute(_DEPENDENTS, (current,)).fetchall():
-                if status == Status.BLOCKED:
+            for dependent, current_status in connection.execute(_DEPENDENTS, (current,)).fetchall():
+                if current_status == status:
                     self._refresh_block(connection, dependent, stamp)
                     frontier.append(dependent)
 
