@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import lock, output, task
+from aictl.cli import audit, lock, output, task
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(task.app, name="task")
 app.add_typer(lock.app, name="lock")
+app.add_typer(audit.app, name="audit")
 
 
 @app.callback()

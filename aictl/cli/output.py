@@ -41,6 +41,12 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def compact(data: Any, limit: int = 80) -> str:
+    """One-line JSON for a table cell, cut at ``limit`` characters."""
+    text = json.dumps(data, separators=(",", ":"), default=_default)
+    return _escape(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def line(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 

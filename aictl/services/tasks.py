@@ -61,7 +61,7 @@ class TaskService:
     ) -> None:
         self.workspace = workspace
         self.db = db or Database(workspace.db_path)
-        self.store = TaskStore(self.db, clock or SystemClock())
+        self.store = TaskStore(self.db, clock or SystemClock(), actor=default_actor())
 
     def close(self) -> None:
         self.db.close()
@@ -201,6 +201,14 @@ class TaskService:
                 )
             )
         return result
+
+
+def default_actor() -> str:
+    """Who the audit log names for operator actions: ``AICTL_ACTOR``, else ``user:<login>``."""
+    import getpass
+    import os
+
+    return os.environ.get("AICTL_ACTOR") or f"user:{getpass.getuser()}"
 
 
 def parse_status(text: str) -> Status:

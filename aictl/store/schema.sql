@@ -1,3 +1,42 @@
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    actor     TEXT    NOT NULL,
+    task_id   INTEGER,
+    data      TEXT    NOT NULL CHECK (json_valid(data)),
+    prev_hash TEXT    NOT NULL,
+    hash      TEXT    NOT NULL UNIQUE
+);
+
+CREATE TABLE decisions (
+    id           TEXT    PRIMARY KEY,
+    at           TEXT    NOT NULL,
+    action       TEXT    NOT NULL,
+    subject      TEXT    NOT NULL,
+    task_id      INTEGER,
+    resource     TEXT    NOT NULL CHECK (json_valid(resource)),
+    effect       TEXT    NOT NULL CHECK (effect IN ('allow', 'deny', 'require_approval')),
+    rules        TEXT    NOT NULL CHECK (json_valid(rules)),
+    warnings     TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(warnings)),
+    layers       TEXT    NOT NULL CHECK (json_valid(layers)),
+    policy_hash  TEXT    NOT NULL,
+    input        TEXT    NOT NULL CHECK (json_valid(input)),
+    input_digest TEXT    NOT NULL,
+    redacted     TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(redacted)),
+    lease_epoch  INTEGER
+);
+
 CREATE TABLE path_locks (
     task_id     INTEGER NOT NULL REFERENCES tasks (id),
     glob        TEXT    NOT NULL,
@@ -5,6 +44,17 @@ CREATE TABLE path_locks (
     lease_epoch INTEGER NOT NULL,
     acquired_at TEXT    NOT NULL,
     PRIMARY KEY (task_id, glob)
+) WITHOUT ROWID;
+
+CREATE TABLE policy_overrides (
+    key        TEXT NOT NULL,
+    ai         TEXT NOT NULL DEFAULT '',
+    value      TEXT NOT NULL CHECK (json_valid(value)),
+    reason     TEXT NOT NULL CHECK (length(reason) > 0),
+    set_by     TEXT NOT NULL,
+    set_at     TEXT NOT NULL,
+    expires_at TEXT,
+    PRIMARY KEY (key, ai)
 ) WITHOUT ROWID;
 
 CREATE TABLE task_deps (
@@ -42,11 +92,19 @@ CREATE TABLE tasks (
     blocked_reason     TEXT,
     failure_reason     TEXT,
     result             TEXT,
-    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)),
+    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)), approval TEXT CHECK (approval IN ('pending', 'approved', 'rejected')), approval_by TEXT,
     -- a task has a live lease exactly while it is claimed or running
     CHECK ((status IN ('claimed', 'running')) = (lease_expires_at IS NOT NULL)),
     CHECK ((status = 'blocked') = (blocked_reason IS NOT NULL))
 );
+
+CREATE INDEX audit_log_kind ON audit_log (kind, seq);
+
+CREATE INDEX audit_log_task ON audit_log (task_id, seq) WHERE task_id IS NOT NULL;
+
+CREATE INDEX decisions_subject ON decisions (subject, at);
+
+CREATE INDEX decisions_task ON decisions (task_id, at) WHERE task_id IS NOT NULL;
 
 CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
 

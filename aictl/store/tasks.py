@@ -42,6 +42,7 @@ from aictl.errors import (
     TaskHeld,
     TaskNotFound,
 )
+from aictl.store.audit import AuditLog
 from aictl.store.db import Database
 
 _TASK_COLUMNS = (
@@ -147,9 +148,11 @@ def _qmarks(count: int) -> str:
 class TaskStore:
     """The task tables behind a narrow interface (a PostgreSQL backend would implement the same)."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, actor: str = "user") -> None:
         self.db = db
         self.clock = clock
+        self.actor = actor
+        self.audit = AuditLog(db.connection)
 
     # ----------------------------------------------------------------- reading
 
@@ -254,7 +257,21 @@ class TaskStore:
             "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)",
             [(row["id"], dep) for dep in deps],
         )
-        return self._task(row, deps)
+        task = self._task(row, deps)
+        self.audit.append(
+            now,
+            "task.created",
+            self.actor,
+            task.id,
+            {
+                "title": task.title,
+                "priority": task.priority,
+                "paths": task.paths,
+                "depends_on": deps,
+                "status": str(task.status),
+            },
+        )
+        return task
 
     def link(self, task_id: int, depends_on: Sequence[int]) -> Task:
         """Make ``task_id`` depend on more tasks. An edge that would close a cycle is refused
@@ -283,6 +300,9 @@ class TaskStore:
                         "UPDATE tasks SET unmet_deps = unmet_deps + 1, updated_at = ? WHERE id = ?",
                         (now, task_id),
                     )
+            self.audit.append(
+                now, "task.linked", self.actor, task_id, {"depends_on": list(depends_on)}
+            )
             self._refresh_block(connection, task_id, now)
             return self.get(task_id)
 
@@ -306,6 +326,9 @@ class TaskStore:
                         "UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = ? WHERE id = ?",
                         (now, task_id),
                     )
+            self.audit.append(
+                now, "task.unlinked", self.actor, task_id, {"depends_on": list(depends_on)}
+            )
             self._refresh_block(connection, task_id, now)
             return self.get(task_id)
 
@@ -356,6 +379,19 @@ class TaskStore:
             "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"
             " VALUES (?, ?, ?, ?, ?)",
             [(task.id, glob, holder, task.lease_epoch, stamp) for glob in task.paths],
+        )
+        self.audit.append(
+            stamp,
+            "task.claimed",
+            holder,
+            task.id,
+            {
+                "epoch": task.lease_epoch,
+                "ttl_seconds": ttl.total_seconds(),
+                "expires_at": format_time(now + ttl),
+                "paths": task.paths,
+                "attempt": task.attempts,
+            },
         )
         return Claim(task, LeaseToken(task.id, task.lease_epoch))
 
@@ -522,7 +558,9 @@ class TaskStore:
                 (stamp, stamp, stamp),
                 now,
             )
-            return self._tasks([row])[0]
+            task = self._tasks([row])[0]
+            self._record(stamp, "task.started", task, token)
+            return task
 
     def complete(
         self, token: LeaseToken, result: str | None = None, evidence: dict[str, Any] | None = None
@@ -546,7 +584,12 @@ class TaskStore:
                 " WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)",
                 (stamp, token.task_id),
             )
-            return self._tasks([row])[0]
+            task = self._tasks([row])[0]
+            evidence_keys = sorted(evidence) if evidence else []
+            self._record(
+                stamp, "task.completed", task, token, result=result, evidence=evidence_keys
+            )
+            return task
 
     def fail(self, token: LeaseToken, reason: str, *, retry: bool = True) -> Task:
         """Record a failure: back to the queue while attempts remain (and ``retry``), else
@@ -571,9 +614,12 @@ class TaskStore:
                 connection, token, event, assignments + ", updated_at = ?", (*values, stamp), now
             )
             self._drop_locks(connection, token.task_id)
+            task = self._tasks([row])[0]
+            kind = "task.failed" if event == "fail" else "task.requeued"
+            self._record(stamp, kind, task, token, reason=reason, attempts=task.attempts)
             if event == "fail":
                 self._block_dependents(connection, token.task_id, stamp)
-            return self._tasks([row])[0]
+            return task
 
     def release(self, token: LeaseToken) -> Task:
         """Give the task back untouched: it is queued again and the attempt is not counted."""
@@ -589,7 +635,9 @@ class TaskStore:
                 now,
             )
             self._drop_locks(connection, token.task_id)
-            return self._tasks([row])[0]
+            task = self._tasks([row])[0]
+            self._record(now, "task.released", task, token)
+            return task
 
     # ------------------------------------------------------ operator's actions
 
@@ -606,6 +654,13 @@ class TaskStore:
                 (reason or "cancelled", stamp, stamp, task_id, str(task.status)),
             )
             self._drop_locks(connection, task_id)
+            self.audit.append(
+                stamp,
+                "task.cancelled",
+                self.actor,
+                task_id,
+                {"reason": reason, "was": str(task.status)},
+            )
             self._block_dependents(connection, task_id, stamp)
             return self.get(task_id)
 
@@ -621,6 +676,7 @@ class TaskStore:
                 " finished_at = NULL, result = NULL, updated_at = ? WHERE id = ? AND status = ?",
                 (stamp, task_id, str(task.status)),
             )
+            self.audit.append(stamp, "task.retried", self.actor, task_id, {"was": str(task.status)})
             self._refresh_block(connection, task_id, stamp)
             self._unblock_dependents(connection, task_id, stamp)
             return self.get(task_id)
@@ -648,12 +704,32 @@ class TaskStore:
                 (str(outcome), reason, str(outcome), stamp, stamp, task_id, epoch),
             )
             self._drop_locks(connection, task_id)
+            self.audit.append(
+                stamp,
+                "task.lease_expired",
+                "aictl",
+                task_id,
+                {
+                    "holder": holder,
+                    "epoch": epoch,
+                    "outcome": str(outcome),
+                    "attempts": attempts,
+                },
+            )
             if outcome == Status.FAILED:
                 self._block_dependents(connection, task_id, stamp)
             done.append(Expiry(task_id, holder, epoch, outcome))
         return done
 
     # ----------------------------------------------------------------- helpers
+
+    def _record(
+        self, at: datetime | str, kind: str, task: Task, token: LeaseToken, **data: Any
+    ) -> None:
+        """An audit event written by the lease holder (the actor is the holder's name)."""
+        self.audit.append(
+            at, kind, task.lease_holder or self.actor, task.id, {"epoch": token.epoch, **data}
+        )
 
     def _drop_locks(self, connection: sqlite3.Connection, task_id: int) -> None:
         connection.execute("DELETE FROM path_locks WHERE task_id = ?", (task_id,))
@@ -706,6 +782,7 @@ class TaskStore:
                 " WHERE id = ?",
                 (reason, stamp, task_id),
             )
+            self.audit.append(stamp, "task.blocked", "aictl", task_id, {"reason": reason})
         elif not reason and status == Status.BLOCKED:
             next_status(status, "unblock")
             connection.execute(
@@ -713,6 +790,7 @@ class TaskStore:
                 " WHERE id = ?",
                 (stamp, task_id),
             )
+            self.audit.append(stamp, "task.unblocked", "aictl", task_id, {})
 
     def _block_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
         """Block every queued task downstream of ``task_id``."""

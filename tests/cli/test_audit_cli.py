@@ -1,0 +1,104 @@
+"""`aictl audit` through the CLI: listing, verification exit codes, export, checkpoint."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aictl.cli import run
+from aictl.workspace import Workspace
+
+Result = tuple[int, str, str]
+
+
+@pytest.fixture
+def aictl(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Result]:
+    monkeypatch.chdir(workspace.root)
+    monkeypatch.delenv("AICTL_DB", raising=False)
+    monkeypatch.setenv("AICTL_ACTOR", "tester")
+
+    def invoke(*args: str) -> Result:
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    invoke("task", "create", "a", "--path", "src/**")
+    invoke("task", "create", "b", "--depends-on", "1")
+    token = invoke("task", "claim", "--as", "w1", "-q")[1].strip()
+    invoke("task", "start", "1", "--lease", token)
+    invoke("task", "complete", "1", "--lease", token)
+    return invoke
+
+
+def corrupt(workspace: Workspace, sql: str) -> None:
+    with sqlite3.connect(workspace.db_path) as connection:
+        connection.execute("DROP TRIGGER audit_log_no_update")
+        connection.execute("DROP TRIGGER audit_log_no_delete")
+        connection.execute(sql)
+    connection.close()
+
+
+def test_log_forms_and_filters(aictl: Callable[..., Result]) -> None:
+    code, out, _ = aictl("audit", "log", "--json")
+    events = json.loads(out)
+    assert code == 0
+    assert [(e["kind"], e["actor"]) for e in events] == [
+        ("task.created", "tester"), ("task.created", "tester"), ("task.claimed", "w1"),
+        ("task.started", "w1"), ("task.completed", "w1"),
+    ]  # fmt: skip
+    assert set(events[0]) == {"seq", "at", "kind", "actor", "task_id", "data", "prev_hash", "hash"}
+    only_2 = json.loads(aictl("audit", "log", "--task", "2", "--json")[1])
+    assert [e["kind"] for e in only_2] == ["task.created"]
+    claims = json.loads(aictl("audit", "log", "--kind", "task.claimed", "--json")[1])
+    assert len(claims) == 1 and claims[0]["data"]["epoch"] == 1
+    assert json.loads(aictl("audit", "log", "--since", "1h", "--json")[1]) == events
+    assert json.loads(aictl("audit", "log", "--since", "2999-01-01T00:00:00Z", "--json")[1]) == []
+    code, out, _ = aictl("audit", "log")
+    assert code == 0 and "task.completed" in out and "SEQ" in out
+    code, _, err = aictl("audit", "log", "--since", "yesterday-ish")
+    assert code == 2 and "invalid --since 'yesterday-ish'" in err
+
+
+def test_verify_exit_codes(aictl: Callable[..., Result], workspace: Workspace) -> None:
+    code, out, _ = aictl("audit", "verify")
+    assert code == 0 and out.startswith("audit log intact: 5 rows")
+    assert json.loads(aictl("audit", "verify", "--json")[1])["rows"] == 5
+    corrupt(workspace, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    code, _, err = aictl("audit", "verify")
+    assert code == 1
+    assert "Error: audit log does not verify: row 3 (task.claimed) was changed" in err
+
+
+def test_checkpoint_then_truncation(
+    aictl: Callable[..., Result], workspace: Workspace, tmp_path: Path
+) -> None:
+    mark = tmp_path / "mark.json"
+    code, out, _ = aictl("audit", "checkpoint", "-o", str(mark), "--json")
+    assert code == 0 and json.loads(out)["seq"] == 5
+    assert json.loads(mark.read_text())["rows"] == 5
+    assert aictl("audit", "checkpoint")[0] == 0  # the default file, used by verify from now on
+    corrupt(workspace, "DELETE FROM audit_log WHERE seq = 5")
+    code, _, err = aictl("audit", "verify", "--checkpoint", str(mark))
+    assert code == 1 and "the tail was truncated" in err
+    code, _, err = aictl("audit", "verify")
+    assert code == 1 and "the tail was truncated" in err
+    mark.write_text("not json")
+    code, _, err = aictl("audit", "verify", "--checkpoint", str(mark))
+    assert code == 2 and "is not an audit checkpoint" in err
+
+
+def test_export_jsonl(aictl: Callable[..., Result], tmp_path: Path) -> None:
+    code, out, err = aictl("audit", "export")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(lines) == 5 and "exported 5 rows" in err
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
+    target = tmp_path / "audit.jsonl"
+    assert aictl("audit", "export", "-o", str(target))[0] == 0
+    assert target.read_text().splitlines() == out.splitlines()
+    assert aictl("audit", "export", "--format", "csv")[0] == 2
