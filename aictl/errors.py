@@ -54,6 +54,10 @@ class PolicyDenied(AictlError):
     exit_code = 3
 
 
+class ApprovalRequired(PolicyDenied):
+    """Policy requires a person's approval first; the task waits, blocked, until given."""
+
+
 class Contention(AictlError):
     """Someone else holds what was asked for."""
 

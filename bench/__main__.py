@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, latency, locks
+from bench import claims, cli, latency, locks, policy
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -30,6 +30,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "latency": latency.run,
     "locks": locks.run,
     "cli": cli.run,
+    "policy": policy.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -35,3 +35,9 @@ def service(workspace: Workspace, clock: ManualClock) -> Iterator[TaskService]:
     service = TaskService(workspace, clock=clock)
     yield service
     service.close()
+
+
+@pytest.fixture(autouse=True)
+def no_global_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not pick up the developer's ~/.config/aictl/policy.yaml."""
+    monkeypatch.setenv("AICTL_GLOBAL_POLICY", "")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import audit, lock, output, task
+from aictl.cli import audit, lock, output, policy, policy_records, task
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
@@ -29,6 +29,9 @@ app = typer.Typer(
 app.add_typer(task.app, name="task")
 app.add_typer(lock.app, name="lock")
 app.add_typer(audit.app, name="audit")
+app.add_typer(policy.app, name="policy")
+policy.app.command("decisions")(policy_records.decisions)
+policy.app.add_typer(policy_records.override_app, name="override")
 
 
 @app.callback()

@@ -44,7 +44,7 @@ def _default(value: Any) -> Any:
 def compact(data: Any, limit: int = 80) -> str:
     """One-line JSON for a table cell, cut at ``limit`` characters."""
     text = json.dumps(data, separators=(",", ":"), default=_default)
-    return _escape(text if len(text) <= limit else text[: limit - 1] + "…")
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def line(text: str = "") -> None:
@@ -99,7 +99,7 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     from rich.markup import escape
 
     return str(escape(text))
@@ -122,13 +122,13 @@ def tasks(items: Sequence[Task], fmt: Format) -> None:
                     task.id,
                     task.priority,
                     _status(task.status),
-                    _escape(task.title),
-                    _escape(task.lease_holder or "")
+                    escape(task.title),
+                    escape(task.lease_holder or "")
                     if task.status in ("claimed", "running")
                     else "",
                     ",".join(map(str, task.depends_on)),
-                    _escape(" ".join(task.paths)),
-                    _escape(" ".join(f"{k}={v}" for k, v in task.labels.items())),
+                    escape(" ".join(task.paths)),
+                    escape(" ".join(f"{k}={v}" for k, v in task.labels.items())),
                 )
                 for task in items
             ),
@@ -150,14 +150,14 @@ def task(item: Task, fmt: Format, *, headline: str | None = None) -> None:
 def _task_detail(item: Task) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", item.id),
-        ("title", _escape(item.title)),
+        ("title", escape(item.title)),
         ("status", _status(item.status)),
         ("type", item.type),
         ("priority", item.priority),
-        ("description", _escape(item.description)),
-        ("labels", _escape(", ".join(f"{k}={v}" for k, v in item.labels.items()))),
+        ("description", escape(item.description)),
+        ("labels", escape(", ".join(f"{k}={v}" for k, v in item.labels.items()))),
         ("requires", ", ".join(item.requires)),
-        ("paths", _escape(" ".join(item.paths))),
+        ("paths", escape(" ".join(item.paths))),
         ("depends on", ", ".join(map(str, item.depends_on))),
         ("attempts", f"{item.attempts} of {item.max_attempts}"),
         (
@@ -166,9 +166,9 @@ def _task_detail(item: Task) -> None:
             if item.lease_expires_at
             else "",
         ),
-        ("blocked", _escape(item.blocked_reason or "")),
-        ("failure", _escape(item.failure_reason or "")),
-        ("result", _escape(item.result or "")),
+        ("blocked", escape(item.blocked_reason or "")),
+        ("failure", escape(item.failure_reason or "")),
+        ("result", escape(item.result or "")),
         ("evidence", "yes" if item.evidence else ""),
         ("created", _when(item.created_at)),
         ("claimed", _when(item.claimed_at)),

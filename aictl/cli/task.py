@@ -45,7 +45,10 @@ def create(
     requires: Annotated[
         list[str] | None, typer.Option("--requires", help="A capability the agent needs.")
     ] = None,
-    max_attempts: Annotated[int, typer.Option(help="Claims before it fails for good.")] = 3,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(help="Claims before it fails for good (default: policy, else 3)."),
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -114,7 +117,8 @@ def claim(
         str, typer.Option("--as", help="Who holds the lease (an agent or worker name).")
     ] = ...,  # type: ignore[assignment]
     ttl: Annotated[
-        str | None, typer.Option(help="Lease length without heartbeats, e.g. 90s, 10m.")
+        str | None,
+        typer.Option(help="Lease length without heartbeats, e.g. 90s (default: policy, else 10m)."),
     ] = None,
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the token only.")] = False,
@@ -294,6 +298,39 @@ def retry(
     with task_service(ctx) as service:
         task = service.retry(task_id)
     output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} is {task.status}")
+
+
+@app.command()
+def approve(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
+    """Approve a task that policy sent to await approval; the approval is itself a recorded
+    decision, which policy may deny (exit 3).
+
+    Example: aictl task approve 12
+    """
+    with task_service(ctx) as service:
+        task = service.approve(task_id)
+    output.task(
+        task, output.pick(json_output, quiet), headline=f"Task {task.id} approved: {task.status}"
+    )
+
+
+@app.command()
+def reject(
+    ctx: typer.Context,
+    task_id: TaskId,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Reject a task awaiting approval: it is cancelled and its dependents blocked.
+
+    Example: aictl task reject 12 --reason "migration not reviewed"
+    """
+    with task_service(ctx) as service:
+        task = service.reject(task_id, reason=reason)
+    output.task(task, output.pick(json_output, quiet), headline=f"Task {task.id} rejected")
 
 
 @app.command()

@@ -129,6 +129,8 @@ class Task:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     blocked_reason: str | None = None
+    approval: str | None = None
+    approval_by: str | None = None
     failure_reason: str | None = None
     result: str | None = None
     evidence: dict[str, Any] | None = None

@@ -16,7 +16,9 @@ from aictl.domain.dag import topological_layers
 from aictl.domain.durations import parse_duration
 from aictl.domain.tasks import LeaseToken, Status, Task, parse_label
 from aictl.errors import InvalidInput
+from aictl.services.enforcement import Enforcer
 from aictl.store.db import Database
+from aictl.store.decisions import Ruling
 from aictl.store.tasks import Claim, Expiry, HeldLock, NewTask, TaskStore
 from aictl.workspace import Workspace
 
@@ -62,6 +64,7 @@ class TaskService:
         self.workspace = workspace
         self.db = db or Database(workspace.db_path)
         self.store = TaskStore(self.db, clock or SystemClock(), actor=default_actor())
+        self.enforcer = Enforcer(workspace, self.store)
 
     def close(self) -> None:
         self.db.close()
@@ -69,9 +72,28 @@ class TaskService:
     # creating and reading
 
     def create(self, title: str, **fields: Any) -> Task:
-        """Validate every field (the keywords of ``new_task``), then insert; nothing is
-        written if anything is wrong."""
-        return self.store.create(self.new_task(title, **fields))
+        """Validate every field (the keywords of ``new_task``), ask the policy, then insert
+        with the decision recorded; nothing is written if any field is wrong, and only the
+        decision record if the policy denies it (``PolicyDenied``, exit 3)."""
+        if fields.get("max_attempts") is None:
+            fields["max_attempts"] = self.enforcer.policy(None).setting("max_attempts", 3)
+        spec = self.new_task(title, **fields)
+        draft = Task(
+            id=0,
+            title=spec.title,
+            description=spec.description,
+            type=spec.type,
+            priority=spec.priority,
+            labels=spec.labels,
+            requires=spec.requires,
+            paths=spec.paths,
+            depends_on=spec.depends_on,
+            max_attempts=spec.max_attempts,
+            created_at=self.store.clock.now(),
+            updated_at=self.store.clock.now(),
+        )
+        ruling = self.enforcer.ruling("create", subject=self.store.actor, task=draft)
+        return self.store.create(spec, ruling)
 
     def new_task(
         self,
@@ -148,8 +170,33 @@ class TaskService:
     # the lease lifecycle
 
     def claim(self, holder: str, *, ttl: str | None = None, task_id: int | None = None) -> Claim:
-        lease = parse_duration(ttl, field="--ttl") if ttl else DEFAULT_TTL
-        return self.store.claim(_name(holder, "holder"), lease, task_id)
+        holder = _name(holder, "holder")
+        if ttl:
+            lease = parse_duration(ttl, field="--ttl")
+        else:
+            lease = self.enforcer.policy(holder).duration("lease_ttl") or DEFAULT_TTL
+
+        def decide(task: Task) -> Ruling:
+            return self.enforcer.ruling("claim", subject=holder, task=task, ai=holder)
+
+        return self.store.claim(holder, lease, task_id, decide=decide)
+
+    def approve(self, task_id: int) -> Task:
+        """Approve a task that policy sent to await approval (itself a policy decision)."""
+        task = self.store.get(task_id)
+        ruling = self.enforcer.ruling("approve", subject=self.store.actor, task=task)
+        return self.store.approve(task_id, ruling, self.store.actor)
+
+    def reject(self, task_id: int, *, reason: str) -> Task:
+        """Reject a task awaiting approval: it is cancelled (itself a policy decision)."""
+        if not reason.strip():
+            raise InvalidInput("a rejection needs a --reason")
+        task = self.store.get(task_id)
+        resource = {"task": task_id, "paths": task.paths, "verdict": "reject"}
+        ruling = self.enforcer.ruling(
+            "approve", subject=self.store.actor, task=task, resource=resource
+        )
+        return self.store.reject(task_id, ruling, self.store.actor, reason)
 
     def heartbeat(self, token: LeaseToken, *, ttl: str | None = None) -> Task:
         return self.store.heartbeat(token, parse_duration(ttl, field="--ttl") if ttl else None)

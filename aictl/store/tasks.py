@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -33,23 +33,26 @@ from aictl.domain.tasks import (
 )
 from aictl.errors import (
     AictlError,
+    ApprovalRequired,
     DependencyCycle,
     IllegalTransition,
     InvalidInput,
     LeaseLost,
     LockHeld,
     NothingReady,
+    PolicyDenied,
     TaskHeld,
     TaskNotFound,
 )
 from aictl.store.audit import AuditLog
 from aictl.store.db import Database
+from aictl.store.decisions import DecisionStore, Ruling
 
 _TASK_COLUMNS = (
     "id, title, description, type, priority, status, labels, requires, paths, attempts, "
     "max_attempts, lease_holder, lease_epoch, lease_ttl_seconds, lease_expires_at, heartbeat_at, "
-    "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, "
-    "failure_reason, result, evidence"
+    "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, approval, "
+    "approval_by, failure_reason, result, evidence"
 )
 _JSON_COLUMNS = ("labels", "requires", "paths", "evidence")
 _TIME_COLUMNS = (
@@ -153,6 +156,7 @@ class TaskStore:
         self.clock = clock
         self.actor = actor
         self.audit = AuditLog(db.connection)
+        self.decisions = DecisionStore(db.connection)
 
     # ----------------------------------------------------------------- reading
 
@@ -218,9 +222,31 @@ class TaskStore:
 
     # ---------------------------------------------------------------- creating
 
-    def create(self, spec: NewTask) -> Task:
-        """Insert one task; unknown dependencies are rejected and nothing is written."""
-        return self.create_many([spec])[0]
+    def create(self, spec: NewTask, ruling: Ruling | None = None) -> Task:
+        """Insert one task, with the policy's ruling recorded in the same transaction.
+
+        Unknown dependencies are rejected and nothing is written. A denial is recorded and
+        raised (``PolicyDenied``) with no task created; ``require_approval`` creates the task
+        blocked until a person approves it.
+        """
+        if ruling is None:
+            return self.create_many([spec])[0]
+        refusal: AictlError | None = None
+        with self.db.transaction() as connection:
+            now = self.clock.now()
+            if ruling.effect == "deny":
+                self.decisions.enforce(ruling, at=now, task_id=None)
+                refusal = PolicyDenied(
+                    f"policy denies creating task {spec.title!r}: {ruling.reason}"
+                )
+            else:
+                task = self._insert(connection, spec, format_time(now))
+                self.decisions.enforce(ruling, at=now, task_id=task.id)
+                if ruling.effect == "require_approval":
+                    self._await_approval(connection, task, ruling, format_time(now))
+                return self.get(task.id)
+        assert refusal is not None
+        raise refusal
 
     def create_many(self, specs: Iterable[NewTask]) -> list[Task]:
         """Insert tasks in one transaction (all or none), each depending only on existing ones."""
@@ -245,7 +271,7 @@ class TaskStore:
                 str(status),
                 json.dumps(spec.labels),
                 json.dumps(spec.requires),
-                json.dumps(spec.paths),
+                json.dumps(list(dict.fromkeys(spec.paths))),  # a glob is locked once
                 unmet,
                 spec.max_attempts,
                 reason,
@@ -304,6 +330,7 @@ class TaskStore:
                 now, "task.linked", self.actor, task_id, {"depends_on": list(depends_on)}
             )
             self._refresh_block(connection, task_id, now)
+            self._propagate(connection, task_id, now)
             return self.get(task_id)
 
     def unlink(self, task_id: int, depends_on: Sequence[int]) -> Task:
@@ -330,36 +357,108 @@ class TaskStore:
                 now, "task.unlinked", self.actor, task_id, {"depends_on": list(depends_on)}
             )
             self._refresh_block(connection, task_id, now)
+            self._propagate(connection, task_id, now)
             return self.get(task_id)
 
     # ---------------------------------------------------------------- claiming
 
-    def claim(self, holder: str, ttl: timedelta, task_id: int | None = None) -> Claim:
+    def claim(
+        self,
+        holder: str,
+        ttl: timedelta,
+        task_id: int | None = None,
+        decide: Callable[[Task], Ruling] | None = None,
+    ) -> Claim:
         """Claim a task and lock its paths in one transaction that succeeds or fails whole.
 
         Without ``task_id``: the first ready task (priority, then age) whose globs intersect no
-        held lock. Expired leases are swept first, in a separate statement. Raises
-        ``NothingReady`` (saying why), ``TaskHeld``, ``LockHeld`` or ``IllegalTransition``.
+        held lock and that ``decide`` (the policy) allows for ``holder``. Every decision is
+        recorded in this transaction; a denied candidate is skipped, one that needs approval is
+        blocked until approved. Expired leases are swept first, in a separate statement.
+        Raises ``NothingReady`` (saying why), ``TaskHeld``, ``LockHeld``, ``PolicyDenied``,
+        ``ApprovalRequired`` or ``IllegalTransition``, after committing what was recorded.
         """
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
             now = self.clock.now()
             self._sweep(connection, now)
             held = connection.execute("SELECT task_id, glob FROM path_locks").fetchall()
+            locked = [0]
+            awaiting: list[tuple[Task, Ruling]] = []
             try:
-                if task_id is None:
-                    chosen = self._next_ready(connection, [row[1] for row in held])
-                else:
+                if task_id is not None:
                     self._check_claimable(connection, task_id, held)
-                    chosen = task_id
+                    candidates: Iterable[int] = [task_id]
+                else:
+                    candidates = self._ready_ids(connection, [row[1] for row in held], locked)
+                denied = 0
+                for candidate in candidates:
+                    task = self.get(candidate) if decide else None
+                    if task is None or decide is None:
+                        return self._take(connection, holder, ttl, candidate, now)
+                    ruling = decide(task)
+                    enforced = self._enforce_claim(task, ruling, holder, now)
+                    if enforced == "allow":
+                        return self._take(connection, holder, ttl, candidate, now)
+                    if enforced == "require_approval":
+                        awaiting.append((task, ruling))
+                    else:
+                        denied += 1
+                    if task_id is not None:
+                        raise self._claim_refusal(task, ruling, holder, enforced)
+                raise self._why_nothing_ready(connection, locked[0], denied, len(awaiting))
             except AictlError as error:
-                # Raised after the commit: the sweep above must stick even when nothing can
-                # be claimed, or expired leases would return only on a successful claim.
+                # Raised after the commit: the sweep, the decision records and the approval
+                # blocks must stick even when nothing can be claimed.
                 refusal = error
-            else:
-                return self._take(connection, holder, ttl, chosen, now)
+            finally:
+                # Applied after the walk over the ready index, not while its cursor is open.
+                for task, ruling in awaiting:
+                    self._await_approval(connection, task, ruling, format_time(now))
         assert refusal is not None
         raise refusal
+
+    def _enforce_claim(self, task: Task, ruling: Ruling, holder: str, now: datetime) -> str:
+        """Record the claim decision; an approval already given satisfies require_approval."""
+        enforced = ruling.effect
+        if enforced == "require_approval" and task.approval == "approved":
+            enforced = "allow"
+            note = {
+                "id": "approval",
+                "effect": "allow",
+                "reason": f"approved by {task.approval_by}",
+            }
+            fields = {**ruling.fields, "rules": [*ruling.fields.get("rules", []), note]}
+            ruling = ruling._replace(fields=fields)
+        epoch = task.lease_epoch + 1 if enforced == "allow" else None
+        self.decisions.enforce(ruling, at=now, task_id=task.id, lease_epoch=epoch, effect=enforced)
+        return enforced
+
+    @staticmethod
+    def _claim_refusal(task: Task, ruling: Ruling, holder: str, enforced: str) -> PolicyDenied:
+        if enforced == "require_approval":
+            return ApprovalRequired(
+                f"task {task.id} needs approval before it is claimed: {ruling.reason}",
+                hint=f"a person approves it with `aictl task approve {task.id}`",
+            )
+        return PolicyDenied(
+            f"policy denies claim of task {task.id} by {holder}: {ruling.reason}",
+            hint=f"`aictl policy explain --task {task.id} --ai {holder} --action claim` shows why",
+        )
+
+    def _await_approval(
+        self, connection: sqlite3.Connection, task: Task, ruling: Ruling, stamp: str
+    ) -> None:
+        """Block a queued (or already blocked) task until a person approves it."""
+        if task.status != Status.BLOCKED:
+            next_status(task.status, "block")
+        reason = f"awaiting approval: {ruling.reason}"
+        connection.execute(
+            "UPDATE tasks SET status = 'blocked', blocked_reason = ?, approval = 'pending',"
+            " updated_at = ? WHERE id = ? AND status IN ('queued', 'blocked')",
+            (reason, stamp, task.id),
+        )
+        self.audit.append(stamp, "task.awaiting_approval", "aictl", task.id, {"reason": reason})
 
     def _take(
         self,
@@ -395,17 +494,22 @@ class TaskStore:
         )
         return Claim(task, LeaseToken(task.id, task.lease_epoch))
 
-    def _next_ready(self, connection: sqlite3.Connection, held_globs: list[str]) -> int:
-        # The cursor steps through the index lazily: usually only the first row is read.
-        skipped = 0
+    def _ready_ids(
+        self, connection: sqlite3.Connection, held_globs: list[str], locked: list[int]
+    ) -> Iterator[int]:
+        """Ready task ids in claim order, skipping (and counting in ``locked``) those whose
+        globs intersect a held lock. The cursor steps through the index lazily: usually only
+        the first row is read."""
         for row in connection.execute(READY_CANDIDATES):
             paths = json.loads(row[1])
-            if not paths or not globs.has_conflict(paths, held_globs):
-                return int(row[0])
-            skipped += 1
-        raise self._why_nothing_ready(connection, skipped)
+            if paths and globs.has_conflict(paths, held_globs):
+                locked[0] += 1
+                continue
+            yield int(row[0])
 
-    def _why_nothing_ready(self, connection: sqlite3.Connection, locked: int) -> NothingReady:
+    def _why_nothing_ready(
+        self, connection: sqlite3.Connection, locked: int, denied: int = 0, awaiting: int = 0
+    ) -> NothingReady:
         counts = {
             row[0]: row[1]
             for row in connection.execute(
@@ -416,6 +520,12 @@ class TaskStore:
         }
         queued = counts.get("queued", 0)
         busy = counts.get("claimed", 0) + counts.get("running", 0)
+        if denied or awaiting:
+            return NothingReady(
+                f"nothing ready: policy denied {denied} ready task(s) and sent {awaiting} "
+                "to await approval",
+                hint="`aictl policy decisions` lists the decisions; `aictl task approve ID`",
+            )
         if locked:
             return NothingReady(
                 f"nothing ready: {locked} ready task(s) are blocked by path locks "
@@ -681,6 +791,72 @@ class TaskStore:
             self._unblock_dependents(connection, task_id, stamp)
             return self.get(task_id)
 
+    def approve(self, task_id: int, ruling: Ruling, by: str) -> Task:
+        """Record whether ``by`` may approve and, if so, release the task to the queue (or leave
+        it blocked with its dependency reason if a dependency cannot finish)."""
+
+        def apply(connection: sqlite3.Connection, task: Task, stamp: str) -> None:
+            connection.execute(
+                "UPDATE tasks SET approval = 'approved', approval_by = ?, updated_at = ?"
+                " WHERE id = ?",
+                (by, stamp, task.id),
+            )
+            self.audit.append(stamp, "task.approved", by, task.id, {})
+            reason = self._block_reason(self._statuses(connection, task.depends_on))
+            if reason:
+                connection.execute(
+                    "UPDATE tasks SET blocked_reason = ? WHERE id = ?", (reason, task.id)
+                )
+            else:
+                self._refresh_block(connection, task.id, stamp)
+                self._propagate(connection, task.id, stamp)
+
+        return self._decide_approval(task_id, ruling, by, "approval", apply)
+
+    def reject(self, task_id: int, ruling: Ruling, by: str, reason: str) -> Task:
+        """Record whether ``by`` may reject and, if so, cancel the task; its dependents block."""
+
+        def apply(connection: sqlite3.Connection, task: Task, stamp: str) -> None:
+            next_status(task.status, "cancel")
+            connection.execute(
+                "UPDATE tasks SET status = 'cancelled', blocked_reason = NULL,"
+                " approval = 'rejected', approval_by = ?, failure_reason = ?, finished_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                (by, f"rejected by {by}: {reason}", stamp, stamp, task.id),
+            )
+            self.audit.append(stamp, "task.rejected", by, task.id, {"reason": reason})
+            self._block_dependents(connection, task.id, stamp)
+
+        return self._decide_approval(task_id, ruling, by, "rejection", apply)
+
+    def _decide_approval(
+        self,
+        task_id: int,
+        ruling: Ruling,
+        by: str,
+        what: str,
+        apply: Callable[[sqlite3.Connection, Task, str], None],
+    ) -> Task:
+        """One transaction: check the task awaits approval, record the decision, and apply it
+        when allowed. A refusal is raised after its record is committed."""
+        refusal: AictlError | None = None
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            if task.approval != "pending":
+                raise IllegalTransition(
+                    f"task {task_id} is not awaiting approval"
+                    + (f" (it was {task.approval} by {task.approval_by})" if task.approval else "")
+                )
+            now = self.clock.now()
+            self.decisions.enforce(ruling, at=now, task_id=task_id)
+            if ruling.effect == "allow":
+                apply(connection, task, format_time(now))
+                return self.get(task_id)
+            refusal = PolicyDenied(
+                f"policy denies the {what} of task {task_id} by {by}: {ruling.reason}"
+            )
+        raise refusal
+
     def sweep(self) -> list[Expiry]:
         """Return expired leases to the queue (or fail them past max attempts)."""
         with self.db.transaction() as connection:
@@ -764,10 +940,11 @@ class TaskStore:
 
     def _refresh_block(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
         """Block a queued task whose dependencies cannot finish; unblock a blocked one whose
-        dependencies now can."""
-        status = Status(
-            connection.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
-        )
+        dependencies now can, unless it still awaits a person's approval."""
+        current, approval = connection.execute(
+            "SELECT status, approval FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        status = Status(current)
         deps = [
             row[0]
             for row in connection.execute(
@@ -783,7 +960,7 @@ class TaskStore:
                 (reason, stamp, task_id),
             )
             self.audit.append(stamp, "task.blocked", "aictl", task_id, {"reason": reason})
-        elif not reason and status == Status.BLOCKED:
+        elif not reason and status == Status.BLOCKED and approval != "pending":
             next_status(status, "unblock")
             connection.execute(
                 "UPDATE tasks SET status = 'queued', blocked_reason = NULL, updated_at = ?"
@@ -791,6 +968,14 @@ class TaskStore:
                 (stamp, task_id),
             )
             self.audit.append(stamp, "task.unblocked", "aictl", task_id, {})
+
+    def _propagate(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
+        """After a task's block state changed, carry the change down to its dependents."""
+        status = connection.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if status[0] == Status.BLOCKED:
+            self._block_dependents(connection, task_id, stamp)
+        elif status[0] == Status.QUEUED:
+            self._unblock_dependents(connection, task_id, stamp)
 
     def _block_dependents(self, connection: sqlite3.Connection, task_id: int, stamp: str) -> None:
         """Block every queued task downstream of ``task_id``."""

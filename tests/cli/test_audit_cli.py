@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -45,7 +46,7 @@ def corrupt(workspace: Workspace, sql: str) -> None:
 
 
 def test_log_forms_and_filters(aictl: Callable[..., Result]) -> None:
-    code, out, _ = aictl("audit", "log", "--json")
+    code, out, _ = aictl("audit", "log", "--kind", "task", "--json")
     events = json.loads(out)
     assert code == 0
     assert [(e["kind"], e["actor"]) for e in events] == [
@@ -54,10 +55,12 @@ def test_log_forms_and_filters(aictl: Callable[..., Result]) -> None:
     ]  # fmt: skip
     assert set(events[0]) == {"seq", "at", "kind", "actor", "task_id", "data", "prev_hash", "hash"}
     only_2 = json.loads(aictl("audit", "log", "--task", "2", "--json")[1])
-    assert [e["kind"] for e in only_2] == ["task.created"]
+    assert [e["kind"] for e in only_2] == ["task.created", "policy.decision"]
+    everything = json.loads(aictl("audit", "log", "--json")[1])
+    assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
     claims = json.loads(aictl("audit", "log", "--kind", "task.claimed", "--json")[1])
     assert len(claims) == 1 and claims[0]["data"]["epoch"] == 1
-    assert json.loads(aictl("audit", "log", "--since", "1h", "--json")[1]) == events
+    assert json.loads(aictl("audit", "log", "--since", "1h", "--json")[1]) == everything
     assert json.loads(aictl("audit", "log", "--since", "2999-01-01T00:00:00Z", "--json")[1]) == []
     code, out, _ = aictl("audit", "log")
     assert code == 0 and "task.completed" in out and "SEQ" in out
@@ -65,25 +68,32 @@ def test_log_forms_and_filters(aictl: Callable[..., Result]) -> None:
     assert code == 2 and "invalid --since 'yesterday-ish'" in err
 
 
+def rows(aictl: Callable[..., Result]) -> list[dict[str, object]]:
+    return list(json.loads(aictl("audit", "log", "--json")[1]))
+
+
 def test_verify_exit_codes(aictl: Callable[..., Result], workspace: Workspace) -> None:
+    count = len(rows(aictl))
     code, out, _ = aictl("audit", "verify")
-    assert code == 0 and out.startswith("audit log intact: 5 rows")
-    assert json.loads(aictl("audit", "verify", "--json")[1])["rows"] == 5
-    corrupt(workspace, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    assert code == 0 and out.startswith(f"audit log intact: {count} rows")
+    assert json.loads(aictl("audit", "verify", "--json")[1])["rows"] == count
+    claimed = next(row["seq"] for row in rows(aictl) if row["kind"] == "task.claimed")
+    corrupt(workspace, f"UPDATE audit_log SET actor = 'mallory' WHERE seq = {claimed}")
     code, _, err = aictl("audit", "verify")
     assert code == 1
-    assert "Error: audit log does not verify: row 3 (task.claimed) was changed" in err
+    assert f"Error: audit log does not verify: row {claimed} (task.claimed) was changed" in err
 
 
 def test_checkpoint_then_truncation(
     aictl: Callable[..., Result], workspace: Workspace, tmp_path: Path
 ) -> None:
+    count = len(rows(aictl))
     mark = tmp_path / "mark.json"
     code, out, _ = aictl("audit", "checkpoint", "-o", str(mark), "--json")
-    assert code == 0 and json.loads(out)["seq"] == 5
-    assert json.loads(mark.read_text())["rows"] == 5
+    assert code == 0 and json.loads(out)["seq"] == count
+    assert json.loads(mark.read_text())["rows"] == count
     assert aictl("audit", "checkpoint")[0] == 0  # the default file, used by verify from now on
-    corrupt(workspace, "DELETE FROM audit_log WHERE seq = 5")
+    corrupt(workspace, f"DELETE FROM audit_log WHERE seq = {count}")
     code, _, err = aictl("audit", "verify", "--checkpoint", str(mark))
     assert code == 1 and "the tail was truncated" in err
     code, _, err = aictl("audit", "verify")
@@ -94,10 +104,11 @@ def test_checkpoint_then_truncation(
 
 
 def test_export_jsonl(aictl: Callable[..., Result], tmp_path: Path) -> None:
+    count = len(rows(aictl))
     code, out, err = aictl("audit", "export")
     lines = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and len(lines) == 5 and "exported 5 rows" in err
-    assert all(b["prev_hash"] == a["hash"] for a, b in zip(lines, lines[1:], strict=False))
+    assert code == 0 and len(lines) == count and f"exported {count} rows" in err
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(lines))
     target = tmp_path / "audit.jsonl"
     assert aictl("audit", "export", "-o", str(target))[0] == 0
     assert target.read_text().splitlines() == out.splitlines()

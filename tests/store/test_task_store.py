@@ -19,7 +19,7 @@ from aictl.errors import (
     TaskNotFound,
 )
 from aictl.services.tasks import TaskService
-from aictl.store.tasks import READY_CANDIDATES
+from aictl.store.tasks import READY_CANDIDATES, NewTask
 
 TTL = "1m"
 
@@ -415,3 +415,9 @@ def test_a_literal_directory_locks_its_contents(service: TaskService) -> None:
     (service.workspace.root / "src" / "api").mkdir(parents=True)
     task = service.create("t", paths=["src/api", "src/api", "README.md", "./docs/"])
     assert task.paths == ["src/api/**", "README.md", "docs/**"]
+
+
+def test_duplicate_globs_are_stored_once_and_claimable(service: TaskService) -> None:
+    task = service.store.create(NewTask("dupes", paths=["src/**", "src/**"]))
+    assert task.paths == ["src/**"]
+    assert service.claim("w", ttl=TTL).task.id == task.id

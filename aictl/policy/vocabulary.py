@@ -1,0 +1,91 @@
+"""The policy's words, as tables: effects, actions, permission modes, and the request schema.
+
+Every name a policy file may use is looked up here, so an unknown name is reported with the list
+of valid ones (:func:`choose`), and adding a word is one line in one table. This module imports
+nothing heavy: the CLI and the task commands import it on their fast paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from aictl.domain.tasks import Task
+
+SUPPORTED_VERSIONS = (1,)
+
+EFFECTS: Mapping[str, str] = {
+    "allow": "permits the action",
+    "deny": "refuses the action (exit code 3); wins over every other effect",
+    "require_approval": "holds the action until a person approves it; wins over allow",
+    "warn": "permits the action and reports the rule; never changes the outcome",
+}
+
+PRECEDENCE: Mapping[str, int] = {"allow": 1, "require_approval": 2, "deny": 3}
+"""Deciding effects from weakest to strongest; ``warn`` decides nothing and has no rank."""
+
+DEFAULT_EFFECTS = ("allow", "deny", "require_approval")
+"""The effects a file may state as its ``default`` (``warn`` decides nothing, so it cannot)."""
+
+ACTIONS: Mapping[str, str] = {
+    "create": "a task is created",
+    "claim": "an AI claims a task (its lease and path locks)",
+    "execute": "an AI starts working on a claimed task",
+    "tool": "an AI calls one of its tools while it works (name and input given)",
+    "approve": "a person approves or rejects a held action",
+    "override": "a person sets or removes a policy override",
+}
+
+PERMISSION_MODES: Mapping[str, str] = {
+    "default": "the agent asks before every sensitive tool call",
+    "acceptEdits": "file edits are accepted without asking",
+    "plan": "the agent plans and may not change anything",
+    "dontAsk": "tool calls not pre-approved are refused instead of asked",
+    "bypassPermissions": "every tool call is accepted (use only in a sandbox)",
+}
+
+# ----------------------------------------------------------------------------- the request
+
+TASK_FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Task))
+AI_FIELDS: tuple[str, ...] = ("id", "labels", "capabilities", "connector", "model")
+TOOL_FIELDS: tuple[str, ...] = ("name", "input")
+
+VARIABLES: Mapping[str, tuple[str, ...] | None] = {
+    "action": None,
+    "task": TASK_FIELDS,
+    "ai": AI_FIELDS,
+    "tool": TOOL_FIELDS,
+    "paths": None,
+}
+"""The request's top-level variables and, for the records among them, their fields. A
+``None`` entry is a plain value (a string or a list) with no fields to select."""
+
+OPEN_MAPS = frozenset(
+    {("task", "labels"), ("task", "evidence"), ("ai", "labels"), ("tool", "input")}
+)
+"""Fields that are maps with free keys: any key may be selected below them."""
+
+TOOL_PATH_KEYS = ("file_path", "notebook_path", "path")
+"""Keys of a tool call's input that name a file it touches (Claude Code's Read, Edit, Write,
+NotebookEdit, Glob and Grep use these); ``paths`` of a tool request are their values."""
+
+
+def choose(kind: str, value: object, table: Mapping[str, object]) -> str:
+    """``value`` if it names an entry of ``table``; else ``ValueError`` listing the valid names.
+
+    ``kind`` is the singular noun used in the message ("effect", "action").
+    """
+    if isinstance(value, str) and value in table:
+        return value
+    valid = ", ".join(table)
+    raise ValueError(f"unknown {kind} {value!r}; valid {kind}s: {valid}")
+
+
+def stronger(a: str, b: str) -> str:
+    """The more restrictive of two deciding effects (deny > require_approval > allow)."""
+    return a if PRECEDENCE[a] >= PRECEDENCE[b] else b
+
+
+def opposed(a: str, b: str) -> bool:
+    """Whether two effects decide differently (``warn`` opposes nothing)."""
+    return a != b and a in PRECEDENCE and b in PRECEDENCE
