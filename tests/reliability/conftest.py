@@ -87,7 +87,11 @@ def snapshot() -> Snapshot:
         connection = sqlite3.connect(db_path)
         try:
             rows: list[tuple[object, ...]] = []
-            for table, key in (("tasks", "id"), ("path_locks", "task_id"), ("task_deps", "task_id")):
+            for table, key in (
+                ("tasks", "id"),
+                ("path_locks", "task_id"),
+                ("task_deps", "task_id"),
+            ):
                 if task_id is None:
                     cursor = connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
                 else:

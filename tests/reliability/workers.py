@@ -9,8 +9,8 @@ worker did before it was killed is on disk for the test to read.
 Subcommands:
 
 ``race``
-    Wait for the gate file, then claim / start / complete until the queue is drained; log every
-    completion. Used by ``test_race.py``.
+    Wait for the gate file, then claim / start / heartbeat / complete until the queue is
+    drained; log every completion. Used by ``test_race.py``.
 ``hold``
     Claim one task and keep it: either heartbeat in a tight loop (every heartbeat is a write
     transaction, so a SIGKILL probably lands inside one) or idle until a "go" file appears, then
@@ -33,7 +33,7 @@ from typing import Any
 
 from aictl.clock import SystemClock
 from aictl.domain.tasks import LeaseToken, Status
-from aictl.errors import AictlError, NothingReady
+from aictl.errors import AictlError, LeaseLost, NothingReady
 from aictl.store.db import Database
 from aictl.store.tasks import TaskStore
 
@@ -104,8 +104,11 @@ def race(args: argparse.Namespace) -> int:
     try:
         while True:
             if time.monotonic() > deadline:
-                log.write(event="error", message="deadline passed with work left",
-                          counts=store.count_by_status())  # fmt: skip
+                log.write(
+                    event="error",
+                    message="deadline passed with work left",
+                    counts=store.count_by_status(),
+                )
                 return 3
             try:
                 claim = store.claim(args.name, ttl)
@@ -119,9 +122,14 @@ def race(args: argparse.Namespace) -> int:
                 continue
             claims += 1
             store.start(claim.token)
+            # "Work": hold the lease a moment so that leases overlap and the lock check and
+            # the fenced writes of other workers interleave with this one.
+            time.sleep(rng.uniform(0, args.work))
+            store.heartbeat(claim.token)
             store.complete(claim.token, result=args.name)
-            log.write(event="completed", task=claim.task.id, epoch=claim.token.epoch,
-                      worker=args.name)  # fmt: skip
+            log.write(
+                event="completed", task=claim.task.id, epoch=claim.token.epoch, worker=args.name
+            )
     finally:
         log.write(event="summary", worker=args.name, claims=claims, waits=waits)
         log.close()
@@ -138,12 +146,20 @@ def hold(args: argparse.Namespace) -> int:
     log = Log(Path(args.log))
     claim = store.claim(args.name, timedelta(seconds=args.ttl), args.task)
     token = claim.token
-    log.write(event="claimed", task=token.task_id, epoch=token.epoch, token=str(token),
-              pid=os.getpid())  # fmt: skip
+    log.write(
+        event="claimed", task=token.task_id, epoch=token.epoch, token=str(token), pid=os.getpid()
+    )
     if args.heartbeat_loop:
         beats = 0
         while True:  # until SIGKILL
-            store.heartbeat(token)
+            try:
+                store.heartbeat(token)
+            except LeaseLost:
+                # Stalled past the TTL on a busy machine: the lease is gone, but the test only
+                # needs a holder that dies holding a claimed row, so wait for the kill.
+                log.write(event="lost", beats=beats)
+                while True:
+                    time.sleep(1)
             beats += 1
             if beats == 10:
                 log.write(event="heartbeating", beats=beats)
@@ -180,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     race_parser.add_argument("--ready", required=True, help="file to create once connected")
     race_parser.add_argument("--gate", required=True, help="file whose creation starts the race")
     race_parser.add_argument("--ttl", type=float, default=3600.0)
-    race_parser.add_argument("--deadline", type=float, default=240.0)
+    race_parser.add_argument("--work", type=float, default=0.005, help="max seconds per task")
+    race_parser.add_argument("--deadline", type=float, default=120.0)
     hold_parser = commands.add_parser("hold")
     hold_parser.add_argument("--db", required=True)
     hold_parser.add_argument("--name", required=True)
