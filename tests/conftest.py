@@ -38,6 +38,9 @@ def service(workspace: Workspace, clock: ManualClock) -> Iterator[TaskService]:
 
 
 @pytest.fixture(autouse=True)
-def no_global_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests must not pick up the developer's ~/.config/aictl/policy.yaml."""
+def no_global_policy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests must not read the developer's ~/.config/aictl/policy.yaml, nor write ~/.cache."""
     monkeypatch.setenv("AICTL_GLOBAL_POLICY", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))

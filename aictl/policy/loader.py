@@ -11,7 +11,9 @@
    person sees them all in one run); duplicate rule ids; a heartbeat no shorter than the lease.
 
 A file holding only ``version`` and ``default`` (the commented template) skips all of that: it
-is read by a regular expression, without importing PyYAML, pydantic or CEL.
+is read by a regular expression, without importing PyYAML, pydantic or CEL. A file loaded
+with a :class:`~aictl.policy.cache.LayerCache` that validated before, unchanged, skips stages
+1-3 (see :mod:`aictl.policy.cache`); stage 4 runs every time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aictl.policy.issues import ERROR, PolicyIssue
 from aictl.policy.layers import Layer, Rule
 
 if TYPE_CHECKING:
+    from aictl.policy.cache import Entry, LayerCache
     from aictl.policy.source import Lines, Parsed
 
 
@@ -53,16 +56,50 @@ class LoadedFile:
         )
 
 
-def load_file(path: Path, *, display: str | None = None, layer: str = "project") -> LoadedFile:
-    """Load ``path`` through every stage; ``display`` is how issues name the file."""
+def load_file(
+    path: Path,
+    *,
+    display: str | None = None,
+    layer: str = "project",
+    cache: LayerCache | None = None,
+) -> LoadedFile:
+    """Load ``path`` through every stage; ``display`` is how issues name the file.
+
+    With a ``cache``, a file whose validated form is cached skips stages 1-3, and a file that
+    validates without errors is cached. The result is the same either way (tests compare).
+    """
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        # As text mode would read it: universal newlines (\r\n and \r become \n).
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as error:
         return _failed(name, layer, f"not UTF-8 text: {error.reason} at byte {error.start}")
     except OSError as error:
         return _failed(name, layer, f"cannot read the file: {error.strerror or error}")
-    return load_text(text, display=name, layer=layer)
+    if cache is None or trivial_document(text) is not None:
+        return load_text(text, display=name, layer=layer)
+    key = cache.key(raw, layer)
+    entry = cache.get(key)
+    cached = _from_cache(entry, name, layer) if entry is not None else None
+    if cached is not None:
+        return cached
+    result = load_text(text, display=name, layer=layer)
+    if result.ok and result.data is not None and result.lines is not None:
+        cache.put(key, result.data, result.lines)
+    return result
+
+
+def _from_cache(entry: Entry, name: str, layer: str) -> LoadedFile | None:
+    """Stage 4 on a cached form; None when it fails, and the file itself is then loaded, so
+    that the errors reported are exactly those of an uncached load (a newer CEL library may
+    refuse a condition; a hand-edited entry may lack a rule's effect)."""
+    result = LoadedFile(name, layer)
+    try:
+        _meaning(entry.data, entry.lines, result)
+    except Exception:
+        return None
+    return result if result.ok else None
 
 
 def _failed(name: str, layer: str, message: str) -> LoadedFile:
@@ -90,13 +127,19 @@ def load_text(text: str, *, display: str, layer: str = "project") -> LoadedFile:
     if not _structure(parsed, result):
         return result
     data: dict[str, Any] = parsed.data
-    result.lines = parsed.lines
     _schema(data, parsed.lines, result)
-    _rules(data, parsed.lines, result)
-    _semantics(data, parsed.lines, result)
+    _meaning(data, parsed.lines, result)
+    return result
+
+
+def _meaning(data: dict[str, Any], lines: Lines, result: LoadedFile) -> None:
+    """Stage 4, then the file's data and hash when no stage found an error. A cached file
+    starts here, with the data and lines of its first load."""
+    result.lines = lines
+    _rules(data, lines, result)
+    _semantics(data, lines, result)
     if not any(issue.is_error for issue in result.issues):
         result.data, result.hash = data, content_hash(data)
-    return result
 
 
 def _issue(result: LoadedFile, lines: Lines, path: tuple[str | int, ...], message: str) -> None:

@@ -2,7 +2,8 @@
 
 Everything here reads files; the decisions themselves are pure (:mod:`aictl.policy.evaluate`).
 Loading a repository whose policy files hold nothing but ``version`` and ``default`` imports
-neither PyYAML, pydantic nor CEL, and takes well under a millisecond.
+neither PyYAML, pydantic nor CEL, and takes well under a millisecond. Loading a policy
+(:func:`load_policy`) reads unchanged, valid files from a cache; validating never does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aictl.policy import layers as layer_module
+from aictl.policy.cache import LayerCache
 from aictl.policy.issues import ERROR, InvalidPolicy, PolicyIssue, errors_of
 from aictl.policy.layers import Layer, Policy
 from aictl.policy.loader import LoadedFile, load_file
@@ -30,13 +32,20 @@ def display_path(path: Path, root: Path | None = None) -> str:
 
 
 def load_layers(root: Path, *, ai: str | None = None) -> tuple[list[Layer], list[PolicyIssue]]:
-    """The existing layer files for ``ai``, loaded in order, and every error among them."""
+    """The existing layer files for ``ai``, loaded in order, and every error among them.
+
+    Files that validated before, unchanged, are read from a cache (:mod:`aictl.policy.cache`),
+    skipping YAML and pydantic: the repository's for its own layers, the user's for the global
+    layer (an agent confined to the repository cannot reach it).
+    """
     found: list[Layer] = []
     issues: list[PolicyIssue] = []
+    repository = LayerCache.for_repository(root)
     for name, path in layer_module.layer_paths(root, ai):
         if not path.is_file():
             continue
-        loaded = load_file(path, display=display_path(path, root), layer=name)
+        cache = LayerCache.for_user() if name == "global" and repository else repository
+        loaded = load_file(path, display=display_path(path, root), layer=name, cache=cache)
         issues += errors_of(loaded.issues)
         if loaded.ok:
             found.append(loaded.layer_value())
