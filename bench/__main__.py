@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, latency, locks, policy
+from bench import claims, cli, enforcement, latency, locks, policy
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -31,6 +31,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "locks": locks.run,
     "cli": cli.run,
     "policy": policy.run,
+    "enforcement": enforcement.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

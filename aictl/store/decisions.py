@@ -170,6 +170,24 @@ class DecisionStore:
             **fields,
         )
 
+    def repeats(self, ruling: Ruling, *, task_id: int, effect: str) -> bool:
+        """Whether exactly this decision (same subject, action, effect, policy and request,
+        which includes the task's state) is already recorded for ``task_id``."""
+        clean, _ = redact(dict(ruling.fields["request"]))
+        row = self.connection.execute(
+            "SELECT 1 FROM decisions WHERE task_id = ? AND subject = ? AND action = ?"
+            " AND effect = ? AND policy_hash = ? AND input_digest = ? LIMIT 1",
+            (
+                task_id,
+                ruling.fields["subject"],
+                ruling.fields["action"],
+                effect,
+                ruling.fields["policy_hash"],
+                digest(clean),
+            ),
+        ).fetchone()
+        return row is not None
+
     def records(
         self,
         *,

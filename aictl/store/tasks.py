@@ -397,7 +397,7 @@ class TaskStore:
                     if task is None or decide is None:
                         return self._take(connection, holder, ttl, candidate, now)
                     ruling = decide(task)
-                    enforced = self._enforce_claim(task, ruling, holder, now)
+                    enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
                     if enforced == "allow":
                         return self._take(connection, holder, ttl, candidate, now)
                     if enforced == "require_approval":
@@ -418,8 +418,13 @@ class TaskStore:
         assert refusal is not None
         raise refusal
 
-    def _enforce_claim(self, task: Task, ruling: Ruling, holder: str, now: datetime) -> str:
-        """Record the claim decision; an approval already given satisfies require_approval."""
+    def _enforce_claim(self, task: Task, ruling: Ruling, now: datetime, *, walking: bool) -> str:
+        """Record the claim decision; an approval already given satisfies require_approval.
+
+        While ``walking`` the ready queue, a denial identical to one already recorded (same
+        task state, subject and policy) is not recorded again: a denied task ahead in the
+        queue would otherwise add a record to every later claim by that holder.
+        """
         enforced = ruling.effect
         if enforced == "require_approval" and task.approval == "approved":
             enforced = "allow"
@@ -430,6 +435,12 @@ class TaskStore:
             }
             fields = {**ruling.fields, "rules": [*ruling.fields.get("rules", []), note]}
             ruling = ruling._replace(fields=fields)
+        if (
+            walking
+            and enforced == "deny"
+            and self.decisions.repeats(ruling, task_id=task.id, effect=enforced)
+        ):
+            return enforced
         epoch = task.lease_epoch + 1 if enforced == "allow" else None
         self.decisions.enforce(ruling, at=now, task_id=task.id, lease_epoch=epoch, effect=enforced)
         return enforced

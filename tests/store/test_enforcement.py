@@ -290,3 +290,26 @@ def test_sigkill_between_decision_and_commit_leaves_neither(
     connection.close()
     assert policy_service.store.audit.verify().ok
     assert policy_service.claim("survivor").task.id == task.id
+
+
+def test_a_repeated_denial_in_the_claim_walk_is_recorded_once(
+    policy_service: TaskService, workspace: Workspace, clock: ManualClock
+) -> None:
+    infra = policy_service.create("infra", labels=["infra=yes"])
+    for _ in range(3):
+        with pytest.raises(NothingReady):
+            policy_service.claim("intern-1")
+    assert records(policy_service, action="claim") == [("claim", infra.id, "deny")]
+    with pytest.raises(PolicyDenied):  # an explicit claim by id is always recorded
+        policy_service.claim("intern-1", task_id=infra.id)
+    assert len(records(policy_service, action="claim")) == 2
+    with pytest.raises(NothingReady):  # another subject: its own decision
+        policy_service.claim("intern-2")
+    assert len(records(policy_service, action="claim")) == 3
+    policy = workspace.state_dir / "policy.yaml"
+    policy.write_text(policy.read_text().replace("needs a senior agent", "needs a lead"))
+    changed = TaskService(workspace, clock=clock)  # a new policy: a new decision
+    with pytest.raises(NothingReady):
+        changed.claim("intern-1")
+    assert len(records(changed, action="claim")) == 4
+    changed.close()
