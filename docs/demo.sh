@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: a scripted walk through the task manager on a throw-away repository.
-# A small dependency graph is created, claimed by three concurrent workers that respect
-# dependencies and path locks, completed, and shown; then lease fencing refuses a stale worker.
+# `make demo`: a scripted walk through aictl on a throw-away repository.
+# A small dependency graph is created under a policy that gates database migrations; three
+# concurrent workers claim and complete it, respecting dependencies and path locks, while a
+# person approves the gated task. Then lease fencing refuses a stale worker, and the decision
+# records and the tamper-evident audit log are shown and verified.
 set -euo pipefail
 
 repo=$(mktemp -d "${TMPDIR:-/tmp}/aictl-demo.XXXXXX")
@@ -14,6 +16,19 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Initialise aictl in a throw-away repository ($repo)"
 run aictl init
+
+say "A policy: database migrations need a person's approval before an agent claims them"
+cat > .ai/policy.yaml <<'YAML'
+version: 1
+default: allow
+rules:
+  - id: migrations-need-approval
+    actions: [claim]
+    when: touches(task.paths, "db/migrations/**")
+    effect: require_approval
+    reason: migrations are irreversible in production
+YAML
+run aictl policy validate
 
 say "Create a small dependency graph; some tasks touch overlapping files"
 aictl task create "Design the schema"       --path 'db/schema.sql' --priority 9 -q >/dev/null
@@ -59,6 +74,16 @@ worker() {
 worker alpha & a=$!
 worker beta & b=$!
 worker gamma & c=$!
+
+# The migration (task 2) is parked by the policy when a worker reaches it; approve it then.
+for _ in $(seq 300); do
+    approval=$(aictl task show 2 --json | python -c 'import json,sys; print(json.load(sys.stdin)["approval"])')
+    [ "$approval" = pending ] && break
+    sleep 0.2
+done
+[ "$approval" = pending ] || { echo "task 2 never reached approval" >&2; exit 1; }
+echo "  (task 2 awaits approval: a person approves it)"
+run aictl task approve 2
 wait "$a" "$b" "$c"
 
 say "Every task done exactly once, in dependency order"
@@ -75,3 +100,8 @@ run aictl task complete 9 --lease "$stale" || echo "(exit $?: the stale worker i
 aictl task start 9 --lease "$fresh" -q >/dev/null
 run aictl task complete 9 --lease "$fresh" --result "done once"
 run aictl task show 9
+
+say "Every decision is on record, and the audit log's hash chain is intact"
+run aictl policy decisions --task 2
+run aictl audit log --task 2
+run aictl audit verify
