@@ -1,9 +1,11 @@
-"""Automata for path regexes: the exact, last-resort step of path-lock overlap.
+"""Automata for path regexes: the exact, last-resort step of path-lock overlap and containment.
 
 :mod:`aictl.domain.globs` translates each glob into a regular expression and settles most pairs
 without automata; this module decides the rest. :func:`shortest_common_path` answers whether two
 such expressions share a *path* (a non-empty string of non-empty ``/``-separated segments) and
-returns a shortest, readable one. It knows nothing of glob syntax.
+returns a shortest, readable one; :func:`shortest_path_outside` finds a shortest path the first
+accepts and the second does not (none means the first's paths are all the second's). It knows
+nothing of glob syntax.
 
 Each automaton is built over its own regex's alphabet (the caller caches one per glob, since
 building dominates the cost), and a pair is searched breadth-first on their product, read
@@ -23,11 +25,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from interegular.fsm import FSM, Alphabet, State, TransitionKey
 
-__all__ = ["build", "shortest_common_path"]
+__all__ = ["build", "shortest_common_path", "shortest_path_outside"]
 
 _FRESH_CHARS = "xyzqwkjvbfghmnprstcdlaeiou0123456789"
 
-_ProductState = tuple["State", "State", bool]
+# (state of a, state of b or None once b has rejected for good, at a segment start)
+_ProductState = tuple["State", "State | None", bool]
 
 
 def build(regex: str) -> FSM:
@@ -56,6 +59,21 @@ def shortest_common_path(fsm_a: FSM, fsm_b: FSM) -> str | None:
     avoids segments starting with ``.`` when it can, and writes characters left free by both as
     plain letters (``x`` first), so that it reads naturally in a conflict message.
     """
+    return _search(fsm_a, fsm_b, outside=False)
+
+
+def shortest_path_outside(fsm_a: FSM, fsm_b: FSM) -> str | None:
+    """A shortest path ``fsm_a`` accepts and ``fsm_b`` rejects, or None when there is none.
+
+    None means every path of ``fsm_a`` is one of ``fsm_b``: containment, over paths only (a
+    string that is no path, such as ``a/``, is ignored even if only ``fsm_a`` accepts it). The
+    path is chosen and written as in :func:`shortest_common_path`.
+    """
+    return _search(fsm_a, fsm_b, outside=True)
+
+
+def _search(fsm_a: FSM, fsm_b: FSM, *, outside: bool) -> str | None:
+    """The breadth-first product search behind both public functions, with readable output."""
     from interegular.fsm import Alphabet, anything_else
 
     alphabet, (to_a, to_b, _) = Alphabet.union(
@@ -83,6 +101,7 @@ def shortest_common_path(fsm_a: FSM, fsm_b: FSM) -> str | None:
         keys=keys,
         slash=alphabet["/"],
         dot=alphabet["."],
+        outside=outside,
     )
     path = search(avoid_leading_dot=True)
     if path is None:
@@ -108,14 +127,16 @@ def _shortest_product_path(
     keys: list[TransitionKey],
     slash: TransitionKey,
     dot: TransitionKey,
+    outside: bool,
     avoid_leading_dot: bool,
 ) -> list[TransitionKey] | None:
-    """Keys of a shortest string both automata accept that is a valid path, or None.
+    """Keys of a shortest valid path ``a`` accepts and ``b`` accepts (rejects if ``outside``).
 
     Breadth-first over (state in a, state in b, at segment start); ``to_a``/``to_b`` map the
     shared keys to each automaton's own. ``/`` is refused at a segment start (no empty segments)
     and acceptance requires not being at one (no trailing ``/``, no empty path). With
-    ``avoid_leading_dot`` no segment may start with ``.``.
+    ``outside``, ``b`` having no move is no dead end: its state becomes None, which accepts
+    nothing. With ``avoid_leading_dot`` no segment may start with ``.``.
     """
     map_a, map_b = fsm_a.map, fsm_b.map
     finals_a, finals_b = fsm_a.finals, fsm_b.finals
@@ -125,10 +146,11 @@ def _shortest_product_path(
     while queue:
         state = queue.popleft()
         state_a, state_b, at_start = state
-        if not at_start and state_a in finals_a and state_b in finals_b:
+        if not at_start and state_a in finals_a and (state_b in finals_b) is not outside:
             return _trace(parents, state)
-        moves_a, moves_b = map_a.get(state_a), map_b.get(state_b)
-        if not moves_a or not moves_b:
+        moves_a = map_a.get(state_a)
+        moves_b = None if state_b is None else map_b.get(state_b)
+        if not moves_a or not (moves_b or outside):
             continue
         for key in keys:
             if key == slash:
@@ -142,8 +164,8 @@ def _shortest_product_path(
             next_a = moves_a.get(to_a[key])
             if next_a is None:
                 continue
-            next_b = moves_b.get(to_b[key])
-            if next_b is None:
+            next_b = moves_b.get(to_b[key]) if moves_b else None
+            if next_b is None and not outside:
                 continue
             following = (next_a, next_b, next_start)
             if following not in parents:

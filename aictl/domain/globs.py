@@ -46,12 +46,26 @@ cheapest-first steps, each exact:
    path are still comparable either way;
 2. equal globs, ``**``, or two different metacharacter-free globs: decided by string comparison;
 3. a metacharacter-free glob against another: it names one path, matched with ``re``;
-4. globs without a leading or middle ``**``: compared segment by segment, a literal segment
-   against a pattern with ``re``; decided unless two wildcard segments meet;
+4. segment alignment: the two globs' segments are laid out along a common path, ``**`` taking
+   any number of segments, a literal segment matched against a pattern with ``re``, and two
+   wildcard segments told apart by their literal beginnings and endings (``*.py`` against
+   ``*.lock``). Decided unless two wildcard segments that may share a string must meet; in
+   particular a directory lock ``P/**`` (``P`` literal) against any glob is always decided
+   (``**/*.lock`` against ``pkg/**``: ``pkg/x.lock``), as is every pair without ``**`` whose
+   wildcard segments never meet;
 5. otherwise a breadth-first search of the two globs' product automaton
    (:mod:`aictl.domain.glob_automata`), one automaton built and cached per glob.
 
-Answers past step 2 are cached per unordered pair.
+Answers past step 2 are cached per unordered pair. :func:`intersection_witness` returns a
+shortest common path; past step 3 it always asks the automaton, whichever step decided overlap.
+
+Containment
+-----------
+:func:`glob_within` decides whether every path one glob covers is covered by another (language
+inclusion over paths), in the same spirit: equal globs, ``**``, a literal inner glob (one path,
+matched), literal prefixes that neither extends (no common path, and every glob covers one), a
+directory lock ``P/**`` around a glob whose literal prefix starts with ``P/``; otherwise the
+same cached automata, searched for a path the inner glob covers and the outer one does not.
 """
 
 from __future__ import annotations
@@ -77,6 +91,7 @@ __all__ = [
     "covers",
     "find_conflicts",
     "glob_to_regex",
+    "glob_within",
     "globs_intersect",
     "has_conflict",
     "intersection_witness",
@@ -363,70 +378,105 @@ def _overlap(a: str, prefix_a: str, b: str) -> bool:
 def _pair_overlaps(a: str, b: str) -> bool:
     """Overlap of a pair that survived the prefix test (``a <= b``), cached per pair.
 
-    A literal glob is one path, matched against the other glob; then the segment-by-segment
-    comparison, which needs no automaton; the product automaton decides what they cannot.
+    A literal glob is one path, matched against the other glob; then the segment alignment,
+    which needs no automaton; the product automaton decides what the alignment cannot.
     """
     if _literal_prefix(a) == a:
         return covers(b, a)
     if _literal_prefix(b) == b:
         return covers(a, b)
-    quick = _segmentwise_overlap(a, b)
+    quick = _aligned_overlap(a, b)
     if quick is not None:
         return quick
     return _pair_witness(a, b) is not None
 
 
-def _segmentwise_overlap(a: str, b: str) -> bool | None:
-    """Exact overlap for globs without a leading or middle ``**``, or None when undecided.
+_NO, _UNKNOWN, _YES = 0, 1, 2  # Kleene's three truth values: "and" is min, "or" is max
 
-    Such a glob is n segment patterns and covers paths of exactly n segments, or of n or more
-    if it ends in ``/**``. Two of them overlap iff their lengths are equal or the shorter ends
-    in ``/**``, and each aligned pair of segment patterns shares a string (every pattern matches
-    some segment, so the longer glob's extra segments never prevent overlap). A pair of wildcard
-    segments is left undecided (None) unless another aligned pair is already disjoint.
+
+def _aligned_overlap(a: str, b: str) -> bool | None:
+    """Exact overlap of two globs (neither ``**`` alone) from their segments, or None.
+
+    A path both globs cover is a sequence of segments along which each glob's segments are laid
+    out: a segment pattern takes one path segment it matches, a ``**`` takes zero or more of
+    any. Each path segment is constrained only by the (at most two) patterns laid on it, so the
+    globs overlap iff some joint layout exists in which every path segment is taken by a pattern
+    and a ``**``, by a ``**`` and a pattern, or by two patterns that share a string: a
+    reachability question over pairs of positions (i in a, j in b), answered backwards.
+
+    It is decided whenever every pair of patterns met on the way is (one literal segment
+    against a pattern is matched with ``re``; two wildcard patterns are told apart only by their
+    literal beginnings and endings): None when only pairs of wildcard patterns that may share a
+    string stand between "yes" and "no". A glob of the form ``P/**`` with ``P`` literal is
+    thus always decided, as is any pair without two wildcard segments able to meet.
     """
-    fixed_a, fixed_b = _fixed_segments(a), _fixed_segments(b)
-    if fixed_a is None or fixed_b is None:
-        return None
-    (segments_a, open_a), (segments_b, open_b) = fixed_a, fixed_b
-    if len(segments_a) < len(segments_b) and not open_a:
-        return False
-    if len(segments_b) < len(segments_a) and not open_b:
-        return False
-    decided = True
-    for segment_a, segment_b in zip(segments_a, segments_b, strict=False):
-        verdict = _segments_overlap(segment_a, segment_b)
-        if verdict is False:
-            return False
-        if verdict is None:
-            decided = False
-    return True if decided else None
+    segments_a, segments_b = _segments(a), _segments(b)
+    size_a, size_b = len(segments_a), len(segments_b)
+    # value[i][j]: whether a[i:] and b[j:] lay out onto one (possibly empty) segment sequence.
+    after = [_NO] * (size_b + 1)  # the row i + 1
+    for i in range(size_a, -1, -1):
+        row = [_NO] * (size_b + 1)
+        for j in range(size_b, -1, -1):
+            if i == size_a and j == size_b:
+                row[j] = _YES
+                continue
+            best = _NO
+            star_a = i < size_a and segments_a[i] == "**"
+            star_b = j < size_b and segments_b[j] == "**"
+            if i < size_a and (star_a or star_b):
+                best = after[j]  # a's ** takes nothing more, or b's ** takes a's segment
+            if j < size_b and (star_a or star_b):
+                best = max(best, row[j + 1])  # the same, the other way round
+            if i < size_a and j < size_b and not (star_a or star_b) and after[j + 1] != _NO:
+                pair = _segments_overlap(segments_a[i], segments_b[j])
+                best = max(best, min(pair, after[j + 1]))
+            row[j] = best
+        after = row
+    verdict = after[0]
+    return None if verdict == _UNKNOWN else verdict == _YES
 
 
 @functools.lru_cache(maxsize=65536)
-def _fixed_segments(glob: str) -> tuple[tuple[str, ...], bool] | None:
-    """The segments before a trailing ``**``, and whether it is there; None for another ``**``."""
-    segments = glob.split("/")
-    open_ended = segments[-1] == "**"
-    if open_ended:
-        segments.pop()
-    if not segments or "**" in segments:
-        return None
-    return tuple(segments), open_ended
+def _segments(glob: str) -> tuple[str, ...]:
+    return tuple(glob.split("/"))
 
 
-def _segments_overlap(x: str, y: str) -> bool | None:
-    """Whether two single-segment patterns share a string; None if both have wildcards."""
+@functools.lru_cache(maxsize=65536)
+def _segments_overlap(x: str, y: str) -> int:
+    """Whether two segment patterns (not ``**``) share a string: ``_YES``, ``_NO`` or
+    ``_UNKNOWN``, the last only for two wildcard patterns whose literal ends agree."""
     if x == y:
-        return True
+        return _YES  # every pattern matches some segment
     literal_x, literal_y = _literal_prefix(x) == x, _literal_prefix(y) == y
     if literal_x and literal_y:
-        return False
+        return _NO
     if literal_x:
-        return _compiled_segment(y).fullmatch(x) is not None
+        return _YES if _compiled_segment(y).fullmatch(x) is not None else _NO
     if literal_y:
-        return _compiled_segment(x).fullmatch(y) is not None
-    return None
+        return _YES if _compiled_segment(x).fullmatch(y) is not None else _NO
+    # Every string x matches starts with its literal prefix and ends with its literal suffix.
+    (start_x, end_x), (start_y, end_y) = _segment_ends(x), _segment_ends(y)
+    if not (start_x.startswith(start_y) or start_y.startswith(start_x)):
+        return _NO
+    if not (end_x.endswith(end_y) or end_y.endswith(end_x)):
+        return _NO
+    return _UNKNOWN
+
+
+@functools.lru_cache(maxsize=8192)
+def _segment_ends(segment: str) -> tuple[str, str]:
+    """The literal text before the first and after the last wildcard of a segment pattern."""
+    after_last = 0
+    i = 0
+    while i < len(segment):
+        if segment[i] == "[":
+            i = _class_regex(segment, i, segment)[1]
+            after_last = i
+        else:
+            i += 1
+            if segment[i - 1] in "*?":
+                after_last = i
+    return _literal_prefix(segment), segment[after_last:]
 
 
 @functools.lru_cache(maxsize=8192)
@@ -437,9 +487,10 @@ def _compiled_segment(segment: str) -> re.Pattern[str]:
 def globs_intersect(a: str, b: str) -> bool:
     """Whether canonical globs ``a`` and ``b`` cover at least one common path (exact).
 
-    Pairs whose literal prefixes diverge, pairs with a literal glob, and pairs without a leading
-    or middle ``**`` are settled without any automaton; the rest are decided on the product
-    automaton. Answers past the cheapest tests are cached per unordered pair.
+    Pairs whose literal prefixes diverge, pairs with a literal glob, and pairs that the segment
+    alignment decides (every ``P/**`` pair among them) are settled without any automaton; the
+    rest are decided on the product automaton. Answers past the cheapest tests are cached per
+    unordered pair.
     """
     return _overlap(a, _literal_prefix(a), b)
 
@@ -450,6 +501,8 @@ def intersection_witness(a: str, b: str) -> str | None:
     Used to explain a conflict ("both cover src/x/a.py"). The path is among the shortest in the
     intersection, avoids segments starting with ``.`` when it can, writes characters left free
     by the globs as plain letters, and has been checked against :func:`covers` for both globs.
+    Unless one glob is literal, it comes from the product automaton, even for a pair whose
+    overlap was decided without one: explaining costs more than deciding.
     """
     if not globs_intersect(a, b):
         return None
@@ -459,6 +512,34 @@ def intersection_witness(a: str, b: str) -> str | None:
     if a > b:
         a, b = b, a
     return _pair_witness(a, b)
+
+
+def glob_within(inner: str, outer: str) -> bool:
+    """Whether every path canonical glob ``inner`` covers is covered by canonical ``outer``.
+
+    Exact, over paths (never over strings that are no path). Settled without automata: equal
+    globs, ``outer`` ``**``, a literal ``inner`` (one path), literal prefixes neither of which
+    extends the other (then no path is common, see step 1 of overlap), a literal ``outer`` that
+    ``inner`` does not cover, and ``outer`` of the form ``P/**`` with ``P`` literal around an
+    ``inner`` whose literal prefix starts with ``P/`` (every path ``inner`` covers then starts
+    with ``P/``: the one exception to "starts with the literal prefix", ``Q/**`` covering ``Q``,
+    is here ``P/**`` itself or a path longer than ``P/``). Otherwise the two globs' cached
+    automata are searched for a path ``inner`` covers and ``outer`` does not; answers of that
+    search are cached per ordered pair.
+    """
+    if outer in (inner, "**"):
+        return True
+    prefix_inner, prefix_outer = _literal_prefix(inner), _literal_prefix(outer)
+    if prefix_inner == inner:
+        return covers(outer, inner)
+    if not (prefix_inner.startswith(prefix_outer) or prefix_outer.startswith(prefix_inner)):
+        return False
+    if prefix_outer == outer and not covers(inner, outer):
+        return False
+    directory_lock = outer.endswith("/**") and prefix_outer == outer[:-2]  # P/**, P literal
+    if directory_lock and prefix_inner.startswith(prefix_outer):
+        return True
+    return _pair_outside(inner, outer) is None
 
 
 @dataclass(frozen=True)
@@ -526,3 +607,15 @@ def _pair_witness(a: str, b: str) -> str | None:
     if witness is not None and not (covers(a, witness) and covers(b, witness)):
         raise RuntimeError(f"glob witness {witness!r} is not covered by both {a!r} and {b!r}")
     return witness
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_outside(inner: str, outer: str) -> str | None:
+    """A shortest path ``inner`` covers and ``outer`` does not, or None; cached per pair.
+
+    The automaton search's answer is checked here with :func:`covers` for both globs.
+    """
+    path = glob_automata.shortest_path_outside(_glob_fsm(inner), _glob_fsm(outer))
+    if path is not None and not (covers(inner, path) and not covers(outer, path)):
+        raise RuntimeError(f"path {path!r} is not covered by {inner!r} alone, outside {outer!r}")
+    return path

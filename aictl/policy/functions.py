@@ -109,24 +109,8 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = {
 def glob_within(inner: str, outer: str) -> bool:
     """Whether every path canonical glob ``inner`` covers is covered by ``outer`` (exact).
 
-    A literal ``inner`` is one path, matched directly; otherwise the two globs' regexes are
-    built into automata over one shared alphabet and ``inner - outer`` is tested for emptiness
-    (two automata over different alphabets give wrong answers, see
-    :mod:`aictl.domain.glob_automata`).
+    :func:`aictl.domain.globs.glob_within`, cached per pair here: it settles the common shapes
+    (a literal path, diverging literal prefixes, ``P/**`` around a glob under ``P/``) without
+    automata, and otherwise reuses the per-glob automata that overlap tests build.
     """
-    if not any(char in inner for char in "*?["):
-        return globs.covers(outer, inner)
-    if outer in ("**", inner):
-        return True
-    from interegular import REFlags, parse_pattern
-    from interegular.fsm import Alphabet
-
-    flags = REFlags.SINGLE_LINE
-    inner_pattern = parse_pattern(globs.glob_to_regex(inner))
-    outer_pattern = parse_pattern(globs.glob_to_regex(outer))
-    alphabet, _ = Alphabet.union(
-        inner_pattern.get_alphabet(flags), outer_pattern.get_alphabet(flags)
-    )
-    inner_fsm = inner_pattern.to_fsm(alphabet=alphabet, flags=flags)
-    outer_fsm = outer_pattern.to_fsm(alphabet=alphabet, flags=flags)
-    return bool(inner_fsm.difference(outer_fsm).empty())  # type: ignore[no-untyped-call]
+    return globs.glob_within(inner, outer)

@@ -110,6 +110,11 @@ CONFLICTS = [
     ("src/*/**", "src/**/b"),
     (".github/*", "**/*.yml"),
     ("**/*.py", "**/*.md/*.py"),
+    ("pkg12/**", "**/*.lock"),
+    ("x.lock/**", "*.lock"),
+    ("a/b/**", "**/b"),
+    ("a/b/**", "a/*/c/**"),
+    ("a/b/**", "*/*/*.py"),
 ]
 
 NO_CONFLICTS = [
@@ -140,6 +145,12 @@ NO_CONFLICTS = [
     ("a/*/b", "a/c/d"),
     ("a/**/b", "**/c"),
     ("*.py", "*.md"),
+    ("pkg12/**", "*.lock"),
+    ("pkg12/**", "pkg1?3/**"),
+    ("a/b/**", "*/c/**"),
+    ("**/*.py", "**/*.lock"),
+    ("src/*.py", "**/*.lock"),
+    ("a*b", "**/*c"),
 ]
 
 
@@ -477,7 +488,7 @@ def test_glob_error_exit_code_and_fields() -> None:
 @pytest.fixture
 def cold_caches() -> Iterator[None]:
     # Hold the cached functions themselves: a test may monkeypatch the module attributes.
-    caches = (globs._pair_overlaps, globs._pair_witness, globs._glob_fsm)
+    caches = (globs._pair_overlaps, globs._pair_witness, globs._pair_outside, globs._glob_fsm)
     for cache in caches:
         cache.cache_clear()
     yield
@@ -564,7 +575,7 @@ def test_interegular_is_imported_lazily() -> None:
         "assert not globs_intersect('src/a.py', 'docs/*.md')\n"
         "assert covers('src/*.py', 'src/a.py')\n"
         "assert 'interegular' not in sys.modules, 'imported eagerly'\n"
-        "assert globs_intersect('src/**/a.py', 'src/x/*.py')\n"
+        "assert globs_intersect('src/**/a*.py', 'src/x/*b.py')\n"
         "assert 'interegular' in sys.modules\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -638,3 +649,309 @@ def test_has_conflict_is_fast_with_a_warm_cache() -> None:
         assert not result
     # The target is well under 5 ms; the bound is loose to stay stable on slow CI machines.
     assert best < 0.05, f"has_conflict took {best * 1000:.1f} ms"
+
+
+# --------------------------------------------------------------------------- segment alignment
+
+# Globs of the shapes policies and tasks use most: a literal directory lock P/**, **/x,
+# **/*.ext, P/*/x, and literal paths. Every pair of them is decided by the segment alignment
+# (or earlier), without an automaton.
+SHAPE_DIRS = ("a", "pkg12", "a/b", "x.lock", "b.py")
+
+
+def _shape_globs() -> list[str]:
+    shapes: set[str] = set()
+    for directory in SHAPE_DIRS:
+        shapes.update(
+            {
+                directory,
+                f"{directory}/x",
+                f"{directory}/**",
+                f"{directory}/*/x",
+                f"{directory}/*/a.lock",
+            }
+        )
+    shapes.update(f"**/{leaf}" for leaf in ("x", "a.lock", "b", "pkg12"))
+    shapes.update(f"**/*.{ext}" for ext in ("lock", "py"))
+    assert all(normalize_glob(glob) == glob for glob in shapes)
+    return sorted(shapes)
+
+
+SHAPE_GLOBS = _shape_globs()
+
+
+def _refuse_automata(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(glob: str) -> object:
+        raise AssertionError(f"automaton built for {glob}")
+
+    monkeypatch.setattr(globs, "_glob_fsm", refuse)
+
+
+def test_shape_pairs_are_decided_without_automata_and_agree_with_the_automaton(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    pairs = list(itertools.combinations_with_replacement(SHAPE_GLOBS, 2))
+    with monkeypatch.context() as patch:
+        _refuse_automata(patch)
+        answers = {(a, b): globs_intersect(a, b) for a, b in pairs}
+        assert all(globs_intersect(b, a) == answers[a, b] for a, b in pairs)
+    paths = universe(*SHAPE_GLOBS)
+    covered = {glob: frozenset(p for p in paths if ref_covers(glob, p)) for glob in SHAPE_GLOBS}
+    for (a, b), answer in answers.items():
+        # The automaton alone, called directly, gives the same answer.
+        assert (globs._pair_witness(min(a, b), max(a, b)) is not None) == answer, (a, b)
+        if covered[a] & covered[b]:
+            assert answer, (a, b)
+        witness = intersection_witness(a, b)
+        if answer:
+            assert witness is not None, (a, b)
+            assert is_real_path(witness), (a, b, witness)
+            assert ref_covers(a, witness) and ref_covers(b, witness), (a, b, witness)
+        else:
+            assert witness is None, (a, b)
+    assert sum(answers.values()) > 100 and len(answers) - sum(answers.values()) > 100
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        # P/** (P literal) against a leading **: always overlap, at P/<a path of the rest>.
+        ("pkg12/**", "**/*.lock", True),
+        ("pkg12/**", "**/Dockerfile", True),
+        ("a/b/**", "**/b", True),  # a/b itself
+        ("a/b/**", "**/a/*.py", True),
+        ("pkg12/**", "**/x/**/*.lock", True),
+        # P/** against a glob whose literal prefix is a prefix of P/.
+        ("pkg12/**", "pkg1*/*.lock", True),
+        ("pkg12/**", "pkg*3/**", False),
+        ("pkg12/**", "*.lock", False),
+        ("pkg12/**", "*/*.lock", True),
+        ("pkg12/**", "pkg?2", True),  # pkg12 itself
+        ("x.lock/**", "*.lock", True),
+        ("a/b/**", "*/c/**", False),
+        ("a/b/**", "a/*/c", True),
+        ("a/b/**", "?/b", True),
+        ("a/b/**", "?/c", False),
+        # P/** against a glob under P/.
+        ("src/**", "src/**/test_*.py", True),
+        ("src/**", "src/*/x", True),
+        # Leading and middle ** against fixed segments, and two wildcard segments told apart.
+        ("**/*.lock", "src/*.py", False),
+        ("**/*.lock", "**/*.py", False),
+        ("**/*.lock", "src/*/x", False),
+        ("**/test_*", "src/*/test_a.py", True),
+        ("**/a.lock", "pkg12/*/a.lock", True),
+        ("a/**/b", "a/*/c", False),
+        ("a/**/b", "*/x/b", True),
+        ("**/a/**", "x/*/y", True),  # x/a/y
+        ("**/a/**", "x/*.py", False),
+        ("src/a*", "src/b*", False),
+        ("a*b", "**/*c", False),
+        ("**", "x/[!a]*", True),
+    ],
+)
+def test_segment_alignment_decides_without_automata(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None, a: str, b: str, expected: bool
+) -> None:
+    with monkeypatch.context() as patch:
+        _refuse_automata(patch)
+        assert globs_intersect(a, b) is expected
+        assert globs_intersect(b, a) is expected
+        assert has_conflict([a], [b]) is expected
+    assert (globs._pair_witness(min(a, b), max(a, b)) is not None) is expected
+    witness = intersection_witness(a, b)
+    assert (witness is not None) is expected
+    if witness is not None:
+        assert is_real_path(witness) and ref_covers(a, witness) and ref_covers(b, witness)
+    else:
+        assert not any(ref_covers(a, p) and ref_covers(b, p) for p in universe(a, b))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("src/*.py", "src/a*"),  # two wildcard segments whose ends agree
+        ("**/*.py", "**/a*.py"),
+        ("src/**/a*.py", "src/x/*b.py"),
+    ],
+)
+def test_alignment_leaves_two_meeting_wildcards_to_the_automaton(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None, a: str, b: str
+) -> None:
+    assert globs._aligned_overlap(min(a, b), max(a, b)) is None
+    with monkeypatch.context() as patch:
+        _refuse_automata(patch)
+        with pytest.raises(AssertionError, match="automaton built"):
+            globs_intersect(a, b)
+    assert globs_intersect(a, b)
+
+
+@pytest.mark.parametrize(
+    ("segment", "ends"),
+    [
+        ("*.py", ("", ".py")),
+        ("test_*", ("test_", "")),
+        ("a[bc]d*e?f", ("a", "f")),
+        ("[]]x", ("", "x")),
+        ("[!]]]", ("", "]")),
+        ("x[*]y", ("x", "y")),
+        ("a*", ("a", "")),
+    ],
+)
+def test_segment_ends(segment: str, ends: tuple[str, str]) -> None:
+    assert globs._segment_ends(segment) == ends
+
+
+# --------------------------------------------------------------------------- containment
+
+
+def _contained_on(paths: list[str], inner: str, outer: str) -> bool:
+    return all(ref_covers(outer, p) for p in paths if ref_covers(inner, p))
+
+
+def _check_within(inner: str, outer: str, paths: list[str]) -> bool:
+    """glob_within against the automaton alone and the reference matcher; returns the answer.
+
+    A "no" must come with a path the reference says ``inner`` covers and ``outer`` does not; a
+    "yes" must have no such path in the universe.
+    """
+    answer = globs.glob_within(inner, outer)
+    outside = globs._pair_outside(inner, outer)
+    assert answer == (outside is None), (inner, outer, outside)
+    if outside is None:
+        assert _contained_on(paths, inner, outer), (inner, outer)
+    else:
+        assert is_real_path(outside), (inner, outer, outside)
+        assert ref_covers(inner, outside) and not ref_covers(outer, outside), (inner, outer)
+    return answer
+
+
+def test_within_brute_force_against_reference_matcher() -> None:
+    paths = universe(*GRAMMAR_GLOBS)
+    answers = [
+        _check_within(inner, outer, paths)
+        for inner, outer in itertools.product(GRAMMAR_GLOBS, repeat=2)
+    ]
+    assert sum(answers) > 500 and len(answers) - sum(answers) > 5000
+
+
+def test_within_on_shapes_against_reference_matcher() -> None:
+    paths = universe(*SHAPE_GLOBS)
+    for inner, outer in itertools.product(SHAPE_GLOBS, repeat=2):
+        _check_within(inner, outer, paths)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(_glob_strategy, _glob_strategy)
+def test_within_on_generated_globs_against_reference_matcher(raw_a: str, raw_b: str) -> None:
+    a, b = _normalised_or_none(raw_a), _normalised_or_none(raw_b)
+    if a is None or b is None:
+        return
+    paths = universe(a, b, depth=3)
+    _check_within(a, b, paths)
+    _check_within(b, a, paths)
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "expected"),
+    [
+        # Diverging literal prefixes: no common path, so no containment.
+        ("pkg12/**", "docs/**", False),
+        ("src/*.py", "docs/*.py", False),
+        ("pkg12/*.py", "pkg13/**", False),
+        # P/** around a glob whose literal prefix starts with P/.
+        ("docs/pkg12/**", "docs/**", True),
+        ("docs/*.md", "docs/**", True),
+        ("docs/**/x", "docs/**", True),
+        ("docs/[ab]/**", "docs/**", True),
+        ("a/b/c*", "a/**", True),
+        ("a/**/b/*.txt", "a/**", True),
+        # Equal globs, **, and a literal inner glob (one path).
+        ("docs/**", "docs/**", True),
+        ("src/**/*.py", "**", True),
+        ("docs/a.md", "docs/*.md", True),
+        ("docs/a/b", "docs/*", False),
+        ("docs", "docs/**", True),
+        # A literal outer glob that the inner glob does not cover.
+        ("docs/*.md", "docs/a", False),
+    ],
+)
+def test_within_shortcuts_build_no_automaton(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None, inner: str, outer: str, expected: bool
+) -> None:
+    with monkeypatch.context() as patch:
+        _refuse_automata(patch)
+        assert globs.glob_within(inner, outer) is expected
+    # The automaton alone, called directly, agrees, and so does the reference matcher.
+    assert _check_within(inner, outer, universe(inner, outer)) is expected
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "expected"),
+    [
+        ("docs/**", "docs/*.md", False),
+        ("docs*", "docs/**", False),  # prefix docs is no prefix under docs/
+        ("**/x.py", "a/**", False),
+        ("a/**/b/*.txt", "a/*/b/**", False),  # a/b/x.txt
+        ("a/*/**/b/*.txt", "a/**/b/**", True),
+        ("src/[ab]/x", "src/*/x", True),
+        ("src/*/x", "src/[ab]/x", False),
+        ("src/[a]", "src/a", True),  # one path, though not a literal glob
+        # Containment is over paths: a/ (no path) is in a/* and not in a/?*, and is ignored.
+        ("a/*", "a/?*", True),
+        ("*/**", "?*/**", True),
+        ("**/*", "**/?*", True),
+        ("a/**", "a/**/*", False),  # a itself
+    ],
+)
+def test_within_falls_back_to_the_automaton(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None, inner: str, outer: str, expected: bool
+) -> None:
+    with monkeypatch.context() as patch:
+        _refuse_automata(patch)
+        with pytest.raises(AssertionError, match="automaton built"):
+            globs.glob_within(inner, outer)
+    assert globs.glob_within(inner, outer) is expected
+    assert _check_within(inner, outer, universe(inner, outer)) is expected
+
+
+def test_within_reuses_the_per_glob_automata(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    builds: list[str] = []
+    real_build = globs._glob_fsm.__wrapped__
+
+    def counting(glob: str) -> object:
+        builds.append(glob)
+        return real_build(glob)
+
+    monkeypatch.setattr(globs, "_glob_fsm", functools.lru_cache(maxsize=None)(counting))
+    assert globs_intersect("src/**/a*.py", "src/x/*b.py")
+    assert not globs.glob_within("src/**/a*.py", "src/x/*b.py")
+    assert not globs.glob_within("src/x/*b.py", "src/**/a*.py")
+    assert globs.glob_within("src/x/a*b.py", "src/**/a*.py")
+    assert sorted(builds) == ["src/**/a*.py", "src/x/*b.py", "src/x/a*b.py"]
+    assert globs._pair_outside("src/**/a*.py", "src/x/*b.py") == "src/a.py"
+
+
+def test_shortest_path_outside_reads_like_a_path() -> None:
+    build = glob_automata.build
+    assert glob_automata.shortest_path_outside(build("a/.*"), build("a/.*")) is None
+    assert glob_automata.shortest_path_outside(build(r"a(/.*)?"), build("a/.*")) == "a"
+    assert glob_automata.shortest_path_outside(build(r"(.*/)?[^/]*\.py"), build("x/.*")) == "z.py"
+    # Strings that are no path (empty, a/, /a, a//b) are never the answer.
+    assert glob_automata.shortest_path_outside(build("a/[^/]*"), build("a/[^/][^/]*")) is None
+    assert glob_automata.shortest_path_outside(build(".*"), build(r"[^/]+(/[^/]+)*")) is None
+
+
+def test_a_path_outside_not_checked_by_covers_is_refused(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    monkeypatch.setattr(glob_automata, "shortest_path_outside", lambda _a, _b: "src/x/b.py")
+    with pytest.raises(RuntimeError, match="not covered by"):
+        globs.glob_within("src/**/a*.py", "src/x/*b.py")

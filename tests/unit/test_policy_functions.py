@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from aictl.domain import globs
 from aictl.policy import functions
 from aictl.policy.celbinding import cel
 from aictl.policy.celtext import scan
@@ -26,6 +27,9 @@ from aictl.policy.functions import covers, get, glob_within, touches, within
         ("src/app.py", "src/*.py", True),  # one path instead of a list
         (["/etc/passwd", "../x"], "**", False),  # outside the repository: touches nothing
         (["./src//api/"], "src/api/x.py", True),  # entries are normalised
+        (["pkg12/**"], "**/*.lock", True),  # pkg12/x.lock
+        (["pkg12/**"], "*.lock", False),
+        (["src/*.py", "docs/*.md"], "**/*.lock", False),
     ],
 )
 def test_touches(paths: object, glob: str, expected: bool) -> None:
@@ -44,6 +48,9 @@ def test_touches(paths: object, glob: str, expected: bool) -> None:
         (["src/[ab]/x"], "src/*/x", True),
         (["src/*/x"], "src/[ab]/x", False),
         (["/abs/docs/a.md"], "**", False),
+        (["pkg12/**"], "docs/**", False),
+        (["docs/pkg12/**", "docs"], "docs/", True),
+        (["a/*"], "a/?*", True),  # over paths: "a/" is no path
     ],
 )
 def test_within(paths: list[str], glob: str, expected: bool) -> None:
@@ -62,6 +69,37 @@ def test_glob_within_is_exact_and_cached() -> None:
     assert glob_within.cache_info().misses == 2
     assert glob_within("a/**/b/*.txt", "a/**")
     assert glob_within.cache_info().hits == 1
+
+
+def test_common_shapes_need_no_automaton(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task's new directory lock against the usual rule globs: no automaton is built."""
+
+    def refuse(glob: str) -> object:
+        raise AssertionError(f"automaton built for {glob}")
+
+    cached = (
+        functions._touches,
+        functions._within,
+        glob_within,
+        globs._pair_overlaps,
+        globs._pair_witness,
+        globs._pair_outside,
+    )
+    for cache in cached:
+        cache.cache_clear()
+    monkeypatch.setattr(globs, "_glob_fsm", refuse)
+    for i in range(20):
+        assert touches([f"pkg{i}/**"], "**/*.lock")
+        assert touches([f"pkg{i}/**"], "**/Dockerfile")
+        assert not touches([f"pkg{i}/**"], "db/migrations/**")
+        assert not touches([f"pkg{i}/*.py"], "**/*.lock")
+        assert not within([f"pkg{i}/**"], "docs/**")
+        assert within([f"docs/pkg{i}/**", f"docs/pkg{i}.md"], "docs/**")
+    # The guard is live: a containment no shortcut settles reaches the builder.
+    with pytest.raises(AssertionError, match="automaton built"):
+        glob_within("docs/**", "docs/*.md")
+    for cache in cached:
+        cache.cache_clear()
 
 
 def test_helpers_refuse_misuse() -> None:
