@@ -32,10 +32,21 @@ def _root(ctx: typer.Context) -> Path:
         return repository_root(Path.cwd().resolve())
 
 
-def _load(root: Path, ai: str | None) -> Policy:
-    from aictl.policy import load_policy
+def _load(ctx: typer.Context, root: Path, ai: str | None) -> Policy:
+    """The policy exactly as enforcement sees it: in an initialised repository the files plus
+    the recorded overrides in force (so hashes match the decision records); else the files."""
+    from aictl.workspace import locate
 
-    return load_policy(root, ai=ai)
+    try:
+        locate(state(ctx).db)
+    except NotInitialised:
+        from aictl.policy import load_policy
+
+        return load_policy(root, ai=ai)
+    from aictl.cli.common import task_service
+
+    with task_service(ctx) as service:
+        return service.enforcer.policy(ai)
 
 
 @app.command()
@@ -125,7 +136,7 @@ def show(
 
     Example: aictl policy show --ai claude-1 --effective
     """
-    policy = _load(_root(ctx), ai)
+    policy = _load(ctx, _root(ctx), ai)
     if json_output:
         data = policy.to_dict()
         if not effective:
@@ -256,7 +267,7 @@ def explain(
     with task_service(ctx) as service:
         task = service.get(task_id)
         root = service.workspace.root
-    policy = _load(root, ai)
+    policy = _load(ctx, root, ai)
     subject = {"id": ai, "labels": {}, "capabilities": []} if ai else None
     request = build_request(
         action, task=task, ai=subject, tool=tool, tool_input=arguments, root=root

@@ -16,7 +16,7 @@ CREATE TABLE audit_log (
     task_id   INTEGER,
     data      TEXT    NOT NULL CHECK (json_valid(data)),
     prev_hash TEXT    NOT NULL,
-    hash      TEXT    NOT NULL UNIQUE
+    hash      TEXT    NOT NULL
 );
 
 CREATE TABLE decisions (
@@ -97,8 +97,6 @@ CREATE TABLE tasks (
     CHECK ((status IN ('claimed', 'running')) = (lease_expires_at IS NOT NULL)),
     CHECK ((status = 'blocked') = (blocked_reason IS NOT NULL))
 );
-
-CREATE INDEX audit_log_kind ON audit_log (kind, seq);
 
 CREATE INDEX audit_log_task ON audit_log (task_id, seq) WHERE task_id IS NOT NULL;
 

@@ -115,3 +115,18 @@ def test_overrides_through_the_cli(aictl: Callable[..., Result]) -> None:
         if d["action"] == "override"
     ]
     assert len(overrides) == 3 and all(d["effect"] == "allow" for d in overrides)
+
+
+def test_show_and_explain_see_the_overrides_enforcement_sees(aictl: Callable[..., Result]) -> None:
+    before = json.loads(aictl("policy", "show", "--effective", "--json")[1])
+    aictl("policy", "override", "set", "lease_ttl", "45m", "--reason", "slow")
+    after = json.loads(aictl("policy", "show", "--effective", "--json")[1])
+    assert after["hash"] != before["hash"]
+    aictl("task", "create", "t")
+    aictl("task", "claim", "--as", "w")
+    recorded = json.loads(aictl("policy", "decisions", "--action", "claim", "--json")[1])
+    assert recorded[0]["policy_hash"] == after["hash"]
+    explained = json.loads(
+        aictl("policy", "explain", "--task", "1", "--ai", "w", "--action", "claim", "--json")[1]
+    )
+    assert explained["decision"]["policy_hash"] == after["hash"]
