@@ -10,31 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from aictl.cli import run
 from aictl.workspace import Workspace
-
-Result = tuple[int, str, str]
+from tests.cli.conftest import Result
 
 
 @pytest.fixture
-def aictl(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Result]:
-    monkeypatch.chdir(workspace.root)
-    monkeypatch.delenv("AICTL_DB", raising=False)
+def aictl(aictl: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """The runner, with a short history: two tasks, one of them claimed and completed."""
     monkeypatch.setenv("AICTL_ACTOR", "tester")
-
-    def invoke(*args: str) -> Result:
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    invoke("task", "create", "a", "--path", "src/**")
-    invoke("task", "create", "b", "--depends-on", "1")
-    token = invoke("task", "claim", "--as", "w1", "-q")[1].strip()
-    invoke("task", "start", "1", "--lease", token)
-    invoke("task", "complete", "1", "--lease", token)
-    return invoke
+    aictl("task", "create", "a", "--path", "src/**")
+    aictl("task", "create", "b", "--depends-on", "1")
+    token = aictl("task", "claim", "--as", "w1", "-q")[1].strip()
+    aictl("task", "start", "1", "--lease", token)
+    aictl("task", "complete", "1", "--lease", token)
+    return aictl
 
 
 def corrupt(workspace: Workspace, sql: str) -> None:

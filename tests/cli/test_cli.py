@@ -11,24 +11,7 @@ import pytest
 
 from aictl.cli import run
 from aictl.workspace import Workspace
-
-Result = tuple[int, str, str]
-
-
-@pytest.fixture
-def aictl(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Result]:
-    """Run `aictl ARGS` inside the initialised repository; returns (exit code, stdout, stderr)."""
-    monkeypatch.chdir(workspace.root)
-    monkeypatch.delenv("AICTL_DB", raising=False)
-
-    def invoke(*args: str) -> Result:
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+from tests.cli.conftest import Result
 
 
 def dump(workspace: Workspace) -> list[tuple[object, ...]]:

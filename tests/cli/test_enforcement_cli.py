@@ -7,10 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from aictl.cli import run
 from aictl.workspace import Workspace
-
-Result = tuple[int, str, str]
+from tests.cli.conftest import Result
 
 POLICY = """\
 version: 1
@@ -35,19 +33,12 @@ rules:
 
 @pytest.fixture
 def aictl(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aictl: Callable[..., Result], workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Result]:
+    """The runner, in a repository with the policy above, acting as alice."""
     (workspace.state_dir / "policy.yaml").write_text(POLICY)
-    monkeypatch.chdir(workspace.root)
-    monkeypatch.delenv("AICTL_DB", raising=False)
     monkeypatch.setenv("AICTL_ACTOR", "alice")
-
-    def invoke(*args: str) -> Result:
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+    return aictl
 
 
 def test_denied_create_exits_3_naming_rule_and_reason(aictl: Callable[..., Result]) -> None:

@@ -11,8 +11,7 @@ import pytest
 
 from aictl.cli import run
 from aictl.workspace import Workspace
-
-Result = tuple[int, str, str]
+from tests.cli.conftest import Result
 
 POLICY = """\
 version: 1
@@ -39,22 +38,6 @@ rules:
     effect: deny
     reason: a person pushes
 """
-
-
-@pytest.fixture
-def aictl(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Result]:
-    monkeypatch.chdir(workspace.root)
-    monkeypatch.delenv("AICTL_DB", raising=False)
-    monkeypatch.setenv("AICTL_GLOBAL_POLICY", "")
-
-    def invoke(*args: str) -> Result:
-        code = run(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def write_policy(workspace: Workspace, text: str = POLICY, name: str = "policy.yaml") -> Path:
