@@ -17,8 +17,6 @@ absolute rate says more about the disk than about aictl.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import sqlite3
 import time
 import traceback
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aictl.errors import NothingReady
-from bench.common import Goal, Measurement, Row, Settings, median, scratch_dir
+from bench.common import Goal, Measurement, Row, Settings, median, run_workers, scratch_dir
 from bench.fixtures import create_in_batches, flat_tasks, open_store
 
 GOAL = Goal("ratio >= 0.50 at 8 processes", "ratio", ">=", 0.5)
@@ -186,38 +184,18 @@ def run_once(
     """One timed run on a fresh database; returns the rate and what it was computed from."""
     path = folder / f"{kind}-{processes}-{synchronous}.db"
     _prepare(kind, path, plan.tasks)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes)
-    results = context.Queue()
-    children = [
-        context.Process(
-            target=worker,
-            args=(kind, str(path), synchronous, index, plan.time_limit_s, barrier, results),
-            daemon=True,
-        )
-        for index in range(processes)
-    ]
-    for child in children:
-        child.start()
-    reports = []
     try:
-        for _ in children:
-            reports.append(results.get(timeout=BARRIER_TIMEOUT_S + plan.time_limit_s + 60))
-    except queue.Empty:
-        raise RuntimeError(f"{kind} x{processes}: a worker did not report") from None
+        completed, wall = run_workers(
+            worker,
+            (kind, str(path), synchronous),
+            processes,
+            plan.time_limit_s,
+            f"{kind} x{processes}",
+            BARRIER_TIMEOUT_S,
+        )
     finally:
-        for child in children:
-            child.join(timeout=10)
-            if child.is_alive():
-                child.terminate()
-                child.join()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    errors = [report[2] for report in reports if report[1] == "error"]
-    if errors:
-        raise RuntimeError(f"{kind} x{processes} worker failed:\n{errors[0]}")
-    completed = sum(report[1] for report in reports)
-    wall = max(report[3] for report in reports) - min(report[2] for report in reports)
     return {"completed": completed, "wall_s": wall, "rate": completed / wall}
 
 

@@ -9,7 +9,9 @@ report, they do not assert.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import operator
+import queue
 import shutil
 import statistics
 import tempfile
@@ -200,3 +202,49 @@ def scratch_dir(name: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def run_workers(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    processes: int,
+    time_limit_s: float,
+    label: str,
+    barrier_timeout_s: float,
+) -> tuple[int, float]:
+    """Run ``processes`` spawned workers released together by a barrier; returns the tasks
+    they completed in all and the wall time from the first start to the last end.
+
+    Each worker is called as ``target(*args, index, time_limit_s, barrier, results)`` and puts
+    ``(index, completed, started, ended)`` on ``results``, or ``(index, "error", traceback)``.
+    Every worker is joined (or terminated) before this returns or raises.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    children = [
+        context.Process(
+            target=target, args=(*args, index, time_limit_s, barrier, results), daemon=True
+        )
+        for index in range(processes)
+    ]
+    reports = []
+    try:
+        for child in children:
+            child.start()
+        for _ in children:
+            reports.append(results.get(timeout=barrier_timeout_s + time_limit_s + 60))
+    except queue.Empty:
+        raise RuntimeError(f"{label}: a worker did not report") from None
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+    errors = [report[2] for report in reports if report[1] == "error"]
+    if errors:
+        raise RuntimeError(f"{label} worker failed:\n{errors[0]}")
+    completed = sum(report[1] for report in reports)
+    wall = max(report[3] for report in reports) - min(report[2] for report in reports)
+    return completed, wall

@@ -42,9 +42,7 @@ Goal (issue 3): the 50-rule arm at least 0.7x the no-rules arm (``synchronous=FU
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 import shutil
 import sqlite3
 import time
@@ -56,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from aictl.store.tasks import NewTask
-from bench.common import Goal, Measurement, Row, Settings, median, scratch_dir
+from bench.common import Goal, Measurement, Row, Settings, median, run_workers, scratch_dir
 from bench.fixtures import create_in_batches, open_store
 
 GOAL = Goal("ratio >= 0.70", "ratio", ">=", 0.7)
@@ -354,37 +352,15 @@ def run_once(
     """One timed run on a fresh copy of the arm's repository; checked, then removed."""
     root = folder / f"run-{number}"
     shutil.copytree(arm.seed, root)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes)
-    results = context.Queue()
-    children = [
-        context.Process(
-            target=worker,
-            args=(str(root), synchronous, index, plan.time_limit_s, barrier, results),
-            daemon=True,
-        )
-        for index in range(processes)
-    ]
     try:
-        for child in children:
-            child.start()
-        reports = []
-        try:
-            for _ in children:
-                reports.append(results.get(timeout=BARRIER_TIMEOUT_S + plan.time_limit_s + 60))
-        except queue.Empty:
-            raise RuntimeError(f"{arm.name} x{processes}: a worker did not report") from None
-        finally:
-            for child in children:
-                child.join(timeout=10)
-                if child.is_alive():
-                    child.terminate()
-                    child.join()
-        errors = [report[2] for report in reports if report[1] == "error"]
-        if errors:
-            raise RuntimeError(f"{arm.name} x{processes} worker failed:\n{errors[0]}")
-        completed = sum(report[1] for report in reports)
-        wall = max(report[3] for report in reports) - min(report[2] for report in reports)
+        completed, wall = run_workers(
+            worker,
+            (str(root), synchronous),
+            processes,
+            plan.time_limit_s,
+            f"{arm.name} x{processes}",
+            BARRIER_TIMEOUT_S,
+        )
         rows = verify_run(root, completed, arm.policy_hash, arm.seeded_audit_rows)
         if completed == 0:
             raise RuntimeError(f"{arm.name} x{processes}: no task was completed")
