@@ -4,7 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint format bench demo docs docs-check clean
+# The real Claude Code CLI for the e2e tests, from npm into the git-ignored .tools/ (the native
+# binary ships in a platform package of the same registry). The stamp names the pinned version:
+# changing the pin reinstalls, and so does a missing binary.
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_BIN   := .tools/node_modules/.bin/claude
+CLAUDE_STAMP := .tools/claude-code-$(CLAUDE_CODE_VERSION).installed
+
+.PHONY: install tools test test-fast lint format bench demo docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +21,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## virtual environment with aictl and the dev tools
 
-test: $(STAMP) ## the whole suite, with coverage (fails under 80%)
+tools: ## the real Claude Code CLI in .tools/ (needs node and npm)
+	@if [ ! -x $(CLAUDE_BIN) ] || [ ! -f $(CLAUDE_STAMP) ]; then \
+		npm install --no-audit --no-fund --prefix .tools @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+		&& touch $(CLAUDE_STAMP); \
+	fi
+
+test: $(STAMP) tools ## the whole suite, with coverage (fails under 80%)
 	$(BIN)/coverage erase
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
 	$(BIN)/python tests/coverage_by_package.py
@@ -34,7 +47,7 @@ format: $(STAMP)
 bench: $(STAMP) ## measured figures with a same-run baseline (see bench/README.md)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
 
-demo: $(STAMP) ## a scripted walk through the task manager on a throw-away repository
+demo: $(STAMP) tools ## a scripted walk through aictl on a throw-away repository
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash docs/demo.sh
 
 docs: $(STAMP) ## regenerate docs/cli.md from the CLI itself
