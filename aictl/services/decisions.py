@@ -14,12 +14,23 @@ from aictl.store.decisions import DecisionRecord, Override
 T = TypeVar("T")
 
 
-def override_key(key: str, ai: str | None) -> str:
-    """The full key: ``settings.X`` or ``ais.ID.X``. With ``--ai``, a bare ``X`` means that
-    AI's setting; without, a bare ``X`` means ``settings.X``."""
-    if key.startswith(("settings.", "ais.")):
-        return key
-    return f"ais.{ai}.{key}" if ai else f"settings.{key}"
+def override_key(key: str, ai: str | None) -> tuple[str, str]:
+    """The full key and the AI it is for (``""``: all). A bare ``X`` means ``settings.X``, or
+    with ``--ai ID`` that AI's setting ``ais.ID.X``; a full ``ais.ID.X`` is for ID. Settings
+    are not per AI, so ``settings.X`` with ``--ai`` is refused rather than silently widened."""
+    if key.startswith("ais."):
+        target = key.split(".")[1] if key.count(".") >= 2 else ""
+        if ai and ai != target:
+            raise InvalidInput(f"override key {key!r} is for AI {target!r}, not {ai!r}")
+        return key, target
+    if key.startswith("settings."):
+        if ai:
+            raise InvalidInput(
+                f"{key!r} applies to every AI and cannot be overridden for one",
+                hint="per-AI keys are ais.ID.NAME (allowed_tools, model, max_turns...)",
+            )
+        return key, ""
+    return (f"ais.{ai}.{key}", ai) if ai else (f"settings.{key}", "")
 
 
 class DecisionService:
@@ -54,7 +65,7 @@ class DecisionService:
 
         if not reason.strip():
             raise InvalidInput("an override needs a --reason")
-        full = override_key(key, ai)
+        full, ai = override_key(key, ai)
         checked, issues = check_overrides({full: value})
         if issues:
             raise InvalidPolicy(issues)
@@ -75,7 +86,7 @@ class DecisionService:
         )
 
     def unset_override(self, key: str, *, ai: str | None, reason: str) -> bool:
-        full = override_key(key, ai)
+        full, ai = override_key(key, ai)
         if not any(o.key == full and o.ai == (ai or "") for o in self.overrides(all_of_them=True)):
             raise InvalidInput(f"no override {full!r}" + (f" for {ai}" if ai else ""))
         resource = {"key": full, "ai": ai or "", "unset": True}

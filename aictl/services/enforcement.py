@@ -19,22 +19,42 @@ if TYPE_CHECKING:
     from aictl.policy import Policy
 
 
+def _stat(path: Any) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return (status.st_mtime_ns, status.st_size)
+
+
 class Enforcer:
     def __init__(self, workspace: Workspace, store: TaskStore) -> None:
         self.workspace = workspace
         self.store = store
-        self._policies: dict[str | None, Policy] = {}
+        self._policies: dict[str | None, tuple[Any, Policy]] = {}
 
     def policy(self, ai: str | None) -> Policy:
-        """The effective policy for ``ai`` (files, then overrides in force). Raises
-        ``InvalidPolicy`` listing every problem: an invalid policy fails closed."""
-        if ai not in self._policies:
-            from aictl.policy import load_policy
+        """The effective policy for ``ai`` (files, then the overrides in force). Raises
+        ``InvalidPolicy`` listing every problem: an invalid policy fails closed.
 
-            now = self.store.clock.now()
-            overrides = {o.key: o.value for o in self.store.decisions.overrides(now=now)}
-            self._policies[ai] = load_policy(self.workspace.root, ai=ai, overrides=overrides)
-        return self._policies[ai]
+        Kept per AI while nothing it was built from changes: the layer files (size and
+        modification time) and the overrides in force, which an override set by another
+        process, or one expiring, changes. Checking costs a few stat calls and one query.
+        """
+        from aictl.policy import layer_paths, load_policy
+
+        now = self.store.clock.now()
+        overrides = {
+            o.key: o.value for o in self.store.decisions.overrides(now=now) if o.ai in ("", ai)
+        }
+        files = tuple(_stat(path) for _, path in layer_paths(self.workspace.root, ai))
+        signature = (files, repr(sorted(overrides.items())))
+        cached = self._policies.get(ai)
+        if cached is None or cached[0] != signature:
+            policy = load_policy(self.workspace.root, ai=ai, overrides=overrides)
+            self._policies[ai] = (signature, policy)
+            return policy
+        return cached[1]
 
     def ruling(
         self,

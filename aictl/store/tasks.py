@@ -245,7 +245,7 @@ class TaskStore:
                 task = self._insert(connection, spec, format_time(now))
                 self.decisions.enforce(ruling, at=now, task_id=task.id)
                 if ruling.effect == "require_approval":
-                    self._await_approval(connection, task, ruling, format_time(now))
+                    self._await_approval(connection, task, ruling.reason, format_time(now))
                 return self.get(task.id)
         assert refusal is not None
         raise refusal
@@ -416,7 +416,7 @@ class TaskStore:
             finally:
                 # Applied after the walk over the ready index, not while its cursor is open.
                 for task, ruling in awaiting:
-                    self._await_approval(connection, task, ruling, format_time(now))
+                    self._await_approval(connection, task, ruling.reason, format_time(now))
         assert refusal is not None
         raise refusal
 
@@ -460,18 +460,20 @@ class TaskStore:
         )
 
     def _await_approval(
-        self, connection: sqlite3.Connection, task: Task, ruling: Ruling, stamp: str
+        self, connection: sqlite3.Connection, task: Task, why: str, stamp: str
     ) -> None:
-        """Block a queued (or already blocked) task until a person approves it."""
+        """Block a queued (or already blocked) task until a person approves it; its dependents
+        block too, as behind any dependency that cannot finish."""
         if task.status != Status.BLOCKED:
             next_status(task.status, "block")
-        reason = f"awaiting approval: {ruling.reason}"
+        reason = f"awaiting approval: {why}"
         connection.execute(
             "UPDATE tasks SET status = 'blocked', blocked_reason = ?, approval = 'pending',"
-            " updated_at = ? WHERE id = ? AND status IN ('queued', 'blocked')",
+            " approval_by = NULL, updated_at = ? WHERE id = ? AND status IN ('queued', 'blocked')",
             (reason, stamp, task.id),
         )
         self.audit.append(stamp, "task.awaiting_approval", "aictl", task.id, {"reason": reason})
+        self._block_dependents(connection, task.id, stamp)
 
     def _take(
         self,
@@ -800,6 +802,11 @@ class TaskStore:
                 (stamp, task_id, str(task.status)),
             )
             self.audit.append(stamp, "task.retried", self.actor, task_id, {"was": str(task.status)})
+            if task.approval in ("pending", "rejected"):
+                # The approval was never given: a retry reopens the question, it never skips it.
+                queued = self.get(task_id)
+                self._await_approval(connection, queued, f"retried after {task.status}", stamp)
+                return self.get(task_id)
             self._refresh_block(connection, task_id, stamp)
             self._unblock_dependents(connection, task_id, stamp)
             return self.get(task_id)
@@ -855,11 +862,13 @@ class TaskStore:
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
             task = self.get(task_id)
-            if task.approval != "pending":
-                raise IllegalTransition(
-                    f"task {task_id} is not awaiting approval"
-                    + (f" (it was {task.approval} by {task.approval_by})" if task.approval else "")
+            if task.status != Status.BLOCKED or task.approval != "pending":
+                detail = (
+                    f"it was {task.approval} by {task.approval_by}"
+                    if task.approval in ("approved", "rejected")
+                    else f"it is {task.status}"
                 )
+                raise IllegalTransition(f"task {task_id} is not awaiting approval ({detail})")
             now = self.clock.now()
             self.decisions.enforce(ruling, at=now, task_id=task_id)
             if ruling.effect == "allow":

@@ -54,6 +54,11 @@ rules:
     when: '!task.title.startsWith("lead-ok")'
     effect: deny
     reason: only tasks marked for it may be approved here
+  - id: gate-create
+    actions: [create]
+    when: 'task.title.contains("gated")'
+    effect: require_approval
+    reason: gated work is approved at creation
   - id: no-huge-ttl
     actions: [override]
     when: 'true'
@@ -313,3 +318,87 @@ def test_a_repeated_denial_in_the_claim_walk_is_recorded_once(
         changed.claim("intern-1")
     assert len(records(changed, action="claim")) == 4
     changed.close()
+
+
+def test_cancel_then_retry_does_not_skip_a_pending_approval(policy_service: TaskService) -> None:
+    """Review finding: a create-gated task, cancelled then retried, was claimable unapproved."""
+    task = policy_service.create("lead-ok gated deploy")
+    assert (task.status, task.approval) == (Status.BLOCKED, "pending")
+    policy_service.cancel(task.id)
+    retried = policy_service.retry(task.id)
+    assert (retried.status, retried.approval) == (Status.BLOCKED, "pending")
+    assert retried.blocked_reason == "awaiting approval: retried after cancelled"
+    with pytest.raises(IllegalTransition, match="blocked"):
+        policy_service.claim("w1", task_id=task.id)
+    with pytest.raises(NothingReady):
+        policy_service.claim("w1")
+    assert policy_service.approve(task.id).status is Status.QUEUED
+    assert policy_service.claim("w1").task.id == task.id
+
+
+def test_reject_then_retry_asks_again(policy_service: TaskService) -> None:
+    task = policy_service.create("lead-ok gated two")
+    policy_service.reject(task.id, reason="no")
+    retried = policy_service.retry(task.id)
+    assert (retried.status, retried.approval, retried.approval_by) == (
+        Status.BLOCKED,
+        "pending",
+        None,
+    )
+    with pytest.raises(NothingReady):
+        policy_service.claim("w1")
+
+
+def test_only_a_blocked_pending_task_can_be_approved_or_rejected(
+    policy_service: TaskService,
+) -> None:
+    """Review finding: approving a cancelled pending task crashed on a CHECK constraint."""
+    dep = policy_service.create("dep")
+    gated = policy_service.create("gated: g", depends_on=[dep.id])
+    policy_service.cancel(dep.id)
+    policy_service.cancel(gated.id)
+    for decide in (policy_service.approve, lambda i: policy_service.reject(i, reason="x")):
+        with pytest.raises(IllegalTransition, match="not awaiting approval \\(it is cancelled\\)"):
+            decide(gated.id)
+    assert policy_service.store.decisions.records(action="approve") == []
+
+
+def test_a_task_parked_for_approval_blocks_its_dependents(policy_service: TaskService) -> None:
+    gated = policy_service.create("lead-ok: migrate", paths=["db/migrations/3.sql"])
+    child = policy_service.create("child", depends_on=[gated.id])
+    with pytest.raises(NothingReady):
+        policy_service.claim("w1")
+    assert policy_service.get(child.id).blocked_reason == f"dependency {gated.id} is blocked"
+    policy_service.approve(gated.id)
+    assert policy_service.get(child.id).status is Status.QUEUED
+
+
+def test_the_policy_follows_overrides_and_files_within_one_process(
+    policy_service: TaskService, workspace: Workspace, clock: ManualClock
+) -> None:
+    """Review finding: the policy was loaded once per process, so an override set (or expiring)
+    later in the same process, e.g. in a daemon, was not seen."""
+    decisions = DecisionService(policy_service)
+    for title in ("a", "b", "c", "d"):
+        policy_service.create(title)
+    assert policy_service.claim("w").task.lease_ttl_seconds == 7 * 60
+    decisions.set_override("lease_ttl", "20m", ai=None, reason="long job", expires="1h")
+    assert policy_service.claim("w").task.lease_ttl_seconds == 20 * 60
+    clock.advance(3601)  # the override lapses
+    assert policy_service.claim("w").task.lease_ttl_seconds == 7 * 60
+    policy = workspace.state_dir / "policy.yaml"
+    policy.write_text(policy.read_text().replace("lease_ttl: 7m", "lease_ttl: 9m"))
+    assert policy_service.claim("w").task.lease_ttl_seconds == 9 * 60
+
+
+def test_overrides_for_one_ai_stay_with_that_ai(policy_service: TaskService) -> None:
+    """Review finding: `settings.X --ai w1` was stored for w1 but applied to everyone."""
+    decisions = DecisionService(policy_service)
+    with pytest.raises(InvalidInput, match="applies to every AI"):
+        decisions.set_override("settings.lease_ttl", "1m", ai="w1", reason="x", expires=None)
+    with pytest.raises(InvalidInput, match="is for AI 'w2', not 'w1'"):
+        decisions.set_override("ais.w2.max_turns", "3", ai="w1", reason="x", expires=None)
+    stored = decisions.set_override("ais.w1.max_turns", "3", ai=None, reason="x", expires=None)
+    assert (stored.key, stored.ai) == ("ais.w1.max_turns", "w1")
+    assert policy_service.enforcer.policy("w1").ai_settings().get("max_turns") == 3
+    assert "max_turns" not in policy_service.enforcer.policy("w2").ai_settings()
