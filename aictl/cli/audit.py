@@ -12,7 +12,7 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.common import JsonOption, parse_task_id, state
-from aictl.services.audit import AuditService
+from aictl.services.audit import AuditBroken, AuditService
 from aictl.workspace import locate
 
 app = typer.Typer(help="Read and verify the tamper-evident audit log.")
@@ -79,7 +79,8 @@ def verify(
     json_output: JsonOption = False,
 ) -> None:
     """Check the hash chain row by row; exit 1 naming the first changed, missing or reordered
-    row, or a truncation against the checkpoint.
+    row, or a truncation against the checkpoint. With --json the outcome is printed either way
+    ("ok" false, "bad_seq" and "problem" when broken).
 
     Example: aictl audit verify
     """
@@ -88,14 +89,18 @@ def verify(
     if json_output:
         output.emit_json(
             {
-                "ok": True,
+                "ok": result.ok,
                 "rows": result.rows,
                 "head_seq": result.head_seq,
                 "head_hash": result.head_hash,
+                "bad_seq": result.bad_seq,
+                "problem": result.problem,
             }
         )
-    else:
+    elif result.ok:
         output.line(f"audit log intact: {result.rows} rows, head {result.head_hash[:16]}")
+    if not result.ok:
+        raise AuditBroken.of(result)
 
 
 @app.command()
@@ -116,8 +121,7 @@ def export(
         if output_file is None:
             count = service.export(sys.stdout)
         else:
-            with output_file.open("w", encoding="utf-8") as stream:
-                count = service.export(stream)
+            count = service.export_file(output_file)
     output.note(f"exported {count} rows")
 
 

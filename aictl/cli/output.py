@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from aictl.domain.tasks import Task, format_time
 
@@ -44,7 +44,7 @@ def _default(value: Any) -> Any:
 def compact(data: Any, limit: int = 80) -> str:
     """One-line JSON for a table cell, cut at ``limit`` characters."""
     text = json.dumps(data, separators=(",", ":"), default=_default)
-    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def line(text: str = "") -> None:
@@ -69,14 +69,37 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    from rich.table import Table
+class Styled(NamedTuple):
+    """A table cell drawn in a rich style, such as ``Styled("done", "green")``: the one way to
+    colour a cell, since every other cell is printed exactly as written."""
 
-    grid = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+    text: str
+    style: str
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Draw a table. Cells are plain text, never rich markup: a title, actor, reason or glob
+    such as ``src/[ab]/x.py`` or ``[/oops]`` prints as written (``None`` prints empty). Only a
+    ``Styled`` cell carries a style."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def cell(value: Any) -> Text:
+        if isinstance(value, Styled):
+            return Text(value.text, style=value.style)
+        return Text("" if value is None else str(value))
+
+    grid = Table(
+        title=None if title is None else Text(title, style="table.title"),
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+    )
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(cell(column), overflow="fold")
     for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+        grid.add_row(*(cell(value) for value in row))
     _console().print(grid)
 
 
@@ -91,18 +114,12 @@ _STATUS_STYLE = {
 }
 
 
-def _status(status: str) -> str:
-    return f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
+def _status(status: str) -> Styled:
+    return Styled(status, _STATUS_STYLE.get(status, ""))
 
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
-def escape(text: str) -> str:
-    from rich.markup import escape
-
-    return str(escape(text))
 
 
 def tasks(items: Sequence[Task], fmt: Format) -> None:
@@ -122,13 +139,11 @@ def tasks(items: Sequence[Task], fmt: Format) -> None:
                     task.id,
                     task.priority,
                     _status(task.status),
-                    escape(task.title),
-                    escape(task.lease_holder or "")
-                    if task.status in ("claimed", "running")
-                    else "",
+                    task.title,
+                    task.lease_holder if task.status in ("claimed", "running") else "",
                     ",".join(map(str, task.depends_on)),
-                    escape(" ".join(task.paths)),
-                    escape(" ".join(f"{k}={v}" for k, v in task.labels.items())),
+                    " ".join(task.paths),
+                    " ".join(f"{k}={v}" for k, v in task.labels.items()),
                 )
                 for task in items
             ),
@@ -150,14 +165,14 @@ def task(item: Task, fmt: Format, *, headline: str | None = None) -> None:
 def _task_detail(item: Task) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", item.id),
-        ("title", escape(item.title)),
+        ("title", item.title),
         ("status", _status(item.status)),
         ("type", item.type),
         ("priority", item.priority),
-        ("description", escape(item.description)),
-        ("labels", escape(", ".join(f"{k}={v}" for k, v in item.labels.items()))),
+        ("description", item.description),
+        ("labels", ", ".join(f"{k}={v}" for k, v in item.labels.items())),
         ("requires", ", ".join(item.requires)),
-        ("paths", escape(" ".join(item.paths))),
+        ("paths", " ".join(item.paths)),
         ("depends on", ", ".join(map(str, item.depends_on))),
         ("attempts", f"{item.attempts} of {item.max_attempts}"),
         (
@@ -166,9 +181,9 @@ def _task_detail(item: Task) -> None:
             if item.lease_expires_at
             else "",
         ),
-        ("blocked", escape(item.blocked_reason or "")),
-        ("failure", escape(item.failure_reason or "")),
-        ("result", escape(item.result or "")),
+        ("blocked", item.blocked_reason or ""),
+        ("failure", item.failure_reason or ""),
+        ("result", item.result or ""),
         ("evidence", "yes" if item.evidence else ""),
         ("created", _when(item.created_at)),
         ("claimed", _when(item.claimed_at)),

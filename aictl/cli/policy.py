@@ -151,7 +151,7 @@ def show(
     settings = list(_flatten(policy.settings))
     if settings:
         output.line()
-        output.table("Settings", ["SETTING", "VALUE"], _escaped(settings))
+        output.table("Settings", ["SETTING", "VALUE"], settings)
     rows = [
         (ai_id, key, value)
         for ai_id, values in policy.ais.items()
@@ -159,7 +159,7 @@ def show(
     ]
     if rows:
         output.line()
-        output.table("Per-AI settings", ["AI", "SETTING", "VALUE"], _escaped(rows))
+        output.table("Per-AI settings", ["AI", "SETTING", "VALUE"], rows)
     output.line()
     if not policy.rules:
         output.line("no rules: the default decides every action")
@@ -167,7 +167,7 @@ def show(
     output.table(
         "Rules",
         ["RULE", "ACTIONS", "EFFECT", "WHEN", "REASON"],
-        _escaped(
+        (
             (
                 rule.qualified_id,
                 ",".join(rule.actions),
@@ -189,11 +189,6 @@ def _flatten(values: Any, prefix: str = "") -> list[tuple[str, str]]:
         else:
             rows.append((name, json.dumps(value) if not isinstance(value, str) else value))
     return rows
-
-
-def _escaped(rows: Any) -> list[tuple[str, ...]]:
-    """Table cells are rich markup: policy text such as ``[claim]`` must print as written."""
-    return [tuple(output.escape(str(cell)) for cell in row) for row in rows]
 
 
 def _layers_table(policy: Policy) -> None:
@@ -220,7 +215,7 @@ def _layers_table(policy: Policy) -> None:
     if not rows:
         output.note("no policy files: everything is allowed (default allow, no rules)")
     else:
-        output.table(None, ["LAYER", "PATH", "HASH", "RULES", "DEFAULT"], _escaped(rows))
+        output.table(None, ["LAYER", "PATH", "HASH", "RULES", "DEFAULT"], rows)
     output.line(f"effective policy hash: {policy.hash}")
 
 
@@ -318,7 +313,7 @@ def _explanation(explanation: Explanation) -> None:
             rows.append(
                 (item.rule.qualified_id, ",".join(item.rule.actions), item.rule.effect, result)
             )
-        output.table(None, ["RULE", "ACTIONS", "EFFECT", "RESULT"], _escaped(rows))
+        output.table(None, ["RULE", "ACTIONS", "EFFECT", "RESULT"], rows)
     else:
         output.line("no rules")
     for warning in decision.warnings:

@@ -10,6 +10,7 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.common import JsonOption, QuietOption, parse_task_id, task_service
+from aictl.errors import InvalidInput
 from aictl.services.decisions import DecisionService
 
 override_app = typer.Typer(help="Recorded overrides applied on top of the policy files.")
@@ -132,10 +133,15 @@ def unset(
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
     ai: AiOption = None,
 ) -> None:
-    """Remove an override, recorded as a decision.
+    """Remove an override, recorded as a decision. Exit 2 if there is no such override.
 
     Example: aictl policy override unset lease_ttl --reason "migration done"
     """
     with decision_service(ctx) as service:
-        service.unset_override(key, ai=ai, reason=reason or "unset")
+        removed = service.unset_override(key, ai=ai, reason=reason or "unset")
+    if not removed:  # it existed when looked up, and was gone by the time of the delete
+        raise InvalidInput(
+            f"no override {key!r}" + (f" for {ai}" if ai else "") + ": it was removed meanwhile",
+            hint="`aictl policy override list --all` shows the overrides there are",
+        )
     output.line(f"override {key} removed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -221,16 +222,44 @@ def complete(
 
 
 def _read_evidence(path: Path | None) -> Any:
+    """The evidence file's JSON value. Strict JSON only: Python would read ``NaN``,
+    ``Infinity`` and ``1e999`` as floats that SQLite's ``json_valid`` then refuses."""
     if path is None:
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInput(f"cannot read evidence file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{path}: evidence is not UTF-8 text (byte {error.start + 1}: {error.reason})"
+        ) from None
+    try:
+        return json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except json.JSONDecodeError as error:
         raise InvalidInput(
             f"{path}:{error.lineno}:{error.colno}: evidence is not valid JSON: {error.msg}"
         ) from None
+    except _NotStrictJson as error:
+        raise InvalidInput(
+            f"{path}: evidence is not valid JSON: {error} is not a JSON number",
+            hint='write a number, or a string such as "NaN"',
+        ) from None
+
+
+class _NotStrictJson(ValueError):
+    """A number JSON has no way to write (json.loads accepts them; SQLite does not)."""
+
+
+def _not_a_number(text: str) -> Any:
+    raise _NotStrictJson(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotStrictJson(text)
+    return value
 
 
 @app.command()

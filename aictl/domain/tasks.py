@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -163,7 +163,13 @@ _CONTAINER_FIELDS = ("labels", "requires", "paths", "depends_on", "evidence")
 
 
 def format_time(moment: datetime) -> str:
-    """Fixed-width UTC text (``2026-01-01T00:00:00.000000Z``): sorts as it compares."""
+    """Fixed-width UTC text (``2026-01-01T00:00:00.000000Z``): sorts as it compares.
+
+    An aware time in another zone is converted first, so the text compares correctly with
+    every stored time; a naive time is taken to be UTC already.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -171,9 +177,41 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def check_text(value: str, what: str) -> str:
+    """``value`` unchanged if it can be stored, hashed and printed as UTF-8.
+
+    A byte that is not UTF-8 in an argument or environment variable reaches Python as a lone
+    surrogate (``\\udcff``); SQLite and the audit hash would refuse it deep inside a write.
+    Raises ``InvalidInput`` naming ``what`` and the position of the first bad character.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidInput(
+            f"invalid {what} {value!r}: character {error.start + 1} is not valid UTF-8",
+            hint="pass text encoded as UTF-8",
+        ) from None
+    return value
+
+
+def check_json_text(value: Any, what: str) -> Any:
+    """``value`` unchanged if every key and string inside it is valid UTF-8 (see
+    ``check_text``); the error names the path to the bad string, such as ``evidence.files[2]``."""
+    if isinstance(value, str):
+        check_text(value, what)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            check_text(str(key), f"key in {what}")
+            check_json_text(inner, f"{what}.{key}")
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            check_json_text(inner, f"{what}[{index}]")
+    return value
+
+
 def parse_label(text: str) -> tuple[str, str]:
     """``key=value`` → (key, value). Keys are letters, digits, ``_.-/``; values are free text."""
-    key, sep, value = text.partition("=")
+    key, sep, value = check_text(text, "label").partition("=")
     if not sep or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_./-]*", key):
         raise InvalidInput(
             f"invalid label {text!r}",

@@ -14,7 +14,14 @@ from aictl.clock import Clock, SystemClock
 from aictl.domain import globs
 from aictl.domain.dag import topological_layers
 from aictl.domain.durations import parse_duration
-from aictl.domain.tasks import LeaseToken, Status, Task, parse_label
+from aictl.domain.tasks import (
+    LeaseToken,
+    Status,
+    Task,
+    check_json_text,
+    check_text,
+    parse_label,
+)
 from aictl.errors import InvalidInput
 from aictl.services.enforcement import Enforcer
 from aictl.store.db import Database
@@ -23,6 +30,9 @@ from aictl.store.tasks import Claim, Expiry, HeldLock, NewTask, TaskStore
 from aictl.workspace import Workspace
 
 DEFAULT_TTL = timedelta(minutes=10)
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+"""Priorities allowed: wide enough for any scheme, and far inside SQLite's 64-bit integers."""
+MAX_ATTEMPTS = 1_000_000
 _WILDCARD = re.compile(r"[*?\[]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}")
 
@@ -108,10 +118,19 @@ class TaskService:
         requires: Sequence[str] = (),
         max_attempts: int = 3,
     ) -> NewTask:
-        if not title.strip():
+        if not check_text(title, "title").strip():
             raise InvalidInput("a task needs a title", hint='aictl task create "Fix the login bug"')
-        if max_attempts < 1:
-            raise InvalidInput(f"--max-attempts must be at least 1, not {max_attempts}")
+        check_text(description, "description")
+        low, high = PRIORITY_RANGE
+        if not low <= priority <= high:
+            raise InvalidInput(
+                f"invalid --priority {priority}: must be between {low:,} and {high:,}",
+                hint="higher runs first; 0 is the default",
+            )
+        if not 1 <= max_attempts <= MAX_ATTEMPTS:
+            raise InvalidInput(
+                f"invalid --max-attempts {max_attempts}: must be between 1 and {MAX_ATTEMPTS:,}"
+            )
         return NewTask(
             title=title.strip(),
             description=description,
@@ -130,7 +149,7 @@ class TaskService:
         lock then says so."""
         normalised = []
         for path in paths:
-            glob = globs.normalize_glob(path, self.workspace.root)
+            glob = globs.normalize_glob(check_text(path, "path"), self.workspace.root)
             if not _WILDCARD.search(glob) and (self.workspace.root / glob).is_dir():
                 glob += "/**"
             normalised.append(glob)
@@ -189,7 +208,7 @@ class TaskService:
 
     def reject(self, task_id: int, *, reason: str) -> Task:
         """Reject a task awaiting approval: it is cancelled (itself a policy decision)."""
-        if not reason.strip():
+        if not check_text(reason, "reason").strip():
             raise InvalidInput("a rejection needs a --reason")
         task = self.store.get(task_id)
         resource = {"task": task_id, "paths": task.paths, "verdict": "reject"}
@@ -209,15 +228,21 @@ class TaskService:
     ) -> Task:
         if evidence is not None and not isinstance(evidence, dict):
             raise InvalidInput("evidence must be a JSON object")
+        if result is not None:
+            check_text(result, "result")
+        check_json_text(evidence, "evidence")
         return self.store.complete(token, result, evidence)
 
     def fail(self, token: LeaseToken, *, reason: str, retry: bool = True) -> Task:
+        check_text(reason, "reason")
         return self.store.fail(token, reason or "failed", retry=retry)
 
     def release(self, token: LeaseToken) -> Task:
         return self.store.release(token)
 
     def cancel(self, task_id: int, *, reason: str | None = None) -> Task:
+        if reason is not None:
+            check_text(reason, "reason")
         return self.store.cancel(task_id, reason)
 
     def retry(self, task_id: int) -> Task:
@@ -255,7 +280,7 @@ def default_actor() -> str:
     import getpass
     import os
 
-    return os.environ.get("AICTL_ACTOR") or f"user:{getpass.getuser()}"
+    return check_text(os.environ.get("AICTL_ACTOR") or f"user:{getpass.getuser()}", "AICTL_ACTOR")
 
 
 def parse_status(text: str) -> Status:

@@ -194,6 +194,12 @@ class AuditLog:
         return Verification(True, rows, head_seq, prev_hash)
 
     def _against(self, checkpoint: Checkpoint, head_seq: int) -> str | None:
+        if checkpoint.seq == 0:
+            # A checkpoint of the empty log: there is no row 0 to compare, and every chain
+            # starts from the genesis hash, so any chain extends it.
+            if checkpoint.hash == GENESIS:
+                return None
+            return "the checkpoint records row 0 with a hash other than the genesis hash"
         if head_seq < checkpoint.seq:
             return (
                 f"the log ends at row {head_seq} but the checkpoint recorded row "

@@ -85,7 +85,8 @@ class Database:
         """A write transaction: ``BEGIN IMMEDIATE`` outside, a savepoint when nested.
 
         Commits when the block ends normally; rolls back everything it did on any exception
-        (including KeyboardInterrupt), so a state change is whole or absent.
+        (including KeyboardInterrupt, and a failed COMMIT), so a state change is whole or
+        absent. The exception that ended the block is the one raised: see ``_roll_back``.
         """
         connection = self.connection
         if self._depth:
@@ -94,12 +95,10 @@ class Database:
             self._depth += 1
             try:
                 yield connection
+                connection.execute(f"RELEASE {name}")
             except BaseException:
-                connection.execute(f"ROLLBACK TO {name}")
-                connection.execute(f"RELEASE {name}")
+                self._roll_back(f"ROLLBACK TO {name}", f"RELEASE {name}")
                 raise
-            else:
-                connection.execute(f"RELEASE {name}")
             finally:
                 self._depth -= 1
             return
@@ -107,13 +106,29 @@ class Database:
         self._depth = 1
         try:
             yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        else:
             connection.execute("COMMIT")
+        except BaseException:
+            self._roll_back("ROLLBACK")
+            raise
         finally:
             self._depth = 0
+
+    def _roll_back(self, *statements: str) -> None:
+        """Undo the failed block, never hiding why it failed.
+
+        On some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, an interrupt, a trigger's
+        ``RAISE(ROLLBACK)``) SQLite has already rolled the whole transaction back by itself,
+        and an explicit ROLLBACK would fail with "no transaction is active"; so roll back only
+        while a transaction is open, and swallow a failure of the rollback itself: the caller
+        re-raises the original exception, which is the one that explains what happened.
+        """
+        for statement in statements:
+            if not self.connection.in_transaction:
+                return
+            try:
+                self.connection.execute(statement)
+            except sqlite3.Error:
+                return
 
     def schema_version(self) -> int:
         return int(self.connection.execute("PRAGMA user_version").fetchone()[0])

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from aictl.domain.redact import digest, redact
-from aictl.domain.tasks import format_time, parse_time
+from aictl.domain.tasks import check_text, format_time, parse_time
 from aictl.store.audit import AuditLog
 
 _COLUMNS = (
@@ -205,6 +205,8 @@ class DecisionStore:
             ("action", action),
         ):
             if value is not None:
+                if isinstance(value, str):
+                    check_text(value, {"subject": "--ai"}.get(column, f"--{column}"))
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = f"SELECT {_COLUMNS} FROM decisions"
@@ -226,6 +228,7 @@ class DecisionStore:
         at: datetime,
         expires_at: datetime | None,
     ) -> Override:
+        check_text(reason, "reason")
         self.connection.execute(
             "INSERT INTO policy_overrides (key, ai, value, reason, set_by, set_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, ai) DO UPDATE SET"
@@ -257,6 +260,8 @@ class DecisionStore:
         return Override(key, ai, value, reason, set_by, at, expires_at)
 
     def unset_override(self, *, key: str, ai: str, reason: str, by: str, at: datetime) -> bool:
+        """Delete the override; False when there was none (another process removed it first)."""
+        check_text(reason, "reason")
         removed = self.connection.execute(
             "DELETE FROM policy_overrides WHERE key = ? AND ai = ?", (key, ai)
         ).rowcount

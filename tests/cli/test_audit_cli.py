@@ -6,11 +6,12 @@ import itertools
 import json
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from aictl.workspace import Workspace
+from aictl.workspace import Workspace, initialise
 from tests.cli.conftest import Result
 
 
@@ -102,3 +103,57 @@ def test_export_jsonl(aictl: Callable[..., Result], tmp_path: Path) -> None:
     assert aictl("audit", "export", "-o", str(target))[0] == 0
     assert target.read_text().splitlines() == out.splitlines()
     assert aictl("audit", "export", "--format", "csv")[0] == 2
+
+
+def test_since_with_an_offset_is_compared_in_utc(aictl: Callable[..., Result]) -> None:
+    everything = rows(aictl)
+    plus_two = timezone(timedelta(hours=2))
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).astimezone(plus_two)
+    since = an_hour_ago.isoformat(timespec="seconds")  # e.g. 2026-11-21T12:00:00+02:00
+    assert json.loads(aictl("audit", "log", "--since", since, "--json")[1]) == everything
+    in_an_hour = (datetime.now(UTC) + timedelta(hours=1)).astimezone(plus_two)
+    since = in_an_hour.isoformat(timespec="seconds")
+    assert json.loads(aictl("audit", "log", "--since", since, "--json")[1]) == []
+
+
+def test_verify_json_reports_a_broken_chain_and_still_exits_1(
+    aictl: Callable[..., Result], workspace: Workspace
+) -> None:
+    ok = json.loads(aictl("audit", "verify", "--json")[1])
+    assert ok["ok"] is True and ok["bad_seq"] is None and ok["problem"] is None
+    corrupt(workspace, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    code, out, err = aictl("audit", "verify", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert set(report) == set(ok)
+    assert (report["ok"], report["rows"], report["bad_seq"]) == (False, 1, 2)
+    assert "row 2 (policy.decision) was changed" in report["problem"]
+    assert f"Error: audit log does not verify: {report['problem']}" in err
+
+
+def test_an_empty_log_checkpoint_holds_after_later_writes(
+    aictl: Callable[..., Result], workspace: Workspace
+) -> None:
+    """The checkpoint `aictl init` users take first, before anything happened."""
+    empty = workspace.root / "empty"
+    empty.mkdir()
+    (empty / ".git").mkdir()
+    fresh, _ = initialise(empty)
+    db = ["--db", str(fresh.db_path)]
+    assert aictl(*db, "audit", "checkpoint", "--json")[0] == 0
+    assert aictl(*db, "task", "create", "later")[0] == 0
+    code, out, err = aictl(*db, "audit", "verify")
+    assert code == 0, err
+    assert out.startswith("audit log intact")
+
+
+@pytest.mark.parametrize(
+    ("command", "target"),
+    [("export", "/nonexistent/dir/a.jsonl"), ("checkpoint", "/nonexistent/c.json")],
+)
+def test_output_files_that_cannot_be_written_are_named(
+    aictl: Callable[..., Result], command: str, target: str
+) -> None:
+    code, out, err = aictl("audit", command, "-o", target)
+    assert (code, out) == (2, "")
+    assert f"Error: cannot write {target}: No such file or directory" in err

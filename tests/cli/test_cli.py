@@ -189,6 +189,19 @@ BAD_INPUTS = [
     (["task", "list", "--status", "weird"], "unknown status 'weird'"),
     (["task", "retry", "1"], "cannot retry a queued task"),
     (["task", "link", "1", "1"], "dependency cycle: 1 -> 1"),
+    (["task", "create", "p", "--priority", "99999999999999999999"], "invalid --priority 9999"),
+    (["task", "create", "p", "--priority", "-1000001"], "invalid --priority -1000001"),
+    (["task", "create", "x", "--max-attempts", "99999999999999999999"], "invalid --max-attempts"),
+    # A byte that is not UTF-8 in argv arrives as a lone surrogate.
+    (["task", "create", "\udcff"], "invalid title '\\udcff'"),
+    (["task", "create", "x", "--description", "a\udcff"], "invalid description"),
+    (["task", "create", "x", "--label", "k=\udcff"], "invalid label 'k=\\udcff'"),
+    (["task", "create", "x", "--path", "src/\udcff"], "invalid path"),
+    (["task", "cancel", "1", "--reason", "\udcff"], "invalid reason"),
+    (["task", "claim", "--as", "w", "--ttl", "9999999d"], "'9999999d': at most 365 days"),
+    (["task", "claim", "--as", "w", "--ttl", "0.0000001s"], "'0.0000001s': at least 1ms"),
+    (["audit", "log", "--kind", "\udcff"], "invalid --kind"),
+    (["policy", "decisions", "--ai", "\udcff"], "invalid --ai"),
     (["task", "nonsense"], "No such command"),
     (["task", "create"], "Missing argument"),
 ]
@@ -276,6 +289,55 @@ def test_evidence_file_errors_name_the_file(
     listing.write_text("[1, 2]")
     code, _, err = aictl("task", "complete", "1", "--lease", token, "--evidence", str(listing))
     assert code == 2 and "evidence must be a JSON object" in err
+    assert dump(workspace) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"x": NaN}', "evidence is not valid JSON: NaN is not a JSON number"),
+        ('{"x": [-Infinity]}', "evidence is not valid JSON: -Infinity is not a JSON number"),
+        ('{"x": 1e999}', "evidence is not valid JSON: 1e999 is not a JSON number"),
+        (b'{"x": "\xff"}', "evidence is not UTF-8 text (byte 8"),
+        ('{"x": "\\ud800"}', "invalid evidence.x '\\ud800'"),
+    ],
+)
+def test_evidence_that_sqlite_would_refuse_is_invalid_input(
+    aictl: Callable[..., Result],
+    tmp_path: Path,
+    workspace: Workspace,
+    content: str | bytes,
+    message: str,
+) -> None:
+    aictl("task", "create", "t")
+    token = aictl("task", "claim", "--as", "w", "-q")[1].strip()
+    aictl("task", "start", "1", "--lease", token)
+    evidence = tmp_path / "evidence.json"
+    if isinstance(content, bytes):
+        evidence.write_bytes(content)
+    else:
+        evidence.write_text(content)
+    before = dump(workspace)
+    code, _, err = aictl("task", "complete", "1", "--lease", token, "--evidence", str(evidence))
+    assert code == 2, err
+    assert message in err and (str(evidence) in err or "evidence.x" in err)
+    assert dump(workspace) == before
+
+
+def test_holder_text_and_actor_that_is_not_utf8(
+    aictl: Callable[..., Result], workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aictl("task", "create", "t")
+    token = aictl("task", "claim", "--as", "w", "-q")[1].strip()
+    aictl("task", "start", "1", "--lease", token)
+    before = dump(workspace)
+    code, _, err = aictl("task", "complete", "1", "--lease", token, "--result", "ok\udcff")
+    assert code == 2 and "invalid result 'ok\\udcff'" in err
+    code, _, err = aictl("task", "fail", "1", "--lease", token, "--reason", "\udcff")
+    assert code == 2 and "invalid reason" in err
+    monkeypatch.setenv("AICTL_ACTOR", "ops\udcff")
+    code, _, err = aictl("task", "create", "u")
+    assert code == 2 and "invalid AICTL_ACTOR 'ops\\udcff'" in err
     assert dump(workspace) == before
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from aictl.store.decisions import DecisionStore
 from aictl.workspace import Workspace
 from tests.cli.conftest import Result
 
@@ -121,3 +123,24 @@ def test_show_and_explain_see_the_overrides_enforcement_sees(aictl: Callable[...
         aictl("policy", "explain", "--task", "1", "--ai", "w", "--action", "claim", "--json")[1]
     )
     assert explained["decision"]["policy_hash"] == after["hash"]
+
+
+def test_unset_says_so_when_another_process_removed_the_override_first(
+    aictl: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The override exists when the service looks it up, and is gone by the DELETE."""
+    aictl("policy", "override", "set", "lease_ttl", "45m", "--reason", "slow")
+    original = DecisionStore.unset_override
+
+    def raced(self: DecisionStore, **fields: Any) -> bool:
+        self.connection.execute("DELETE FROM policy_overrides")  # the other process
+        return original(self, **fields)
+
+    monkeypatch.setattr(DecisionStore, "unset_override", raced)
+    code, out, err = aictl("policy", "override", "unset", "lease_ttl", "--reason", "done")
+    assert (code, out) == (2, "")
+    assert "Error: no override 'lease_ttl': it was removed meanwhile" in err
+    unsets = [
+        e for e in json.loads(aictl("audit", "log", "--json")[1]) if e["kind"].endswith("unset")
+    ]
+    assert unsets == []

@@ -180,3 +180,13 @@ def test_filters(history: TaskService, clock: ManualClock) -> None:
 def test_empty_log_verifies(service: TaskService) -> None:
     log = AuditLog(service.db.connection)
     assert log.verify().ok and log.checkpoint() == Checkpoint(0, GENESIS, 0)
+
+
+def test_a_checkpoint_of_the_empty_log_is_extended_by_any_chain(service: TaskService) -> None:
+    log = service.store.audit
+    mark = log.checkpoint()
+    assert mark == Checkpoint(0, GENESIS, 0)
+    service.create("after the checkpoint")
+    assert log.verify(mark).ok
+    forged = log.verify(Checkpoint(0, "f" * 64, 0))
+    assert not forged.ok and "other than the genesis hash" in (forged.problem or "")

@@ -112,3 +112,46 @@ def test_split_statements_keeps_semicolons_inside_strings() -> None:
         "-- comment\nCREATE TABLE a (x TEXT DEFAULT ';');",
         "INSERT INTO a VALUES ('1;2');",
     ]
+
+
+def _self_rolling_back(db: Database) -> None:
+    """A table whose insert makes SQLite end the transaction by itself, as it does on a full
+    disk or an I/O error: RAISE(ROLLBACK) in a trigger undoes the whole transaction."""
+    db.connection.execute("CREATE TEMP TABLE doomed (x)")
+    db.connection.execute(
+        "CREATE TEMP TRIGGER doom BEFORE INSERT ON doomed"
+        " BEGIN SELECT RAISE(ROLLBACK, 'disk gone'); END"
+    )
+
+
+def test_the_original_error_survives_a_rollback_sqlite_already_did(tmp_path: Path) -> None:
+    db = Database(tmp_path / "s.db")
+    _self_rolling_back(db)
+    with pytest.raises(sqlite3.IntegrityError, match="disk gone"), db.transaction() as connection:
+        connection.execute("INSERT INTO doomed VALUES (1)")
+    assert not db.connection.in_transaction
+    with (
+        pytest.raises(sqlite3.IntegrityError, match="disk gone"),
+        db.transaction(),
+        db.transaction() as inner,  # a savepoint: it goes with the transaction
+    ):
+        inner.execute("INSERT INTO doomed VALUES (1)")
+    with db.transaction() as connection:  # and the connection is usable again
+        connection.execute("CREATE TEMP TABLE fine (x)")
+    db.close()
+
+
+def test_a_failed_commit_is_rolled_back_and_reported(tmp_path: Path) -> None:
+    """A deferred foreign key is checked at COMMIT: the commit fails, and must not leave the
+    transaction open for the next BEGIN to trip over."""
+    db = Database(tmp_path / "s.db")
+    db.connection.execute(
+        "CREATE TABLE child (parent INTEGER REFERENCES tasks (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"), db.transaction() as connection:
+        connection.execute("INSERT INTO child VALUES (999)")
+    assert not db.connection.in_transaction
+    with db.transaction() as connection:
+        connection.execute("INSERT INTO child VALUES (NULL)")
+    assert db.connection.execute("SELECT count(*) FROM child").fetchone()[0] == 1
+    db.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +13,8 @@ from aictl.domain.tasks import (
     LeaseToken,
     Status,
     Task,
+    check_json_text,
+    check_text,
     failure_event,
     format_time,
     next_status,
@@ -166,3 +168,44 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_name_the_field(text: str) -> None:
     with pytest.raises(InvalidInput, match="invalid --ttl"):
         parse_duration(text, field="--ttl")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0.0000001s", "at least 1ms"),  # a timedelta of zero: the lease would be born expired
+        ("0.0009", "at least 1ms"),
+        ("0.5ms", "at least 1ms"),
+        ("9999999d", "at most 365 days"),  # beyond datetime's range once added to now
+        ("366d", "at most 365 days"),
+        ("9" * 400, "at most 365 days"),  # a float of infinity
+    ],
+)
+def test_durations_are_bounded_on_the_resulting_timedelta(text: str, problem: str) -> None:
+    with pytest.raises(InvalidInput, match=f"invalid --ttl '{text}': {problem}"):
+        parse_duration(text, field="--ttl")
+
+
+def test_duration_bounds_themselves_are_allowed() -> None:
+    assert parse_duration("1ms") == timedelta(milliseconds=1)
+    assert parse_duration("365d") == timedelta(days=365)
+
+
+def test_format_time_converts_other_zones_to_utc() -> None:
+    """Stored times are compared as text, so a time in another zone must be written in UTC."""
+    plus_two = datetime(2026, 11, 21, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert format_time(plus_two) == "2026-11-21T10:00:00.000000Z"
+    assert format_time(datetime(2026, 11, 21, 12, 0)) == "2026-11-21T12:00:00.000000Z"
+
+
+def test_text_that_is_not_utf8_is_named() -> None:
+    assert check_text("naïve ✓", "title") == "naïve ✓"
+    with pytest.raises(InvalidInput, match=r"invalid title 'ab\\udcff': character 3 is not"):
+        check_text("ab\udcff", "title")
+    with pytest.raises(InvalidInput, match=r"invalid label 'k=\\udcff'"):
+        parse_label("k=\udcff")
+    evidence = {"ok": ["fine", {"deep": "\ud800"}]}
+    with pytest.raises(InvalidInput, match=r"invalid evidence\.ok\[1\]\.deep"):
+        check_json_text(evidence, "evidence")
+    with pytest.raises(InvalidInput, match="invalid key in evidence"):
+        check_json_text({"\udcff": 1}, "evidence")
