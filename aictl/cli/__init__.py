@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import audit, lock, output, policy, policy_records, task
+from aictl.cli import ai, audit, lock, output, policy, policy_records, route, task
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
@@ -30,6 +30,8 @@ app.add_typer(task.app, name="task")
 app.add_typer(lock.app, name="lock")
 app.add_typer(audit.app, name="audit")
 app.add_typer(policy.app, name="policy")
+app.add_typer(ai.app, name="ai")
+app.add_typer(route.app, name="route")
 policy.app.command("decisions")(policy_records.decisions)
 policy.app.add_typer(policy_records.override_app, name="override")
 

@@ -62,7 +62,8 @@ def validate(
     json_output: JsonOption = False,
 ) -> None:
     """Check policy files: YAML, structure, schema, and every rule condition; then warn about
-    conflicting rules (with an example request), shadowed rules and unknown AIs.
+    conflicting rules (with an example request), shadowed rules and, once an AI is
+    registered, per-AI files and `ais:` keys naming an AI the registry does not know.
 
     Every problem of every file is reported, as FILE:LINE: error|warning: FIELD: message on
     stderr, followed by a summary on stdout. Exit 2 when any error, else 0 (warnings do not
@@ -73,11 +74,12 @@ def validate(
     """
     from aictl.policy import validate_files, validate_repository
 
+    known_ais = _known_ais(ctx)
     if files:
         checked = [str(path) for path in files]
-        issues = validate_files(files)
+        issues = validate_files(files, known_ais=known_ais)
     else:
-        checked, issues = validate_repository(_root(ctx))
+        checked, issues = validate_repository(_root(ctx), known_ais=known_ais)
     errors = sum(1 for issue in issues if issue.is_error)
     warnings = len(issues) - errors
     if json_output:
@@ -95,6 +97,20 @@ def validate(
         output.line(_summary(checked, errors, warnings))
     if errors:
         raise typer.Exit(2)
+
+
+def _known_ais(ctx: typer.Context) -> list[str] | None:
+    """The registered AI ids, or ``None`` (skip the unknown-AI check) outside an initialised
+    repository or while the registry is empty: before any AI is registered, every per-AI
+    file would otherwise be reported as unknown."""
+    from aictl.cli.ai import ai_service
+
+    try:
+        with ai_service(ctx) as service:
+            ids = service.known_ids()
+    except NotInitialised:
+        return None
+    return ids or None
 
 
 def _issue_line(issue: PolicyIssue) -> str:

@@ -54,7 +54,7 @@ class LockConflict(NamedTuple):
     witness: str | None
 
 
-def _name(value: str, what: str) -> str:
+def check_name(value: str, what: str) -> str:
     if not _NAME.fullmatch(value):
         raise InvalidInput(
             f"invalid {what} {value!r}",
@@ -134,10 +134,10 @@ class TaskService:
         return NewTask(
             title=title.strip(),
             description=description,
-            type=_name(type, "task type"),
+            type=check_name(type, "task type"),
             priority=priority,
             labels=parse_labels(labels),
-            requires=sorted({_name(item, "capability") for item in requires}),
+            requires=sorted({check_name(item, "capability") for item in requires}),
             paths=self.normalise_globs(paths),
             depends_on=list(depends_on),
             max_attempts=max_attempts,
@@ -189,7 +189,7 @@ class TaskService:
     # the lease lifecycle
 
     def claim(self, holder: str, *, ttl: str | None = None, task_id: int | None = None) -> Claim:
-        holder = _name(holder, "holder")
+        holder = check_name(holder, "holder")
         if ttl:
             lease = parse_duration(ttl, field="--ttl")
         else:

@@ -8,6 +8,21 @@ BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
 
+CREATE TABLE ais (
+    id              TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+    connector       TEXT    NOT NULL CHECK (length(connector) > 0),
+    labels          TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(labels)),
+    capabilities    TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(capabilities)),
+    max_concurrency INTEGER NOT NULL DEFAULT 1 CHECK (max_concurrency >= 1),
+    model           TEXT,
+    status          TEXT    NOT NULL DEFAULT 'available' CHECK (status IN
+                        ('available', 'busy', 'offline', 'quarantined')),
+    -- consecutive_failures, last_error, the detected version and binary
+    health          TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(health)),
+    created_at      TEXT    NOT NULL,
+    updated_at      TEXT    NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE audit_log (
     seq       INTEGER PRIMARY KEY,
     at        TEXT    NOT NULL,

@@ -1,0 +1,242 @@
+"""The AI registry service: validates a request, checks the connector, makes one store call.
+
+Connector detection lives in one small function per connector (``detect_claude_code``) in the
+``CONNECTORS`` table, so that it can move into the connector package unchanged: the table is
+the only place that knows which connectors exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aictl.clock import Clock, SystemClock
+from aictl.domain.ais import AI, SETTABLE_STATUSES, AIStatus, check_ai_id, fresh_health
+from aictl.domain.routing import Route, route
+from aictl.domain.tasks import check_text, parse_label
+from aictl.errors import InvalidInput
+from aictl.services.tasks import check_name, default_actor
+from aictl.store.ais import AIExists, AIStore
+from aictl.store.db import Database
+from aictl.store.tasks import TaskStore
+from aictl.workspace import Workspace
+
+VERSION_TIMEOUT_SECONDS = 10
+
+
+class ConnectorUnavailable(InvalidInput):
+    """The connector's program is missing or does not run."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a connector's check found: the program and the version it reports."""
+
+    binary: str
+    version: str
+
+
+def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
+    """Find the ``claude`` binary and ask it for its version.
+
+    Looks, in order, at ``AICTL_CLAUDE_BIN``, ``PATH``, and the project's
+    ``.tools/node_modules/.bin/claude`` (installed by ``make tools``). Runs ``claude --version``
+    as an argv list (no shell) with a 10 s timeout. Raises ``ConnectorUnavailable`` naming
+    every place it looked, or the failure of the version call.
+    """
+    looked: list[str] = []
+    candidates: list[Path] = []
+    configured = environ.get("AICTL_CLAUDE_BIN")
+    if configured:
+        looked.append(f"AICTL_CLAUDE_BIN={configured}")
+        candidates.append(Path(configured).expanduser())
+    on_path = shutil.which("claude", path=environ.get("PATH", ""))
+    looked.append("PATH")
+    if on_path:
+        candidates.append(Path(on_path))
+    local = root / ".tools" / "node_modules" / ".bin" / "claude"
+    looked.append(str(local))
+    candidates.append(local)
+    runnable = (path for path in candidates if path.is_file() and os.access(path, os.X_OK))
+    binary = next(runnable, None)
+    if binary is None:
+        raise ConnectorUnavailable(
+            "the Claude Code CLI (`claude`) was not found; looked at " + ", ".join(looked),
+            hint="`make tools` installs it into .tools/, or "
+            "`npm install @anthropic-ai/claude-code`; or set AICTL_CLAUDE_BIN to its path, "
+            "or register with --no-check",
+        )
+    # Only what `--version` needs passes to the child: the agent's environment is the
+    # connector's business, but a version probe has no reason to see aictl's secrets.
+    child_env = {key: environ[key] for key in ("PATH", "HOME", "LANG") if key in environ}
+    try:
+        completed = subprocess.run(
+            [str(binary), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT_SECONDS,
+            env=child_env,
+            cwd=root,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ConnectorUnavailable(
+            f"`{binary} --version` failed: {error}", hint="check the installation of Claude Code"
+        ) from None
+    version = completed.stdout.strip()
+    if completed.returncode != 0 or not version:
+        detail = (completed.stderr or completed.stdout).strip()[:300] or "no output"
+        raise ConnectorUnavailable(
+            f"`{binary} --version` exited with {completed.returncode}: {detail}",
+            hint="check the installation of Claude Code",
+        )
+    return Detection(str(binary), version.splitlines()[0])
+
+
+Detector = Callable[[Path, Mapping[str, str]], Detection]
+CONNECTORS: dict[str, Detector] = {"claude-code": detect_claude_code}
+"""Known connector names and their detection. An unknown name lists these."""
+
+
+def check_connector(name: str) -> Detector:
+    try:
+        return CONNECTORS[name]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown connector {name!r}", hint="known connectors: " + ", ".join(sorted(CONNECTORS))
+        ) from None
+
+
+def parse_status(text: str) -> AIStatus:
+    try:
+        return AIStatus(text.lower())
+    except ValueError:
+        raise InvalidInput(
+            f"unknown AI status {text!r}",
+            hint="one of: " + ", ".join(status.value for status in AIStatus),
+        ) from None
+
+
+def parse_label_changes(items: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """``K=V`` items to add and ``K-`` items to remove."""
+    add: dict[str, str] = {}
+    remove: list[str] = []
+    for item in items:
+        if "=" not in item and item.endswith("-"):
+            key, _ = parse_label(item[:-1] + "=")
+            remove.append(key)
+        else:
+            key, value = parse_label(item)
+            add[key] = value
+    if not add and not remove:
+        raise InvalidInput("no label changes given", hint="aictl ai label claude-1 team=web gpu-")
+    return add, remove
+
+
+class AIService:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.db = db or Database(workspace.db_path)
+        self.clock = clock or SystemClock()
+        self.store = AIStore(self.db, self.clock, actor=default_actor())
+        self.environ = environ if environ is not None else os.environ
+
+    def close(self) -> None:
+        self.db.close()
+
+    def register(
+        self,
+        ai_id: str,
+        *,
+        connector: str,
+        labels: Sequence[str] = (),
+        capabilities: Sequence[str] = (),
+        max_concurrency: int = 1,
+        model: str | None = None,
+        check: bool = True,
+        replace: bool = False,
+    ) -> AI:
+        """Validate everything, detect the connector's program unless ``check`` is false, then
+        insert (``AIExists`` for a known id unless ``replace``). Nothing is written on error."""
+        check_ai_id(ai_id)
+        detect = check_connector(connector)
+        if max_concurrency < 1:
+            raise InvalidInput(f"invalid --max-concurrency {max_concurrency}: must be 1 or more")
+        if model is not None and not check_text(model, "model").strip():
+            raise InvalidInput("--model must not be empty")
+        parsed_labels = dict(parse_label(item) for item in labels)
+        caps = sorted({check_name(item, "capability") for item in capabilities})
+        if not replace:
+            self._refuse_existing(ai_id)
+        health = fresh_health()
+        if check:
+            found = detect(self.workspace.root, self.environ)
+            health = fresh_health(found.version, found.binary)
+        now = self.clock.now()
+        ai = AI(
+            id=ai_id,
+            connector=connector,
+            labels=parsed_labels,
+            capabilities=caps,
+            max_concurrency=max_concurrency,
+            model=model,
+            health=health,
+            created_at=now,
+            updated_at=now,
+        )
+        return self.store.register(ai, replace=replace)
+
+    def _refuse_existing(self, ai_id: str) -> None:
+        """Fail before running detection (the store checks again under the write lock)."""
+        if ai_id in self.store.ids():
+            raise AIExists(
+                f"AI {ai_id!r} is already registered",
+                hint="pass --replace to overwrite it, or `aictl ai remove` it first",
+            )
+
+    def get(self, ai_id: str) -> AI:
+        return self.store.get(ai_id)
+
+    def list_ais(self, *, status: str | None = None) -> list[AI]:
+        return self.store.list_ais(status=parse_status(status) if status else None)
+
+    def known_ids(self) -> list[str]:
+        return self.store.ids()
+
+    def label(self, ai_id: str, changes: Sequence[str]) -> AI:
+        add, remove = parse_label_changes(changes)
+        return self.store.set_labels(ai_id, add, remove)
+
+    def set_status(self, ai_id: str, status: str) -> AI:
+        """A person may set available or offline only; busy and quarantined are aictl's.
+        Setting available clears the failure counters (it ends a quarantine)."""
+        wanted = parse_status(status)
+        if wanted not in SETTABLE_STATUSES:
+            raise InvalidInput(
+                f"cannot set status {wanted.value} by hand",
+                hint="--set accepts available or offline; aictl sets busy and quarantined",
+            )
+        health = None
+        if wanted is AIStatus.AVAILABLE:
+            current = self.store.get(ai_id).health
+            health = {**current, "consecutive_failures": 0, "last_error": None}
+        return self.store.set_status(ai_id, wanted, health=health)
+
+    def remove(self, ai_id: str) -> AI:
+        return self.store.remove(ai_id)
+
+    def explain_route(self, task_id: int) -> Route:
+        """Where the router would send the task now, with every AI's reasons."""
+        task = TaskStore(self.db, self.clock).get(task_id)
+        return route(task, self.store.list_ais(), self.store.load())
