@@ -1,15 +1,13 @@
 """The AI registry service: validates a request, checks the connector, makes one store call.
 
-Connector detection lives in one small function per connector (``detect_claude_code``) in the
-``CONNECTORS`` table, so that it can move into the connector package unchanged: the table is
+Connector detection is delegated to the connector package (``connectors``), through one small
+function per connector in the ``CONNECTORS`` table: the table is
 the only place that knows which connectors exist.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +23,6 @@ from aictl.store.db import Database
 from aictl.store.tasks import TaskStore
 from aictl.workspace import Workspace
 
-VERSION_TIMEOUT_SECONDS = 10
-
 
 class ConnectorUnavailable(InvalidInput):
     """The connector's program is missing or does not run."""
@@ -41,60 +37,23 @@ class Detection:
 
 
 def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
-    """Find the ``claude`` binary and ask it for its version.
+    """Ask the Claude Code connector to find ``claude`` and report its version.
 
-    Looks, in order, at ``AICTL_CLAUDE_BIN``, ``PATH``, and the project's
-    ``.tools/node_modules/.bin/claude`` (installed by ``make tools``). Runs ``claude --version``
-    as an argv list (no shell) with a 10 s timeout. Raises ``ConnectorUnavailable`` naming
-    every place it looked, or the failure of the version call.
+    The connector looks at ``AICTL_CLAUDE_BIN``, ``PATH`` and the project's ``.tools/``, and
+    runs ``claude --version`` through the connector process runner (the only place aictl
+    starts processes). Raises ``ConnectorUnavailable`` naming every place it looked.
     """
-    looked: list[str] = []
-    candidates: list[Path] = []
-    configured = environ.get("AICTL_CLAUDE_BIN")
-    if configured:
-        looked.append(f"AICTL_CLAUDE_BIN={configured}")
-        candidates.append(Path(configured).expanduser())
-    on_path = shutil.which("claude", path=environ.get("PATH", ""))
-    looked.append("PATH")
-    if on_path:
-        candidates.append(Path(on_path))
-    local = root / ".tools" / "node_modules" / ".bin" / "claude"
-    looked.append(str(local))
-    candidates.append(local)
-    runnable = (path for path in candidates if path.is_file() and os.access(path, os.X_OK))
-    binary = next(runnable, None)
-    if binary is None:
+    from connectors.claude_code import ClaudeCodeConnector
+
+    found = ClaudeCodeConnector(environ=environ).detect()
+    if not found.ok or found.binary is None or found.version is None:
         raise ConnectorUnavailable(
-            "the Claude Code CLI (`claude`) was not found; looked at " + ", ".join(looked),
+            found.error or "the Claude Code CLI did not report a version",
             hint="`make tools` installs it into .tools/, or "
             "`npm install @anthropic-ai/claude-code`; or set AICTL_CLAUDE_BIN to its path, "
             "or register with --no-check",
         )
-    # Only what `--version` needs passes to the child: the agent's environment is the
-    # connector's business, but a version probe has no reason to see aictl's secrets.
-    child_env = {key: environ[key] for key in ("PATH", "HOME", "LANG") if key in environ}
-    try:
-        completed = subprocess.run(
-            [str(binary), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=VERSION_TIMEOUT_SECONDS,
-            env=child_env,
-            cwd=root,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ConnectorUnavailable(
-            f"`{binary} --version` failed: {error}", hint="check the installation of Claude Code"
-        ) from None
-    version = completed.stdout.strip()
-    if completed.returncode != 0 or not version:
-        detail = (completed.stderr or completed.stdout).strip()[:300] or "no output"
-        raise ConnectorUnavailable(
-            f"`{binary} --version` exited with {completed.returncode}: {detail}",
-            hint="check the installation of Claude Code",
-        )
-    return Detection(str(binary), version.splitlines()[0])
+    return Detection(str(found.binary), found.version)
 
 
 Detector = Callable[[Path, Mapping[str, str]], Detection]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,8 +115,8 @@ def test_unknown_connector_lists_the_valid_ones(aictl: Aictl) -> None:
 def test_missing_binary_is_a_clear_error(aictl: Aictl, no_claude: Path) -> None:
     code, _, err = aictl("ai", "register", "claude-1", "--connector", "claude-code")
     assert code == 2
-    assert f"AICTL_CLAUDE_BIN={no_claude}" in err
-    assert "PATH" in err and ".tools/node_modules/.bin/claude" in err
+    # a configured path that does not exist is reported as such, not silently bypassed
+    assert "the Claude Code CLI (claude) was not found" in err and str(no_claude) in err
     assert "make tools" in err and "npm install @anthropic-ai/claude-code" in err
     assert ok(aictl, "ai", "list", "-q") == ""
     # --no-check registers anyway, with no version recorded
@@ -131,7 +132,7 @@ def test_a_binary_that_fails_its_version_call_is_refused(
     broken.chmod(0o755)
     monkeypatch.setenv("AICTL_CLAUDE_BIN", str(broken))
     code, _, err = aictl("ai", "register", "claude-1", "--connector", "claude-code")
-    assert code == 2 and "exited with 3: cannot start" in err
+    assert code == 2 and "--version` failed (exit 3): cannot start" in err
 
 
 def test_real_binary_is_found_and_its_version_recorded(
@@ -146,8 +147,7 @@ def test_real_binary_is_found_and_its_version_recorded(
     out = ok(aictl, "ai", "register", "claude-1", "--connector", "claude-code", "--json")
     health = json.loads(out)["health"]
     assert health["binary"] == str(REAL_CLAUDE)
-    assert health["version"].endswith("(Claude Code)")
-    assert health["version"][0].isdigit()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", health["version"]), health["version"]
 
 
 # ----------------------------------------------------------------------------- label, status

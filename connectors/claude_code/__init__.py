@@ -1,0 +1,132 @@
+"""The Claude Code connector (v1): drives the real ``claude`` CLI as a subprocess.
+
+``ClaudeCodeConnector().run(request)`` builds the command (``command.build_command``) and a
+scrubbed environment (``command.scrub_env``), runs it through the process runner with the
+request's idle and total timeouts, parses stream-json as it arrives (``stream.StreamParser``,
+each event also handed to ``request.on_event``) and judges the outcome (``judge.judge``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from connectors import ConnectorError, Detection, RunRequest, RunResult
+from connectors.claude_code.command import REPO_ROOT, build_command, find_binary, scrub_env
+from connectors.claude_code.judge import judge
+from connectors.claude_code.stream import Event, Parsed, StreamParser
+from connectors.process import ProcessOutcome, run_process
+
+NAME = "claude-code"
+VERSION_TIMEOUT = 30.0
+_VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
+
+
+class ClaudeCodeConnector:
+    """Claude Code as a connector. ``environ`` is where the binary is looked up
+    (``AICTL_CLAUDE_BIN``, ``PATH``; default ``os.environ``); ``repo_root`` holds ``.tools/``."""
+
+    name = NAME
+    capabilities = frozenset({"code", "edit", "read", "shell"})
+
+    def __init__(
+        self, *, environ: Mapping[str, str] | None = None, repo_root: Path = REPO_ROOT
+    ) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._repo_root = repo_root
+        self._lock = threading.Lock()
+        self._cancel: threading.Event | None = None
+        self.last_parsed: Parsed | None = None
+        self._detected: Detection | None = None
+        self.last_outcome: ProcessOutcome | None = None
+
+    def detect(self) -> Detection:
+        """Find the binary and run ``claude --version`` (in a throw-away HOME)."""
+        binary, searched = find_binary(self._environ, self._repo_root)
+        if binary is None:
+            return Detection(
+                NAME,
+                error="the Claude Code CLI (claude) was not found; looked at: "
+                + ", ".join(searched)
+                + " (`make tools` installs it into .tools/)",
+                searched=tuple(searched),
+            )
+        lines: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="aictl-claude-version-") as home:
+            environment = scrub_env(self._environ, home=Path(home), config_dir=Path(home))
+            try:
+                outcome = run_process(
+                    [str(binary), "--version"],
+                    cwd=home,
+                    env=environment,
+                    idle_timeout=None,
+                    total_timeout=VERSION_TIMEOUT,
+                    on_line=lines.append,
+                    grace=1.0,
+                )
+            except OSError as error:
+                return Detection(NAME, binary, error=f"{binary} cannot be run: {error}")
+        match = _VERSION.search(" ".join(lines))
+        if outcome.exit_code != 0 or match is None:
+            said = (" ".join(lines) + " " + outcome.stderr).strip()[:500]
+            return Detection(
+                NAME,
+                binary,
+                error=f"`{binary} --version` failed (exit {outcome.exit_code}): {said}",
+            )
+        self._detected = Detection(NAME, binary, version=match.group(), searched=tuple(searched))
+        return self._detected
+
+    def run(self, request: RunRequest) -> RunResult:
+        """Run the agent on ``request``; raises ``ConnectorError`` when it cannot start."""
+        detection = self._detected or self.detect()
+        if detection.binary is None or not detection.ok:
+            raise ConnectorError(detection.error or "claude not found")
+        home, config = request.run_dir / "home", request.run_dir / "config"
+        for folder in (home, config):
+            folder.mkdir(parents=True, exist_ok=True)
+        parser = StreamParser()
+
+        def on_line(line: str) -> None:
+            events: list[Event] = parser.feed(line)
+            if request.on_event is not None:
+                for event in events:
+                    request.on_event(event)
+
+        cancel = threading.Event()
+        with self._lock:
+            self._cancel = cancel
+        try:
+            outcome = run_process(
+                build_command(request, detection.binary),
+                cwd=request.cwd,
+                env=scrub_env(
+                    request.base_env, home=home, config_dir=config, allow=request.allow_env
+                ),
+                stdin_text=request.prompt,
+                idle_timeout=request.idle_timeout,
+                total_timeout=request.total_timeout,
+                on_line=on_line,
+                grace=request.grace,
+                cancel=cancel,
+            )
+        except OSError as error:
+            raise ConnectorError(f"{detection.binary} cannot be run: {error}") from error
+        finally:
+            with self._lock:
+                self._cancel = None
+        self.last_parsed, self.last_outcome = parser.parsed, outcome
+        return judge(outcome, parser.parsed)
+
+    def cancel(self) -> None:
+        """Stop the run in progress, if any (SIGINT, then SIGTERM, then SIGKILL)."""
+        with self._lock:
+            if self._cancel is not None:
+                self._cancel.set()
+
+
+__all__ = ["NAME", "ClaudeCodeConnector", "build_command", "judge", "scrub_env"]

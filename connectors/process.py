@@ -1,0 +1,258 @@
+"""The process runner: the one place in aictl that starts a process.
+
+``run_process`` starts an argv list (never a shell) with an explicit environment and working
+directory, in its own session and so its own process group, feeds it stdin and closes it, hands
+every stdout line to a callback as it arrives, captures stderr, and enforces two deadlines:
+
+- an *idle* timeout: no output on stdout or stderr for that long (a model stream that stalls
+  is not cut short by anything inside Claude Code, so only this catches it);
+- a *total* timeout: the whole run, however chatty.
+
+When either fires, or ``cancel`` is set, the group gets SIGINT, then SIGTERM after ``grace``
+seconds, then SIGKILL. Whatever happens, the leader is reaped and then every process left in
+its group is killed (an agent's Bash tool can leave background jobs behind) and waited for until
+the group is gone. A process that moved itself to another session (``setsid``) escapes the
+group and is beyond this runner's reach.
+
+Lines are read with ``readline()`` on a binary pipe: no length cap, so a 5 MB stream-json line
+arrives whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+Timeout = Literal["idle", "total"]
+
+#: How often the supervising loop wakes to check deadlines, in seconds.
+POLL_INTERVAL = 0.05
+#: How long to wait for orphans of the group to disappear once killed. PID 1 in a container
+#: may reap orphans only every couple of seconds; a zombie still counts as a group member.
+GROUP_EXIT_WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How a process ended.
+
+    ``exit_code`` is the leader's code when it exited, ``None`` when a signal ended it
+    (``signal`` then names it). ``timed_out`` says which deadline fired, if any;
+    ``cancelled`` that ``cancel`` was set. ``group_left`` is true when some member of the group
+    could not be made to disappear (it should never be).
+    """
+
+    argv: tuple[str, ...]
+    pid: int
+    exit_code: int | None
+    signal: int | None
+    timed_out: Timeout | None
+    cancelled: bool
+    stderr: str
+    duration: float
+    lines: int
+    group_left: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        """True when the runner ended the process (timeout or cancel) rather than the process."""
+        return self.timed_out is not None or self.cancelled
+
+
+class _Activity:
+    """The time of the last output, shared between the reader threads and the supervisor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+
+    def touch(self) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self._lock:
+            return time.monotonic() - self._last
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str,
+    env: Mapping[str, str],
+    stdin_text: str | None = None,
+    idle_timeout: float | None,
+    total_timeout: float | None,
+    on_line: Callable[[str], None] | None = None,
+    grace: float = 5.0,
+    cancel: threading.Event | None = None,
+) -> ProcessOutcome:
+    """Run ``argv`` to the end and return how it ended; never leaves a process of its group.
+
+    ``env`` is the child's whole environment (nothing is inherited). ``on_line`` gets each
+    stdout line without its line ending, decoded as UTF-8 (bad bytes replaced), in order, from
+    a reader thread; an exception it raises stops further calls and is re-raised here after
+    the process group is gone. Raises ``OSError`` (for example ``FileNotFoundError``) when the
+    program cannot be started.
+    """
+    started = time.monotonic()
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # own session, own process group: pgid == pid
+        close_fds=True,
+    )
+    readers = _Readers(process, stdin_text, on_line)
+    timed_out: Timeout | None = None
+    cancelled = False
+    try:
+        while process.poll() is None:
+            if total_timeout is not None and time.monotonic() - started > total_timeout:
+                timed_out = "total"
+            elif idle_timeout is not None and readers.activity.idle_for() > idle_timeout:
+                timed_out = "idle"
+            elif cancel is not None and cancel.is_set():
+                cancelled = True
+            if timed_out or cancelled:
+                _escalate(process, grace)
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(POLL_INTERVAL)
+    except BaseException:  # KeyboardInterrupt in the caller: still leave nothing behind
+        _escalate(process, grace)
+        raise
+    finally:
+        process.wait()
+        group_left = not _kill_group(process.pid)
+        readers.finish()
+    if readers.callback_error:
+        raise readers.callback_error[0]
+    code = process.returncode
+    return ProcessOutcome(
+        argv=tuple(argv),
+        pid=process.pid,
+        exit_code=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        timed_out=timed_out,
+        cancelled=cancelled,
+        stderr=b"".join(readers.stderr_chunks).decode("utf-8", errors="replace"),
+        duration=time.monotonic() - started,
+        lines=readers.lines,
+        group_left=group_left,
+    )
+
+
+class _Readers:
+    """The threads that feed stdin and drain stdout and stderr (so a chatty child never blocks
+    on a full pipe), and the time of the last output they saw."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        stdin_text: str | None,
+        on_line: Callable[[str], None] | None,
+    ) -> None:
+        self.process = process
+        self.on_line = on_line
+        self.activity = _Activity()
+        self.stderr_chunks: list[bytes] = []
+        self.lines = 0
+        self.callback_error: list[BaseException] = []
+        assert process.stdout is not None and process.stderr is not None
+        self.threads = [
+            threading.Thread(target=self._read_stdout, args=(process.stdout,), daemon=True),
+            threading.Thread(target=self._read_stderr, args=(process.stderr,), daemon=True),
+        ]
+        if stdin_text is not None:
+            self.threads.append(
+                threading.Thread(target=_feed, args=(process.stdin, stdin_text), daemon=True)
+            )
+        for thread in self.threads:
+            thread.start()
+
+    def _read_stdout(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):  # readline(): no length cap
+            self.activity.touch()
+            self.lines += 1
+            if self.on_line is None or self.callback_error:
+                continue
+            try:
+                self.on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            except BaseException as error:  # re-raised in the caller's thread
+                self.callback_error.append(error)
+
+    def _read_stderr(self, stream: IO[bytes]) -> None:
+        for chunk in iter(lambda: os.read(stream.fileno(), 65536), b""):
+            self.activity.touch()
+            self.stderr_chunks.append(chunk)
+
+    def finish(self) -> None:
+        """Join the threads (the group is gone, so the pipes reach EOF) and close the pipes."""
+        for thread in self.threads:
+            thread.join()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def _feed(stdin: IO[bytes] | None, text: str) -> None:
+    """Write stdin from its own thread (a child that does not read must not block us), then
+    close it: an open stdin makes Claude Code wait and warn."""
+    if stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, OSError):
+        stdin.write(text.encode("utf-8"))
+    with contextlib.suppress(BrokenPipeError, OSError):
+        stdin.close()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the group; False when no member is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _escalate(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the group, each after ``grace`` seconds of the
+    leader still running."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if not _signal_group(process.pid, sig):
+            return
+        try:
+            process.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    _signal_group(process.pid, signal.SIGKILL)
+
+
+def _kill_group(pgid: int) -> bool:
+    """SIGKILL what is left of the group once its leader is reaped and wait until it is gone.
+
+    The leader's pid stays reserved as a group id while any member lives, so the id cannot
+    name someone else's group here. Returns False if members remain after the wait.
+    """
+    if not _signal_group(pgid, signal.SIGKILL):
+        return True
+    deadline = time.monotonic() + GROUP_EXIT_WAIT
+    while time.monotonic() < deadline:
+        if not _signal_group(pgid, signal.SIGKILL):
+            return True
+        time.sleep(POLL_INTERVAL)
+    return False
