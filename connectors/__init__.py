@@ -62,7 +62,8 @@ class Detection:
 class RunRequest:
     """One agent run. ``base_env`` is the environment the connector may draw from (usually
     aictl's own); a connector passes on only what its allow-list and ``allow_env`` name.
-    ``run_dir`` is a private folder for the run (the agent's HOME and config live there)."""
+    ``run_dir`` is a private folder for the run (the agent's HOME and config live there).
+    ``on_line`` gets every raw output line (a transcript); ``on_event`` the parsed events."""
 
     prompt: str
     cwd: Path
@@ -80,6 +81,7 @@ class RunRequest:
     total_timeout: float | None = 3600.0
     grace: float = 5.0
     on_event: Callable[[Any], None] | None = None
+    on_line: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)

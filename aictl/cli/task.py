@@ -437,3 +437,88 @@ def graph(
     from aictl.cli import graphs
 
     graphs.render(tasks, edges, layers, format.value)
+
+
+@app.command()
+def execute(
+    ctx: typer.Context,
+    task_id: Annotated[
+        int | None,
+        typer.Argument(
+            help="A task id; default: the next ready task.", metavar="[ID]", parser=parse_task_id
+        ),
+    ] = None,
+    ai: Annotated[
+        str | None, typer.Option("--ai", help="A registered AI; default: the router's choice.")
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="Longest the run may take, e.g. 10m (default: policy, else 5m)."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a task with an AI: claim, run its connector, gather evidence, run the tests, then
+    complete or fail it. Progress goes to stderr. Exit 1 when the task did not end done (failed,
+    or queued again for a retry), 5 when no task or no AI is eligible, 3 when policy denies the
+    execution.
+
+    Example: aictl task execute 12 --ai claude-1 --timeout 10m
+    """
+    from aictl.services.executor import Executor
+
+    with task_service(ctx) as service:
+        done = Executor(service, progress=lambda text: typer.echo(text, err=True)).execute(
+            task_id, ai=ai, timeout=timeout
+        )
+    if json_output:
+        output.emit_json(done.to_dict())
+    else:
+        _execution_summary(done)
+    if done.outcome != "done":
+        raise typer.Exit(1)
+
+
+def _execution_summary(done: Any) -> None:
+    output.line(f"Task {done.task.id} {done.outcome} (attempt {done.attempt}, AI {done.ai})")
+    if done.reason:
+        output.line(f"reason: {done.reason}")
+    changed = done.evidence["files_changed"]
+    output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
+    output.line(f"tests: {done.evidence['tests']['status']}")
+    output.line(f"evidence: {done.evidence_path}")
+
+
+@app.command()
+def evidence(
+    ctx: typer.Context,
+    task_id: TaskId,
+    attempt: Annotated[
+        int | None, typer.Option(help="Which attempt; default: the latest with evidence.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the evidence aictl stored for a task's execution (git changes, tests, agent run).
+
+    Example: aictl task evidence 12 --attempt 1 --json
+    """
+    from aictl.services.executor import read_evidence
+
+    with task_service(ctx) as service:
+        chosen, data = read_evidence(service.workspace, task_id, attempt)
+    if json_output:
+        output.emit_json(data)
+        return
+    agent = data.get("agent", {})
+    tests = data.get("tests", {})
+    output.line(f"Task {task_id} attempt {chosen} by {data.get('ai')}")
+    output.line(f"base commit: {data.get('base_commit') or 'none (not a git repository)'}")
+    output.line(f"agent: {agent.get('status')} {agent.get('reason') or ''}".rstrip())
+    output.line(
+        f"turns: {agent.get('num_turns')}  cost: {agent.get('total_cost_usd')} USD"
+        f"  session: {agent.get('session_id')}"
+    )
+    output.line(f"tests: {tests.get('status')} (exit {tests.get('exit_code')})")
+    changed = data.get("files_changed") or []
+    output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
+    if data.get("diff"):
+        output.line(data["diff"])

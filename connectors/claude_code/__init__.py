@@ -92,6 +92,8 @@ class ClaudeCodeConnector:
         parser = StreamParser()
 
         def on_line(line: str) -> None:
+            if request.on_line is not None:
+                request.on_line(line)
             events: list[Event] = parser.feed(line)
             if request.on_event is not None:
                 for event in events:

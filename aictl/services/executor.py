@@ -1,0 +1,383 @@
+"""The executor: run one task with one AI, from claim to a judged, evidenced outcome.
+
+``execute`` picks a task and an AI (the router, unless one is named), claims the task as that
+AI, records an ``execute`` decision, starts it, drives the AI's connector while a background
+thread heartbeats the lease, then gathers evidence from git and from aictl's own run of the
+policy's ``test_command`` (never from the model's words), stores it under
+``.ai/runs/<task>/<attempt>/`` and completes or fails the task.
+
+Not in this slice: exponential backoff with a not-before time, and the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import connectors
+from aictl.domain.durations import parse_duration
+from aictl.domain.routing import route
+from aictl.domain.tasks import LeaseToken, Task
+from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
+from aictl.services.tasks import DEFAULT_TTL, TaskService
+from aictl.store.ais import AIStore
+from aictl.workspace import Workspace
+from connectors import RunRequest, RunResult
+from connectors.claude_code.stream import AssistantTurn, Result, ToolResult
+from connectors.process import run_process
+
+DEFAULT_TASK_TIMEOUT = timedelta(minutes=5)
+DEFAULT_IDLE_TIMEOUT = timedelta(minutes=2)
+DEFAULT_PERMISSION_MODE = "acceptEdits"
+TEST_OUTPUT_LINES = 200
+GIT_TIMEOUT = 60.0
+#: Environment names passed to the agent when aictl has them (test and operator knobs).
+AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS")
+#: Paths of aictl's own state, never counted as the agent's changes.
+OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How one ``execute`` ended."""
+
+    task: Task
+    ai: str
+    attempt: int
+    outcome: str  # done | requeued | failed
+    reason: str | None
+    evidence_path: Path
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task.id,
+            "ai": self.ai,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "status": str(self.task.status),
+            "reason": self.reason,
+            "evidence_path": str(self.evidence_path),
+        }
+
+
+def runs_dir(workspace: Workspace) -> Path:
+    return workspace.state_dir / "runs"
+
+
+def read_evidence(
+    workspace: Workspace, task_id: int, attempt: int | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The stored evidence of ``attempt`` (default: the latest) of ``task_id``."""
+    folder = runs_dir(workspace) / str(task_id)
+    attempts = (
+        sorted(
+            int(p.name)
+            for p in folder.glob("*")
+            if p.name.isdigit() and (p / "evidence.json").is_file()
+        )
+        if folder.is_dir()
+        else []
+    )
+    if not attempts:
+        raise InvalidInput(
+            f"task {task_id} has no stored evidence", hint="run it with `aictl task execute`"
+        )
+    chosen = attempts[-1] if attempt is None else attempt
+    if chosen not in attempts:
+        raise InvalidInput(
+            f"task {task_id} has no evidence for attempt {chosen}",
+            hint="attempts with evidence: " + ", ".join(map(str, attempts)),
+        )
+    path = folder / str(chosen) / "evidence.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return chosen, data
+
+
+class Executor:
+    def __init__(
+        self,
+        service: TaskService,
+        *,
+        environ: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.service = service
+        self.workspace = service.workspace
+        self.environ = dict(os.environ if environ is None else environ)
+        self.progress = progress or (lambda text: None)
+
+    # choosing
+
+    def _pick_task(self, task_id: int | None) -> Task:
+        if task_id is not None:
+            return self.service.get(task_id)
+        ready = self.service.list_tasks(ready=True)
+        if not ready:
+            raise NothingReady("no task is ready to execute")
+        return sorted(ready, key=lambda t: (-t.priority, t.created_at, t.id))[0]
+
+    def _pick_ai(self, task: Task, ai: str | None) -> tuple[str, str, str | None]:
+        """The AI id, its connector name and its registered model."""
+        store = AIStore(self.service.db, self.service.store.clock)
+        if ai is not None:
+            found = store.get(ai)
+            return found.id, found.connector, found.model
+        answer = route(task, store.list_ais(), store.load())
+        if answer.ai is None:
+            why = "; ".join(f"{c.ai}: {', '.join(c.reasons)}" for c in answer.candidates)
+            raise NothingReady(
+                f"no registered AI can take task {task.id}: {why or 'no AI is registered'}",
+                hint="register one with `aictl ai register`, or pass --ai",
+            )
+        chosen = store.get(answer.ai)
+        return chosen.id, chosen.connector, chosen.model
+
+    # the run
+
+    def execute(
+        self, task_id: int | None = None, *, ai: str | None = None, timeout: str | None = None
+    ) -> Execution:
+        task = self._pick_task(task_id)
+        ai_id, connector_name, registered_model = self._pick_ai(task, ai)
+        policy = self.service.enforcer.policy(ai_id)
+        total = (
+            parse_duration(timeout, field="--timeout")
+            if timeout
+            else policy.duration("timeouts.task") or DEFAULT_TASK_TIMEOUT
+        )
+        idle = policy.duration("timeouts.idle") or DEFAULT_IDLE_TIMEOUT
+        ttl = policy.duration("lease_ttl") or DEFAULT_TTL
+        connector = connectors.get(connector_name)
+
+        claim = self.service.claim(ai_id, task_id=task.id)
+        token, task = claim.token, claim.task
+        self._enforce_execute(task, ai_id, token)
+        task = self.service.start(token)
+        attempt = task.attempts
+        run_dir = runs_dir(self.workspace) / str(task.id) / str(attempt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress(f"task {task.id} attempt {attempt}: running as {ai_id} ({connector_name})")
+
+        settings = policy.ai_settings(ai_id)
+        base = self._git(["rev-parse", "HEAD"])
+        base_commit = base[1].strip() if base and base[0] == 0 else None
+        transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
+        lost = threading.Event()
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat,
+            args=(token, ttl.total_seconds() / 3, stop, lost, connector),
+            daemon=True,
+        )
+        request = RunRequest(
+            prompt=build_prompt(task),
+            cwd=self.workspace.root,
+            run_dir=run_dir / "agent",
+            base_env=self.environ,
+            allow_env=AGENT_ENV,
+            model=settings.get("model") or registered_model,
+            max_turns=settings.get("max_turns"),
+            max_budget_usd=settings.get("max_cost_usd"),
+            permission_mode=settings.get("permission_mode") or DEFAULT_PERMISSION_MODE,
+            allowed_tools=tuple(settings.get("allowed_tools") or ()),
+            disallowed_tools=tuple(settings.get("denied_tools") or ()),
+            idle_timeout=idle.total_seconds(),
+            total_timeout=total.total_seconds(),
+            on_event=self._on_event,
+            on_line=lambda line: print(line, file=transcript),
+        )
+        beat.start()
+        try:
+            result = connector.run(request)
+        except AictlError as error:
+            result = RunResult(status="failed", reason="crashed", retryable=True, detail=str(error))
+        finally:
+            stop.set()
+            beat.join()
+            transcript.close()
+        if lost.is_set():
+            raise LeaseLost(f"the lease on task {task.id} was lost during the run; it was stopped")
+
+        evidence = self._evidence(task, ai_id, attempt, base_commit, result, total.total_seconds())
+        evidence_path = run_dir / "evidence.json"
+        evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
+        outcome, reason = judge_outcome(result, evidence["tests"])
+        if reason is None:
+            summary = f"{ai_id} finished in {result.num_turns} turns; "
+            changed = len(evidence["files_changed"])
+            summary += f"{changed} file(s) changed; tests {evidence['tests']['status']}"
+            task = self.service.complete(token, result=summary, evidence=evidence)
+            return Execution(task, ai_id, attempt, "done", None, evidence_path, evidence)
+        retry = outcome == "retry"
+        task = self.service.fail(token, reason=reason, retry=retry)
+        final = "requeued" if str(task.status) == "queued" else "failed"
+        return Execution(task, ai_id, attempt, final, reason, evidence_path, evidence)
+
+    def _enforce_execute(self, task: Task, ai_id: str, token: LeaseToken) -> None:
+        ruling = self.service.enforcer.ruling("execute", subject=ai_id, task=task, ai=ai_id)
+        store = self.service.store
+        with self.service.db.transaction():
+            store.decisions.enforce(
+                ruling, at=store.clock.now(), task_id=task.id, lease_epoch=token.epoch
+            )
+        if ruling.effect != "allow":
+            self.service.release(token)
+            raise PolicyDenied(
+                f"policy denies executing task {task.id} by {ai_id}: {ruling.reason}"
+            )
+
+    def _heartbeat(
+        self,
+        token: LeaseToken,
+        every: float,
+        stop: threading.Event,
+        lost: threading.Event,
+        connector: connectors.Connector,
+    ) -> None:
+        """Renew the lease every ``every`` seconds on a connection of this thread's own."""
+        service = TaskService(self.workspace)
+        try:
+            while not stop.wait(max(every, 0.5)):
+                try:
+                    service.heartbeat(token)
+                except LeaseLost:
+                    lost.set()
+                    connector.cancel()
+                    return
+        finally:
+            service.close()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, AssistantTurn):
+            for use in event.tool_uses:
+                shown = json.dumps(dict(use.input))[:120]
+                self.progress(f"  tool {use.name} {shown}")
+            if event.text.strip():
+                self.progress(f"  turn: {event.text.strip()[:200]}")
+        elif isinstance(event, ToolResult) and event.is_error:
+            self.progress(f"  tool error: {event.content[:200]}")
+        elif isinstance(event, Result):
+            self.progress(f"  result: {event.subtype} after {event.num_turns} turns")
+
+    # evidence
+
+    def _run(
+        self, argv: list[str], timeout: float | None = GIT_TIMEOUT
+    ) -> tuple[int | None, str, str] | None:
+        lines: list[str] = []
+        try:
+            outcome = run_process(
+                argv,
+                cwd=self.workspace.root,
+                env=self.environ,
+                idle_timeout=None,
+                total_timeout=timeout,
+                on_line=lines.append,
+                grace=2.0,
+            )
+        except OSError:
+            return None
+        return outcome.exit_code, "\n".join(lines), outcome.stderr
+
+    def _git(self, args: list[str]) -> tuple[int | None, str, str] | None:
+        return self._run(["git", *args])
+
+    def _evidence(
+        self,
+        task: Task,
+        ai_id: str,
+        attempt: int,
+        base: str | None,
+        result: RunResult,
+        timeout: float,
+    ) -> dict[str, Any]:
+        files: list[str] = []
+        diff = ""
+        status = self._git(["status", "--porcelain", "--untracked-files=all"])
+        if base is not None and status and status[0] == 0:
+            for line in status[1].splitlines():
+                path = line[3:].split(" -> ")[-1].strip('"')
+                if path and not path.startswith(OWN_PATHS):
+                    files.append(path)
+            tracked = self._git(["diff", base])
+            diff = tracked[1] if tracked and tracked[0] == 0 else ""
+            untracked = self._git(["ls-files", "--others", "--exclude-standard"])
+            for path in untracked[1].splitlines() if untracked and untracked[0] == 0 else []:
+                if path.startswith(OWN_PATHS):
+                    continue
+                try:
+                    content = (self.workspace.root / path).read_text(errors="replace")
+                except OSError:
+                    continue
+                diff += f"\n--- /dev/null\n+++ b/{path} (untracked)\n" + "".join(
+                    f"+{line}\n" for line in content.splitlines()
+                )
+        return {
+            "task": task.id,
+            "ai": ai_id,
+            "attempt": attempt,
+            "base_commit": base,
+            "files_changed": sorted(set(files)),
+            "diff": diff,
+            "tests": self._tests(timeout) if result.ok else {"status": "not run"},
+            "agent": {
+                "status": result.status,
+                "reason": result.reason,
+                "retryable": result.retryable,
+                "detail": result.detail,
+                "session_id": result.session_id,
+                "num_turns": result.num_turns,
+                "total_cost_usd": result.total_cost_usd,
+                "usage": dict(result.usage),
+                "permission_denials": [dict(d) for d in result.permission_denials],
+                "api_error_status": result.api_error_status,
+                "exit_code": result.exit_code,
+                "duration": round(result.duration, 3),
+            },
+            "transcript": "transcript.jsonl",
+        }
+
+    def _tests(self, timeout: float) -> dict[str, Any]:
+        command = self.service.enforcer.policy(None).setting("test_command")
+        if not command:
+            return {"status": "not configured"}
+        self.progress(f"running tests: {command}")
+        ran = self._run(["/bin/sh", "-c", str(command)], timeout=timeout)
+        if ran is None:
+            return {"status": "failed", "command": command, "exit_code": None, "output": ""}
+        code, out, err = ran
+        tail = (out + ("\n" + err if err else "")).splitlines()[-TEST_OUTPUT_LINES:]
+        return {
+            "status": "passed" if code == 0 else "failed",
+            "command": command,
+            "exit_code": code,
+            "output": "\n".join(tail),
+        }
+
+
+def build_prompt(task: Task) -> str:
+    parts = [f"Task {task.id}: {task.title}"]
+    if task.description:
+        parts.append(task.description)
+    if task.paths:
+        parts.append("You may edit only these paths: " + ", ".join(task.paths))
+    return "\n\n".join(parts)
+
+
+def judge_outcome(result: RunResult, tests: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``("done", None)``, or ``("retry"|"fail", reason)``."""
+    if not result.ok:
+        kind = "retry" if result.retryable else "fail"
+        return kind, f"{result.reason}: {result.detail}"[:2000]
+    if tests.get("status") == "failed":
+        return "fail", f"tests failed: `{tests.get('command')}` exited {tests.get('exit_code')}"
+    return "done", None

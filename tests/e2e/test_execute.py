@@ -1,0 +1,178 @@
+"""`aictl task execute` end to end: the installed aictl drives the real Claude Code CLI against
+``aictl.model_server`` in a temporary git repository.
+
+Under CI a missing binary fails these tests; locally they are skipped (``claude_binary``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aictl.model_server import serve
+from tests.e2e.test_model_server import claude_binary
+
+pytestmark = pytest.mark.e2e
+
+HELLO = "hello from the executor\n"
+WRITE_HELLO: list[dict[str, Any]] = [
+    {"tool_use": {"name": "Write", "input": {"file_path": "src/hello.txt", "content": HELLO}}},
+    {"text": "I wrote src/hello.txt.", "usage": {"input_tokens": 1200, "output_tokens": 40}},
+]
+
+
+def aictl_binary() -> str:
+    found = shutil.which("aictl")
+    assert found, "the aictl console script is not on PATH: run the tests with `make test`"
+    return found
+
+
+class Repo:
+    def __init__(self, root: Path, server_url: str = "http://127.0.0.1:9") -> None:
+        self.root = root
+        self.env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
+        self.env.update(
+            {
+                "AICTL_CLAUDE_BIN": str(claude_binary()),
+                "ANTHROPIC_BASE_URL": server_url,
+                "ANTHROPIC_API_KEY": "dummy-key-for-the-local-model-server",
+                "CLAUDE_CODE_MAX_RETRIES": "0",
+                "API_TIMEOUT_MS": "10000",
+            }
+        )
+
+    def aictl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [aictl_binary(), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def git(self, *args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=self.root,
+            check=True,
+            capture_output=True,
+        )
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        shown = self.aictl("task", "show", str(task_id), "--json")
+        assert shown.returncode == 0, shown.stderr
+        data: dict[str, Any] = json.loads(shown.stdout)
+        return data
+
+
+def make_repo(tmp_path: Path, url: str, policy: str = "", *, register: bool = True) -> Repo:
+    root = tmp_path / "repo"
+    root.mkdir()
+    repo = Repo(root, url)
+    repo.git("init", "-q")
+    (root / "src").mkdir()
+    (root / "src" / "keep.txt").write_text("kept\n")
+    assert repo.aictl("init").returncode == 0
+    if policy:
+        (root / ".ai" / "policy.yaml").write_text("version: 1\n" + policy)
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "first")
+    if register:
+        added = repo.aictl("ai", "register", "claude-1", "--connector", "claude-code")
+        assert added.returncode == 0, added.stderr
+    return repo
+
+
+def create(repo: Repo, *extra: str) -> None:
+    made = repo.aictl("task", "create", "Write hello", "--path", "src/**", *extra)
+    assert made.returncode == 0, made.stderr
+
+
+def test_a_scripted_write_completes_the_task_with_evidence(tmp_path: Path) -> None:
+    with serve(WRITE_HELLO) as server:
+        repo = make_repo(tmp_path, server.url)
+        create(repo, "--description", "Write src/hello.txt.")
+        ran = repo.aictl("task", "execute", "--json")
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads(ran.stdout)
+    assert (summary["task"], summary["ai"], summary["outcome"]) == (1, "claude-1", "done")
+    assert "tool Write" in ran.stderr  # progress from the stream
+    assert repo.task(1)["status"] == "done"
+    evidence = json.loads(Path(summary["evidence_path"]).read_text())
+    assert evidence["files_changed"] == ["src/hello.txt"]
+    assert "hello from the executor" in evidence["diff"]
+    assert evidence["tests"] == {"status": "not configured"}
+    assert evidence["base_commit"] and evidence["agent"]["session_id"]
+    assert evidence["agent"]["num_turns"] == 2 and evidence["agent"]["total_cost_usd"] > 0
+    transcript = repo.root / ".ai" / "runs" / "1" / "1" / "transcript.jsonl"
+    lines = [json.loads(line) for line in transcript.read_text().splitlines()]
+    assert lines[0]["type"] == "system" and any(line["type"] == "result" for line in lines)
+    assert repo.task(1)["evidence"]["files_changed"] == ["src/hello.txt"]
+    decisions = repo.aictl("policy", "decisions", "--task", "1", "--action", "execute", "--json")
+    assert decisions.returncode == 0 and len(json.loads(decisions.stdout)) == 1
+    shown = repo.aictl("task", "evidence", "1")
+    assert shown.returncode == 0 and "src/hello.txt" in shown.stdout
+
+
+def test_failing_tests_fail_the_task_without_retry(tmp_path: Path) -> None:
+    policy = 'settings:\n  test_command: "echo broken-test; exit 3"\n'
+    with serve(WRITE_HELLO) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        ran = repo.aictl("task", "execute", "1", "--ai", "claude-1")
+    assert ran.returncode == 1, ran.stderr
+    task = repo.task(1)
+    assert task["status"] == "failed" and task["attempts"] == 1
+    assert "tests failed" in task["failure_reason"]
+    shown = repo.aictl("task", "evidence", "1", "--json")
+    tests = json.loads(shown.stdout)["tests"]
+    assert tests["exit_code"] == 3 and "broken-test" in tests["output"]
+
+
+def test_an_api_500_is_retried_until_attempts_run_out(tmp_path: Path) -> None:
+    script = [{"error": {"status": 500, "type": "api_error", "message": "scripted failure"}}]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url)
+        create(repo, "--max-attempts", "2")
+        first = repo.aictl("task", "execute", "1", "--json")
+        assert first.returncode == 1, first.stderr
+        assert json.loads(first.stdout)["outcome"] == "requeued"
+        task = repo.task(1)
+        assert (task["status"], task["attempts"]) == ("queued", 1)
+        second = repo.aictl("task", "execute", "1", "--json")
+    assert json.loads(second.stdout)["outcome"] == "failed"
+    task = repo.task(1)
+    assert (task["status"], task["attempts"]) == ("failed", 2)
+    assert "api_error" in task["failure_reason"]
+    assert (repo.root / ".ai" / "runs" / "1" / "2" / "evidence.json").is_file()
+
+
+def test_no_registered_ai_exits_5_with_the_reason(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "http://127.0.0.1:9", register=False)
+    create(repo)
+    ran = repo.aictl("task", "execute")
+    assert ran.returncode == 5 and "no AI is registered" in ran.stderr
+    assert repo.task(1)["status"] == "queued"
+
+
+def test_a_policy_denying_execute_exits_3_and_releases_the_lease(tmp_path: Path) -> None:
+    policy = (
+        "rules:\n  - id: no-execution\n    actions: [execute]\n    effect: deny\n"
+        "    reason: nobody runs agents here\n"
+    )
+    repo = make_repo(tmp_path, "http://127.0.0.1:9", policy)
+    create(repo)
+    ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 3 and "no-execution" in ran.stderr
+    task = repo.task(1)
+    assert (task["status"], task["attempts"], task["lease_expires_at"]) == ("queued", 0, None)
+    locks = repo.aictl("lock", "list", "--json")
+    assert locks.returncode == 0 and json.loads(locks.stdout) == []
