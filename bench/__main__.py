@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, enforcement, latency, locks, policy
+from bench import claims, cli, enforcement, execute, latency, locks, policy
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -32,6 +32,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "cli": cli.run,
     "policy": policy.run,
     "enforcement": enforcement.run,
+    "execute": execute.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
