@@ -183,6 +183,7 @@ def _task_detail(item: Task) -> None:
         ),
         ("blocked", item.blocked_reason or ""),
         ("failure", item.failure_reason or ""),
+        ("not before", _when(item.not_before)),
         ("result", item.result or ""),
         ("evidence", "yes" if item.evidence else ""),
         ("created", _when(item.created_at)),

@@ -460,7 +460,8 @@ def execute(
     """Run a task with an AI: claim, run its connector, gather evidence, run the tests, then
     complete or fail it. Progress goes to stderr. Exit 1 when the task did not end done (failed,
     or queued again for a retry), 5 when no task or no AI is eligible, 3 when policy denies the
-    execution.
+    execution. A retryable failure is queued again not before a backoff (`retry_backoff`,
+    doubled per attempt, with jitter); `quarantine_after` failed runs in a row quarantine the AI.
 
     Example: aictl task execute 12 --ai claude-1 --timeout 10m
     """
@@ -482,6 +483,10 @@ def _execution_summary(done: Any) -> None:
     output.line(f"Task {done.task.id} {done.outcome} (attempt {done.attempt}, AI {done.ai})")
     if done.reason:
         output.line(f"reason: {done.reason}")
+    if done.task.not_before is not None and str(done.task.status) == "queued":
+        output.line(f"retry not before: {done.task.not_before:%Y-%m-%d %H:%M:%S} UTC")
+    if done.quarantined:
+        output.line(f"AI {done.ai} is quarantined: `aictl ai status {done.ai} --set available`")
     changed = done.evidence["files_changed"]
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     output.line(f"tests: {done.evidence['tests']['status']}")

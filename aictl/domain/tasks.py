@@ -128,6 +128,7 @@ class Task:
     claimed_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    not_before: datetime | None = None
     blocked_reason: str | None = None
     approval: str | None = None
     approval_by: str | None = None

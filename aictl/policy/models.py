@@ -97,6 +97,12 @@ class Settings(_Model):
     max_attempts: PositiveInt | None = None
     concurrency: PositiveInt | None = None
     test_command: Text | None = None
+    retry_backoff: Duration | None = None
+    """Base delay before a retryable failure's retry (doubled per attempt, full jitter)."""
+    retry_backoff_max: Duration | None = None
+    """Cap on the retry delay."""
+    quarantine_after: Annotated[int, Field(ge=0)] | None = None
+    """Consecutive failed runs after which an AI is quarantined (0: never)."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
 

@@ -6,13 +6,19 @@ thread heartbeats the lease, then gathers evidence from git and from aictl's own
 policy's ``test_command`` (never from the model's words), stores it under
 ``.ai/runs/<task>/<attempt>/`` and completes or fails the task.
 
-Not in this slice: exponential backoff with a not-before time, and the circuit breaker.
+A retryable failure is requeued with a ``not_before`` time (``retry_delay``: exponential
+backoff with full jitter, from the policy's ``retry_backoff`` and ``retry_backoff_max``).
+Every run's outcome is recorded on the AI's health (the circuit breaker): a successful run
+resets ``consecutive_failures``, a retryable failure (API 5xx, crash, timeouts) counts, and
+``quarantine_after`` of them in a row quarantine the AI, which the router then skips. Policy
+denials and bad input (non-retryable reasons) are not the AI's failures and count neither way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random as random_module
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,10 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import connectors
+from aictl.domain.ais import AIStatus
+from aictl.domain.backoff import (
+    DEFAULT_QUARANTINE_AFTER,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_MAX,
+    RandomSource,
+    retry_delay,
+)
 from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
+from aictl.policy.layers import Policy
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.store.ais import AIStore
 from aictl.workspace import Workspace
@@ -56,6 +71,7 @@ class Execution:
     reason: str | None
     evidence_path: Path
     evidence: dict[str, Any]
+    quarantined: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +81,8 @@ class Execution:
             "outcome": self.outcome,
             "status": str(self.task.status),
             "reason": self.reason,
+            "not_before": self.task.to_dict()["not_before"],
+            "ai_quarantined": self.quarantined,
             "evidence_path": str(self.evidence_path),
         }
 
@@ -109,11 +127,13 @@ class Executor:
         *,
         environ: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        random: RandomSource | None = None,
     ) -> None:
         self.service = service
         self.workspace = service.workspace
         self.environ = dict(os.environ if environ is None else environ)
         self.progress = progress or (lambda text: None)
+        self.random: RandomSource = random or random_module.Random()
 
     # choosing
 
@@ -216,11 +236,50 @@ class Executor:
             changed = len(evidence["files_changed"])
             summary += f"{changed} file(s) changed; tests {evidence['tests']['status']}"
             task = self.service.complete(token, result=summary, evidence=evidence)
+            self._record_health(ai_id, result, policy)
             return Execution(task, ai_id, attempt, "done", None, evidence_path, evidence)
-        retry = outcome == "retry"
-        task = self.service.fail(token, reason=reason, retry=retry)
+        task = self._fail(token, reason, attempt, retry=outcome == "retry", policy=policy)
         final = "requeued" if str(task.status) == "queued" else "failed"
-        return Execution(task, ai_id, attempt, final, reason, evidence_path, evidence)
+        quarantined = self._record_health(ai_id, result, policy)
+        return Execution(task, ai_id, attempt, final, reason, evidence_path, evidence, quarantined)
+
+    def _fail(
+        self, token: LeaseToken, reason: str, attempt: int, *, retry: bool, policy: Policy
+    ) -> Task:
+        """Fail the task; a retryable failure is requeued after ``retry_delay``."""
+        backoff = None
+        if retry:
+            backoff = retry_delay(
+                attempt,
+                policy.duration("retry_backoff") or DEFAULT_RETRY_BACKOFF,
+                policy.duration("retry_backoff_max") or DEFAULT_RETRY_BACKOFF_MAX,
+                self.random,
+            )
+        return self.service.fail(token, reason=reason, retry=retry, backoff=backoff)
+
+    def _record_health(self, ai_id: str, result: RunResult, policy: Policy) -> bool:
+        """The circuit breaker: count the run on the AI's health. True when this run put the
+        AI in quarantine. A run that failed for a non-retryable reason (a policy denial, bad
+        input, a limit) says nothing about the AI's health and is not counted."""
+        if not result.ok and not result.retryable:
+            return False
+        store = AIStore(self.service.db, self.service.store.clock)
+        before = store.get(ai_id).status
+        threshold = policy.setting("quarantine_after")
+        after = store.record_run(
+            ai_id,
+            failed=not result.ok,
+            error=None if result.ok else f"{result.reason}: {result.detail}"[:500],
+            quarantine_after=DEFAULT_QUARANTINE_AFTER if threshold is None else int(threshold),
+        )
+        tripped = after.status is AIStatus.QUARANTINED and before is not AIStatus.QUARANTINED
+        if tripped:
+            failures = after.health.get("consecutive_failures")
+            self.progress(
+                f"AI {ai_id} quarantined after {failures} consecutive failed runs; "
+                f"`aictl ai status {ai_id} --set available` lifts it"
+            )
+        return tripped
 
     def _enforce_execute(self, task: Task, ai_id: str, token: LeaseToken) -> None:
         ruling = self.service.enforcer.ruling("execute", subject=ai_id, task=task, ai=ai_id)

@@ -233,9 +233,16 @@ class TaskService:
         check_json_text(evidence, "evidence")
         return self.store.complete(token, result, evidence)
 
-    def fail(self, token: LeaseToken, *, reason: str, retry: bool = True) -> Task:
+    def fail(
+        self,
+        token: LeaseToken,
+        *,
+        reason: str,
+        retry: bool = True,
+        backoff: timedelta | None = None,
+    ) -> Task:
         check_text(reason, "reason")
-        return self.store.fail(token, reason or "failed", retry=retry)
+        return self.store.fail(token, reason or "failed", retry=retry, backoff=backoff)
 
     def release(self, token: LeaseToken) -> Task:
         return self.store.release(token)

@@ -1,6 +1,7 @@
 """The AI registry's persistence: every change is one write transaction with its audit event.
 
-Events: ``ai.registered``, ``ai.labelled``, ``ai.status``, ``ai.removed``, each appended in the
+Events: ``ai.registered``, ``ai.labelled``, ``ai.status``, ``ai.removed`` and
+``ai.quarantined`` (the circuit breaker opened), each appended in the
 transaction of the change it records (``AuditLog.append``), so an event exists exactly when
 its change was committed.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from aictl.clock import Clock
 from aictl.domain.ais import AI, AIStatus
+from aictl.domain.backoff import should_quarantine
 from aictl.domain.tasks import LEASED, format_time, parse_time
 from aictl.errors import Contention, InvalidInput
 from aictl.store.audit import AuditLog
@@ -187,6 +189,52 @@ class AIStore:
                     "health": new_health,
                 },
             )
+        return _ai(row)
+
+    def record_run(
+        self, ai_id: str, *, failed: bool, error: str | None = None, quarantine_after: int = 0
+    ) -> AI:
+        """Record one run's outcome on the AI's health: a success resets
+        ``consecutive_failures``, a failure increments it and sets ``last_error``. When the
+        failures reach ``quarantine_after`` (0: never) the AI is quarantined, with an
+        ``ai.quarantined`` event naming the failures, in the same transaction."""
+        with self.db.transaction() as connection:
+            ai = self.get(ai_id)
+            health = dict(ai.health)
+            failures = int(health.get("consecutive_failures") or 0)
+            if failed:
+                failures += 1
+                health["last_error"] = error
+            else:
+                failures = 0
+            health["consecutive_failures"] = failures
+            status = ai.status
+            trip = (
+                failed
+                and should_quarantine(failures, quarantine_after)
+                and ai.status is not AIStatus.QUARANTINED
+            )
+            if trip:
+                status = AIStatus.QUARANTINED
+            now = format_time(self.clock.now())
+            row = connection.execute(
+                f"UPDATE ais SET status = ?, health = ?, updated_at = ? WHERE id = ?"
+                f" RETURNING {_COLUMNS}",
+                (status.value, _json(health), now, ai_id),
+            ).fetchone()
+            if trip:
+                self.audit.append(
+                    now,
+                    "ai.quarantined",
+                    "aictl",
+                    data={
+                        "ai": ai_id,
+                        "from": ai.status.value,
+                        "consecutive_failures": failures,
+                        "quarantine_after": quarantine_after,
+                        "last_error": error,
+                    },
+                )
         return _ai(row)
 
     def remove(self, ai_id: str) -> AI:

@@ -52,7 +52,7 @@ _TASK_COLUMNS = (
     "id, title, description, type, priority, status, labels, requires, paths, attempts, "
     "max_attempts, lease_holder, lease_epoch, lease_ttl_seconds, lease_expires_at, heartbeat_at, "
     "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, approval, "
-    "approval_by, failure_reason, result, evidence, "
+    "approval_by, failure_reason, result, evidence, not_before, "
     # the dependency list rides along (also in RETURNING): one query fewer per task write
     "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
 )
@@ -65,6 +65,7 @@ _TIME_COLUMNS = (
     "claimed_at",
     "started_at",
     "finished_at",
+    "not_before",
 )
 
 _INSERT_TASK = f"""
@@ -75,15 +76,22 @@ RETURNING {_TASK_COLUMNS}
 """
 # INDEXED BY: on a fresh database the planner prefers tasks_status and sorts every queued row
 # per claim (seen in EXPLAIN QUERY PLAN); pinning the partial index keeps a claim O(log n).
+# A task in retry backoff (``not_before`` after now, the one parameter) is filtered per row
+# while walking the index: such tasks are few, so the walk stays short.
 READY_CANDIDATES = """
 SELECT id, paths FROM tasks INDEXED BY tasks_ready
-WHERE status = 'queued' AND unmet_deps = 0 ORDER BY priority DESC, id
+WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= ?)
+ORDER BY priority DESC, id
+"""
+_BACKING_OFF = """
+SELECT count(*), min(not_before) FROM tasks
+WHERE status = 'queued' AND unmet_deps = 0 AND not_before > ?
 """
 _CLAIM = f"""
 UPDATE tasks
 SET status = 'claimed', lease_holder = ?, lease_epoch = lease_epoch + 1,
     lease_ttl_seconds = ?, lease_expires_at = ?, heartbeat_at = ?, claimed_at = ?,
-    started_at = NULL, attempts = attempts + 1, updated_at = ?
+    started_at = NULL, not_before = NULL, attempts = attempts + 1, updated_at = ?
 WHERE id = ? AND status = 'queued' AND unmet_deps = 0
 RETURNING {_TASK_COLUMNS}
 """
@@ -182,7 +190,10 @@ class TaskStore:
         where: list[str] = []
         params: list[str] = []
         if ready:
-            where.append("status = 'queued' AND unmet_deps = 0")
+            where.append(
+                "status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= ?)"
+            )
+            params.append(format_time(self.clock.now()))
         if statuses:
             where.append(f"status IN ({_qmarks(len(statuses))})")
             params.extend(str(status) for status in statuses)
@@ -389,10 +400,10 @@ class TaskStore:
             awaiting: list[tuple[Task, Ruling]] = []
             try:
                 if task_id is not None:
-                    self._check_claimable(connection, task_id, held)
+                    self._check_claimable(connection, task_id, held, now)
                     candidates: Iterable[int] = [task_id]
                 else:
-                    candidates = self._ready_ids(connection, [row[1] for row in held], locked)
+                    candidates = self._ready_ids(connection, [row[1] for row in held], locked, now)
                 denied = 0
                 for candidate in candidates:
                     task = self.get(candidate) if decide else None
@@ -408,7 +419,7 @@ class TaskStore:
                         denied += 1
                     if task_id is not None:
                         raise self._claim_refusal(task, ruling, holder, enforced)
-                raise self._why_nothing_ready(connection, locked[0], denied, len(awaiting))
+                raise self._why_nothing_ready(connection, now, locked[0], denied, len(awaiting))
             except AictlError as error:
                 # Raised after the commit: the sweep, the decision records and the approval
                 # blocks must stick even when nothing can be claimed.
@@ -510,12 +521,16 @@ class TaskStore:
         return Claim(task, LeaseToken(task.id, task.lease_epoch))
 
     def _ready_ids(
-        self, connection: sqlite3.Connection, held_globs: list[str], locked: list[int]
+        self,
+        connection: sqlite3.Connection,
+        held_globs: list[str],
+        locked: list[int],
+        now: datetime,
     ) -> Iterator[int]:
         """Ready task ids in claim order, skipping (and counting in ``locked``) those whose
         globs intersect a held lock. The cursor steps through the index lazily: usually only
         the first row is read."""
-        for row in connection.execute(READY_CANDIDATES):
+        for row in connection.execute(READY_CANDIDATES, (format_time(now),)):
             paths = json.loads(row[1])
             if paths and globs.has_conflict(paths, held_globs):
                 locked[0] += 1
@@ -523,7 +538,12 @@ class TaskStore:
             yield int(row[0])
 
     def _why_nothing_ready(
-        self, connection: sqlite3.Connection, locked: int, denied: int = 0, awaiting: int = 0
+        self,
+        connection: sqlite3.Connection,
+        now: datetime,
+        locked: int,
+        denied: int = 0,
+        awaiting: int = 0,
     ) -> NothingReady:
         counts = {
             row[0]: row[1]
@@ -533,8 +553,15 @@ class TaskStore:
                 " GROUP BY status"
             )
         }
-        queued = counts.get("queued", 0)
+        backing_off, first_ready = connection.execute(_BACKING_OFF, (format_time(now),)).fetchone()
+        queued = counts.get("queued", 0) - backing_off
         busy = counts.get("claimed", 0) + counts.get("running", 0)
+        backoff_note = (
+            f"{backing_off} task(s) wait for a retry backoff, the first ready at "
+            f"{first_ready[:19].replace('T', ' ')} UTC"
+            if backing_off
+            else ""
+        )
         if denied or awaiting:
             return NothingReady(
                 f"nothing ready: policy denied {denied} ready task(s) and sent {awaiting} "
@@ -544,8 +571,14 @@ class TaskStore:
         if locked:
             return NothingReady(
                 f"nothing ready: {locked} ready task(s) are blocked by path locks "
-                f"held by {busy} claimed or running task(s)",
+                f"held by {busy} claimed or running task(s)"
+                + (f"; {backoff_note}" if backoff_note else ""),
                 hint="`aictl lock list` shows the held locks",
+            )
+        if backing_off:
+            return NothingReady(
+                f"nothing ready: {backoff_note}",
+                hint="`aictl task list --status queued` shows them; wait, or claim another task",
             )
         if queued:
             return NothingReady(
@@ -559,7 +592,11 @@ class TaskStore:
         )
 
     def _check_claimable(
-        self, connection: sqlite3.Connection, task_id: int, held: list[sqlite3.Row]
+        self,
+        connection: sqlite3.Connection,
+        task_id: int,
+        held: list[sqlite3.Row],
+        now: datetime,
     ) -> None:
         task = self.get(task_id)
         if task.status in LEASED:
@@ -573,6 +610,12 @@ class TaskStore:
                 f"cannot claim task {task_id}: it is blocked ({task.blocked_reason})"
             )
         next_status(task.status, "claim")
+        if task.not_before is not None and task.not_before > now:
+            raise NothingReady(
+                f"task {task_id} is not ready: it waits for a retry backoff until "
+                f"{task.not_before:%Y-%m-%d %H:%M:%S} UTC",
+                hint=f"its last failure: {task.failure_reason}",
+            )
         waiting = [
             (dep, status)
             for dep, status in self._statuses(connection, task.depends_on).items()
@@ -716,9 +759,17 @@ class TaskStore:
             )
             return task
 
-    def fail(self, token: LeaseToken, reason: str, *, retry: bool = True) -> Task:
+    def fail(
+        self,
+        token: LeaseToken,
+        reason: str,
+        *,
+        retry: bool = True,
+        backoff: timedelta | None = None,
+    ) -> Task:
         """Record a failure: back to the queue while attempts remain (and ``retry``), else
-        failed, which blocks every dependent."""
+        failed, which blocks every dependent. A requeued task is not claimed before
+        ``now + backoff`` (its ``not_before``); without ``backoff`` it is ready at once."""
         with self.db.transaction() as connection:
             now = self.clock.now()
             counts = connection.execute(
@@ -726,9 +777,14 @@ class TaskStore:
             ).fetchone()
             event = failure_event(counts[0], counts[1], retry=retry) if counts else "fail"
             stamp = format_time(now)
+            not_before: str | None = None
             if event == "requeue":
-                assignments = "status = 'queued', lease_expires_at = NULL, failure_reason = ?"
-                values: tuple[Any, ...] = (reason,)
+                if backoff is not None and backoff > timedelta(0):
+                    not_before = format_time(now + backoff)
+                assignments = (
+                    "status = 'queued', lease_expires_at = NULL, failure_reason = ?, not_before = ?"
+                )
+                values: tuple[Any, ...] = (reason, not_before)
             else:
                 assignments = (
                     "status = 'failed', lease_expires_at = NULL, failure_reason = ?,"
@@ -741,7 +797,8 @@ class TaskStore:
             self._drop_locks(connection, token.task_id)
             task = self._tasks([row])[0]
             kind = "task.failed" if event == "fail" else "task.requeued"
-            self._record(stamp, kind, task, token, reason=reason, attempts=task.attempts)
+            extra = {"not_before": not_before} if event == "requeue" else {}
+            self._record(stamp, kind, task, token, reason=reason, attempts=task.attempts, **extra)
             if event == "fail":
                 self._block_dependents(connection, token.task_id, stamp)
             return task
@@ -798,7 +855,8 @@ class TaskStore:
             stamp = format_time(self.clock.now())
             connection.execute(
                 "UPDATE tasks SET status = 'queued', attempts = 0, failure_reason = NULL,"
-                " finished_at = NULL, result = NULL, updated_at = ? WHERE id = ? AND status = ?",
+                " finished_at = NULL, not_before = NULL, result = NULL, updated_at = ?"
+                " WHERE id = ? AND status = ?",
                 (stamp, task_id, str(task.status)),
             )
             self.audit.append(stamp, "task.retried", self.actor, task_id, {"was": str(task.status)})

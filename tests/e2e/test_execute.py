@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,16 +138,23 @@ def test_failing_tests_fail_the_task_without_retry(tmp_path: Path) -> None:
     assert tests["exit_code"] == 3 and "broken-test" in tests["output"]
 
 
+API_500: list[dict[str, Any]] = [
+    {"error": {"status": 500, "type": "api_error", "message": "scripted failure"}}
+]
+
+
 def test_an_api_500_is_retried_until_attempts_run_out(tmp_path: Path) -> None:
-    script = [{"error": {"status": 500, "type": "api_error", "message": "scripted failure"}}]
-    with serve(script) as server:
-        repo = make_repo(tmp_path, server.url)
+    # a 1ms backoff: the retry is due by the time the second run starts
+    policy = "settings:\n  retry_backoff: 1ms\n  retry_backoff_max: 1ms\n"
+    with serve(API_500) as server:
+        repo = make_repo(tmp_path, server.url, policy)
         create(repo, "--max-attempts", "2")
         first = repo.aictl("task", "execute", "1", "--json")
         assert first.returncode == 1, first.stderr
         assert json.loads(first.stdout)["outcome"] == "requeued"
         task = repo.task(1)
         assert (task["status"], task["attempts"]) == ("queued", 1)
+        assert task["not_before"] is not None
         second = repo.aictl("task", "execute", "1", "--json")
     assert json.loads(second.stdout)["outcome"] == "failed"
     task = repo.task(1)
@@ -176,3 +184,47 @@ def test_a_policy_denying_execute_exits_3_and_releases_the_lease(tmp_path: Path)
     assert (task["status"], task["attempts"], task["lease_expires_at"]) == ("queued", 0, None)
     locks = repo.aictl("lock", "list", "--json")
     assert locks.returncode == 0 and json.loads(locks.stdout) == []
+
+
+def test_an_api_500_backs_off_and_repeated_failures_quarantine_the_ai(tmp_path: Path) -> None:
+    policy = "settings:\n  quarantine_after: 3\n"  # retry_backoff: the default 30s
+    with serve(API_500) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        for _ in range(4):
+            create(repo)
+        first = repo.aictl("task", "execute", "--json")
+        assert first.returncode == 1, first.stderr
+        summary = json.loads(first.stdout)
+        assert (summary["task"], summary["outcome"]) == (1, "requeued")
+        task = repo.task(1)
+        failed_at = datetime.fromisoformat(task["updated_at"])
+        not_before = datetime.fromisoformat(task["not_before"])
+        # full jitter on the first attempt: after the failure, at most 30s later
+        assert failed_at < not_before <= failed_at + timedelta(seconds=30)
+        assert summary["not_before"] == task["not_before"]
+        ready = repo.aictl("task", "list", "--ready", "--json")
+        assert [t["id"] for t in json.loads(ready.stdout)] == [2, 3, 4]
+        # task 1 waits for its backoff: the next runs take tasks 2 and 3
+        for expected in (2, 3):
+            ran = repo.aictl("task", "execute", "--json")
+            assert ran.returncode == 1, ran.stderr
+            assert json.loads(ran.stdout)["task"] == expected
+        assert json.loads(ran.stdout)["ai_quarantined"] is True
+        assert "quarantined after 3 consecutive failed runs" in ran.stderr
+        shown = json.loads(repo.aictl("ai", "show", "claude-1", "--json").stdout)
+        assert shown["status"] == "quarantined"
+        assert shown["health"]["consecutive_failures"] == 3
+        assert "api_error" in shown["health"]["last_error"]
+        log = repo.aictl("audit", "log", "--kind", "ai.quarantined", "--json")
+        events = json.loads(log.stdout)
+        assert len(events) == 1 and events[0]["data"]["consecutive_failures"] == 3
+        refused = repo.aictl("task", "execute", "4")
+        assert refused.returncode == 5, refused.stderr
+        assert "claude-1: quarantined" in refused.stderr
+        assert repo.task(4)["status"] == "queued"
+        lifted = repo.aictl("ai", "status", "claude-1", "--set", "available")
+        assert lifted.returncode == 0, lifted.stderr
+    shown = json.loads(repo.aictl("ai", "show", "claude-1", "--json").stdout)
+    assert (shown["status"], shown["health"]["consecutive_failures"]) == ("available", 0)
+    explained = json.loads(repo.aictl("route", "explain", "4", "--json").stdout)
+    assert explained["ai"] == "claude-1"

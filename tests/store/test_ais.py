@@ -90,6 +90,36 @@ def test_status_change_is_audited_with_both_ends(store: AIStore, clock: ManualCl
     assert (kind, data["from"], data["to"]) == ("ai.status", "available", "quarantined")
 
 
+def test_run_outcomes_count_and_quarantine_at_the_threshold(
+    store: AIStore, clock: ManualClock
+) -> None:
+    store.register(make("a", clock))
+    first = store.record_run("a", failed=True, error="api_error: 500", quarantine_after=3)
+    assert first.health["consecutive_failures"] == 1 and first.status is AIStatus.AVAILABLE
+    reset = store.record_run("a", failed=False, quarantine_after=3)
+    assert reset.health["consecutive_failures"] == 0
+    assert reset.health["last_error"] == "api_error: 500"
+    for _ in range(2):
+        store.record_run("a", failed=True, error="crashed: x", quarantine_after=3)
+    assert not [kind for kind, _ in events(store) if kind == "ai.quarantined"]
+    tripped = store.record_run("a", failed=True, error="crashed: y", quarantine_after=3)
+    assert tripped.status is AIStatus.QUARANTINED
+    assert tripped.health["consecutive_failures"] == 3
+    kind, data = events(store)[-1]
+    assert kind == "ai.quarantined"
+    assert (data["consecutive_failures"], data["last_error"]) == (3, "crashed: y")
+    again = store.record_run("a", failed=True, error="crashed: z", quarantine_after=3)
+    assert again.health["consecutive_failures"] == 4
+    assert [kind for kind, _ in events(store)].count("ai.quarantined") == 1
+
+
+def test_quarantine_after_zero_never_trips(store: AIStore, clock: ManualClock) -> None:
+    store.register(make("a", clock))
+    for _ in range(5):
+        ai = store.record_run("a", failed=True, error="boom", quarantine_after=0)
+    assert ai.status is AIStatus.AVAILABLE and ai.health["consecutive_failures"] == 5
+
+
 def test_remove_deletes_and_records(store: AIStore, clock: ManualClock) -> None:
     store.register(make("a", clock))
     store.remove("a")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from aictl.clock import ManualClock
-from aictl.domain.tasks import LeaseToken, Status
+from aictl.domain.tasks import LeaseToken, Status, format_time
 from aictl.errors import (
     DependencyCycle,
     IllegalTransition,
@@ -64,7 +65,9 @@ def test_claim_sets_lease_and_counts_attempt(service: TaskService, clock: Manual
 def test_ready_query_walks_the_partial_index(service: TaskService) -> None:
     plan = " ".join(
         str(row[-1])
-        for row in service.db.connection.execute("EXPLAIN QUERY PLAN " + READY_CANDIDATES)
+        for row in service.db.connection.execute(
+            "EXPLAIN QUERY PLAN " + READY_CANDIDATES, (format_time(datetime.now(UTC)),)
+        )
     )
     assert "tasks_ready" in plan
     assert "TEMP B-TREE" not in plan  # no sort of the whole table per claim
@@ -274,6 +277,48 @@ def test_fail_without_retry_fails_at_once(service: TaskService) -> None:
     service.create("t", max_attempts=5)
     token = service.claim("w", ttl=TTL).token
     assert service.fail(token, reason="bad", retry=False).status is Status.FAILED
+
+
+def test_a_requeue_with_backoff_is_skipped_until_not_before(
+    service: TaskService, clock: ManualClock
+) -> None:
+    backing = service.create("flaky", priority=5)
+    other = service.create("other")
+    token = service.claim("w", ttl=TTL, task_id=backing.id).token
+    requeued = service.fail(token, reason="api 500", backoff=timedelta(seconds=30))
+    assert requeued.status is Status.QUEUED
+    assert requeued.not_before == clock.now() + timedelta(seconds=30)
+    assert requeued.to_dict()["not_before"] == format_time(clock.now() + timedelta(seconds=30))
+    assert [task.id for task in service.list_tasks(ready=True)] == [other.id]
+    # the higher-priority task waits: the walk takes the other one
+    assert service.claim("w", ttl=TTL).task.id == other.id
+    with pytest.raises(NothingReady, match=r"1 task\(s\) wait for a retry backoff") as caught:
+        service.claim("w", ttl=TTL)
+    assert "2026-01-01 00:00:30 UTC" in caught.value.message
+    clock.advance(29)
+    with pytest.raises(NothingReady, match="retry backoff until 2026-01-01 00:00:30 UTC"):
+        service.claim("w", ttl=TTL, task_id=backing.id)
+    clock.advance(1)
+    assert [task.id for task in service.list_tasks(ready=True)] == [backing.id]
+    again = service.claim("w", ttl=TTL)
+    assert (again.task.id, again.task.attempts, again.task.not_before) == (backing.id, 2, None)
+
+
+def test_a_requeue_without_backoff_is_ready_at_once(service: TaskService) -> None:
+    task = service.create("t")
+    token = service.claim("w", ttl=TTL).token
+    assert service.fail(token, reason="flaky").not_before is None
+    assert service.claim("w", ttl=TTL, task_id=task.id).task.attempts == 2
+
+
+def test_the_requeue_event_records_not_before(service: TaskService, clock: ManualClock) -> None:
+    service.create("t")
+    token = service.claim("w", ttl=TTL).token
+    service.fail(token, reason="flaky", backoff=timedelta(minutes=2))
+    row = service.db.connection.execute(
+        "SELECT data FROM audit_log WHERE kind = 'task.requeued'"
+    ).fetchone()
+    assert json.loads(row[0])["not_before"] == format_time(clock.now() + timedelta(minutes=2))
 
 
 def test_release_does_not_count_the_attempt(service: TaskService) -> None:
