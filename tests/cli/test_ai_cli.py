@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +11,7 @@ import pytest
 
 from aictl.workspace import Workspace
 from tests.cli.conftest import Result
-
-ROOT = Path(__file__).resolve().parents[2]
-REAL_CLAUDE = ROOT / ".tools" / "node_modules" / ".bin" / "claude"
+from tests.real_claude import claude_binary
 
 Aictl = Callable[..., Result]
 
@@ -138,15 +135,11 @@ def test_a_binary_that_fails_its_version_call_is_refused(
 def test_real_binary_is_found_and_its_version_recorded(
     aictl: Aictl, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not os.access(REAL_CLAUDE, os.X_OK):
-        message = f"the Claude Code CLI is missing at {REAL_CLAUDE}: `make tools` installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    monkeypatch.setenv("AICTL_CLAUDE_BIN", str(REAL_CLAUDE))
+    real_claude = claude_binary()
+    monkeypatch.setenv("AICTL_CLAUDE_BIN", str(real_claude))
     out = ok(aictl, "ai", "register", "claude-1", "--connector", "claude-code", "--json")
     health = json.loads(out)["health"]
-    assert health["binary"] == str(REAL_CLAUDE)
+    assert health["binary"] == str(real_claude)
     assert re.fullmatch(r"\d+\.\d+\.\d+", health["version"]), health["version"]
 
 

@@ -17,7 +17,7 @@ from aictl.model_server import serve
 from connectors import RunRequest, RunResult
 from connectors.claude_code import ClaudeCodeConnector
 from connectors.claude_code.stream import AssistantTurn
-from tests.e2e.test_model_server import claude_binary
+from tests.real_claude import claude_binary
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aictl.model_server import serve
-from tests.e2e.test_model_server import claude_binary
+from tests.real_claude import claude_binary
 
 pytestmark = pytest.mark.e2e
 

@@ -23,6 +23,7 @@ import pytest
 
 from aictl.errors import InvalidInput
 from aictl.model_server import SIDE_REPLY, load_script, serve
+from tests.real_claude import claude_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = [{"name": "Write", "description": "write a file", "input_schema": {"type": "object"}}]
@@ -260,18 +261,6 @@ def test_the_command_writes_its_port_and_stops_on_sigterm(tmp_path: Path) -> Non
 
 
 # --- the real Claude Code CLI against it -----------------------------------------------------
-
-
-def claude_binary() -> Path:
-    """The CLI installed by `make tools`; under CI its absence fails the test instead of
-    skipping it, so a broken install cannot pass as a green run."""
-    binary = ROOT / ".tools" / "node_modules" / ".bin" / "claude"
-    if not os.access(binary, os.X_OK):
-        message = f"the Claude Code CLI is missing at {binary}: `make tools` installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 class ClaudeRun:
