@@ -13,10 +13,12 @@ A step is ``{"text": ...}``, ``{"tool_use": {"name": ..., "input": {...}}}``, ``
 ``{"stall": true}`` (``message_start``, then silence until the server stops); ``"usage"`` is
 optional. The step is chosen statelessly: the number of assistant messages already in the
 request. The CLI resends the whole conversation each turn, so retries replay the same step and
-concurrent runs do not disturb each other. Requests without ``tools`` (side requests such as a
-session title) get a short text and consume no step; a request past the end of the script gets
-a text saying so. Every request body is recorded in memory and, optionally, appended to a JSON
-lines log.
+concurrent runs do not disturb each other. In a tool step's input, ``{task}`` is replaced with
+the task id the conversation's first prompt names (aictl's prompts begin ``Task N:``), so one
+script can serve many tasks, each writing its own files. Requests without ``tools`` (side
+requests such as a session title) get a short text and consume no step; a request past the end
+of the script gets a text saying so. Every request body is recorded in memory and, optionally,
+appended to a JSON lines log.
 
 Run ``python -m aictl.model_server --script FILE.json [--port 0] [--port-file PATH] [--log
 FILE]``, or from Python: ``with serve(script) as server: ... server.url ... server.requests``.
@@ -28,13 +30,14 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
@@ -139,8 +142,22 @@ def choose_step(script: Sequence[Step], body: Mapping[str, Any]) -> Step:
         if isinstance(message, dict) and message.get("role") == "assistant"
     )
     if turn < len(script):
-        return script[turn]
+        return _for_task(script[turn], messages)
     return Step("text", text=f"end of script: no step {turn + 1} in {len(script)} steps")
+
+
+_TASK_NAMED = re.compile(r"\bTask (\d+):")
+
+
+def _for_task(step: Step, messages: Sequence[Any]) -> Step:
+    """``step`` with ``{task}`` in its tool input replaced by the task the first prompt names."""
+    if step.kind != "tool_use" or "{task}" not in json.dumps(step.tool_input):
+        return step
+    first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), {})
+    named = _TASK_NAMED.search(json.dumps(first.get("content", "")))
+    task = named.group(1) if named else "0"
+    filled = json.loads(json.dumps(step.tool_input).replace("{task}", task))
+    return replace(step, tool_input=filled)
 
 
 def _pieces(text: str, count: int = 3) -> list[str]:

@@ -59,11 +59,42 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call the agent wants to make, put to the request's ``gate`` before it runs.
+    ``input`` is the tool's input as the agent gave it (file paths may be absolute)."""
+
+    name: str
+    input: Mapping[str, Any]
+    tool_use_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's answer. A denial's ``message`` is what the agent is told."""
+
+    allow: bool
+    message: str = ""
+
+    @classmethod
+    def deny(cls, message: str) -> Verdict:
+        return cls(False, message)
+
+
+#: Decides each tool call while the agent runs; called from a reader thread of the run.
+Gate = Callable[[ToolCall], Verdict]
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One agent run. ``base_env`` is the environment the connector may draw from (usually
     aictl's own); a connector passes on only what its allow-list and ``allow_env`` name.
     ``run_dir`` is a private folder for the run (the agent's HOME and config live there).
-    ``on_line`` gets every raw output line (a transcript); ``on_event`` the parsed events."""
+    ``on_line`` gets every raw output line (a transcript); ``on_event`` the parsed events.
+
+    With a ``gate``, every tool call that needs permission is put to it while the agent runs,
+    and a call it denies never runs (the agent is told why). Permission modes that would
+    approve calls without asking (``acceptEdits``, ``bypassPermissions``) then give way to
+    the gate. A gate that raises denies the call: enforcement fails closed."""
 
     prompt: str
     cwd: Path
@@ -82,6 +113,7 @@ class RunRequest:
     grace: float = 5.0
     on_event: Callable[[Any], None] | None = None
     on_line: Callable[[str], None] | None = None
+    gate: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -202,9 +234,12 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "Detection",
+    "Gate",
     "RunRequest",
     "RunResult",
+    "ToolCall",
     "UnknownConnector",
+    "Verdict",
     "get",
     "names",
     "register",

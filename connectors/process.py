@@ -16,6 +16,10 @@ group and is beyond this runner's reach.
 
 Lines are read with ``readline()`` on a binary pipe: no length cap, so a 5 MB stream-json line
 arrives whole.
+
+stdin is either a text written whole and then closed (``stdin_text``) or a conversation kept
+open (``channel``, an ``InputChannel``): ``on_line`` can answer the child through it, as the
+Claude Code connector does for per-call permission requests.
 """
 
 from __future__ import annotations
@@ -67,6 +71,62 @@ class ProcessOutcome:
         return self.timed_out is not None or self.cancelled
 
 
+class InputChannel:
+    """A child's stdin kept open for a conversation. ``send`` writes one line and flushes it;
+    ``close`` ends the input. Both may be called from any thread, before the process starts
+    (lines wait) and after it ended (they do nothing). ``send`` returns False once the channel
+    is closed or the child stopped reading."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stream: IO[bytes] | None = None
+        self._pending: list[bytes] = []
+        self._closed = False
+
+    def send(self, line: str) -> bool:
+        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        with self._lock:
+            if self._closed:
+                return False
+            if self._stream is None:
+                self._pending.append(data)
+                return True
+            return self._write(data)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._stream is not None:
+                with contextlib.suppress(OSError):
+                    self._stream.close()
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return self._closed
+
+    def _attach(self, stream: IO[bytes]) -> None:
+        with self._lock:
+            self._stream = stream
+            pending, self._pending = self._pending, []
+            for data in pending:
+                if not self._write(data):
+                    break
+            if self._closed:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _write(self, data: bytes) -> bool:
+        assert self._stream is not None
+        try:
+            self._stream.write(data)
+            self._stream.flush()
+        except OSError:  # BrokenPipeError included: the child is gone or closed its stdin
+            self._closed = True
+            return False
+        return True
+
+
 class _Activity:
     """The time of the last output, shared between the reader threads and the supervisor."""
 
@@ -94,26 +154,35 @@ def run_process(
     on_line: Callable[[str], None] | None = None,
     grace: float = 5.0,
     cancel: threading.Event | None = None,
+    channel: InputChannel | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` to the end and return how it ended; never leaves a process of its group.
 
     ``env`` is the child's whole environment (nothing is inherited). ``on_line`` gets each
     stdout line without its line ending, decoded as UTF-8 (bad bytes replaced), in order, from
     a reader thread; an exception it raises stops further calls and is re-raised here after
-    the process group is gone. Raises ``OSError`` (for example ``FileNotFoundError``) when the
-    program cannot be started.
+    the process group is gone. ``channel`` keeps stdin open for a conversation (instead of
+    ``stdin_text``); it is closed when the process ends. Raises ``OSError`` (for example
+    ``FileNotFoundError``) when the program cannot be started.
     """
+    if stdin_text is not None and channel is not None:
+        raise ValueError("give stdin_text or channel, not both")
     started = time.monotonic()
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+        stdin=subprocess.PIPE
+        if stdin_text is not None or channel is not None
+        else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # own session, own process group: pgid == pid
         close_fds=True,
     )
+    if channel is not None:
+        assert process.stdin is not None
+        channel._attach(process.stdin)
     readers = _Readers(process, stdin_text, on_line)
     timed_out: Timeout | None = None
     cancelled = False
@@ -135,6 +204,8 @@ def run_process(
         raise
     finally:
         process.wait()
+        if channel is not None:
+            channel.close()
         group_left = not _kill_group(process.pid)
         readers.finish()
     if readers.callback_error:

@@ -16,10 +16,13 @@ denials and bad input (non-retryable reasons) are not the AI's failures and coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random as random_module
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,9 +41,12 @@ from aictl.domain.backoff import (
 from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
+from aictl.domain.toolcalls import outside_paths
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
+from aictl.services.skills import prepare_skills, skill_checks
 from aictl.services.tasks import DEFAULT_TTL, TaskService
+from aictl.services.toolgate import ToolGate
 from aictl.store.ais import AIStore
 from aictl.workspace import Workspace
 from connectors import RunRequest, RunResult
@@ -151,7 +157,7 @@ class Executor:
         if ai is not None:
             found = store.get(ai)
             return found.id, found.connector, found.model
-        answer = route(task, store.list_ais(), store.load())
+        answer = route(task, store.list_ais(), store.load(), skill_checks(self.service, task))
         if answer.ai is None:
             why = "; ".join(f"{c.ai}: {', '.join(c.reasons)}" for c in answer.candidates)
             raise NothingReady(
@@ -164,8 +170,16 @@ class Executor:
     # the run
 
     def execute(
-        self, task_id: int | None = None, *, ai: str | None = None, timeout: str | None = None
+        self,
+        task_id: int | None = None,
+        *,
+        ai: str | None = None,
+        timeout: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> Execution:
+        """Run one task to a judged outcome. Setting ``cancel`` (from another thread) stops
+        the agent and releases the task, lease and locks, with the evidence so far kept: the
+        outcome is then ``released``."""
         task = self._pick_task(task_id)
         ai_id, connector_name, registered_model = self._pick_ai(task, ai)
         policy = self.service.enforcer.policy(ai_id)
@@ -187,49 +201,71 @@ class Executor:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.progress(f"task {task.id} attempt {attempt}: running as {ai_id} ({connector_name})")
 
-        settings = policy.ai_settings(ai_id)
         base = self._git(["rev-parse", "HEAD"])
         base_commit = base[1].strip() if base and base[0] == 0 else None
+        dirty_before = self._dirty() if base_commit else {}
+        gate = ToolGate(self.workspace, task, ai_id, token, self.progress)
+        watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
-        lost = threading.Event()
-        stop = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat,
-            args=(token, ttl.total_seconds() / 3, stop, lost, connector),
-            daemon=True,
-        )
+        skills = prepare_skills(self.service, task, ai_id, run_dir)
         request = RunRequest(
             prompt=build_prompt(task),
+            context=skills.context,
             cwd=self.workspace.root,
             run_dir=run_dir / "agent",
             base_env=self.environ,
             allow_env=AGENT_ENV,
-            model=settings.get("model") or registered_model,
-            max_turns=settings.get("max_turns"),
-            max_budget_usd=settings.get("max_cost_usd"),
-            permission_mode=settings.get("permission_mode") or DEFAULT_PERMISSION_MODE,
-            allowed_tools=tuple(settings.get("allowed_tools") or ()),
-            disallowed_tools=tuple(settings.get("denied_tools") or ()),
             idle_timeout=idle.total_seconds(),
             total_timeout=total.total_seconds(),
             on_event=self._on_event,
             on_line=lambda line: print(line, file=transcript),
+            gate=gate,
+            **agent_settings(policy.ai_settings(ai_id), registered_model),
         )
-        beat.start()
+        watch.start()
         try:
             result = connector.run(request)
         except AictlError as error:
             result = RunResult(status="failed", reason="crashed", retryable=True, detail=str(error))
         finally:
-            stop.set()
-            beat.join()
+            watch.stop()
             transcript.close()
-        if lost.is_set():
-            raise LeaseLost(f"the lease on task {task.id} was lost during the run; it was stopped")
+            gate.close()
 
-        evidence = self._evidence(task, ai_id, attempt, base_commit, result, total.total_seconds())
+        evidence = self._evidence(
+            task, ai_id, attempt, base_commit, dirty_before, result, total.total_seconds()
+        )
+        evidence["tool_decisions"] = gate.summary()
+        evidence["skills"] = skills.evidence
         evidence_path = run_dir / "evidence.json"
+        if watch.lost.is_set() or watch.cancelled.is_set():
+            evidence["tests"] = {"status": "not run"}
         evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
+        self._summarise(task, evidence, result)
+        return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
+
+    def _settle(
+        self,
+        task: Task,
+        token: LeaseToken,
+        ai_id: str,
+        attempt: int,
+        result: RunResult,
+        evidence_path: Path,
+        evidence: dict[str, Any],
+        watch: _Watch,
+    ) -> Execution:
+        """Complete, fail, requeue or release the task from the judged run."""
+        policy = self.service.enforcer.policy(ai_id)
+        if watch.lost.is_set():
+            raise LeaseLost(
+                f"the lease on task {task.id} was lost during the run; the agent was stopped",
+                hint=f"its evidence is kept in {evidence_path}",
+            )
+        if watch.cancelled.is_set():
+            task = self.service.release(token)
+            self.progress(f"task {task.id} released: the run was cancelled")
+            return Execution(task, ai_id, attempt, "released", "cancelled", evidence_path, evidence)
         outcome, reason = judge_outcome(result, evidence["tests"])
         if reason is None:
             summary = f"{ai_id} finished in {result.num_turns} turns; "
@@ -242,6 +278,20 @@ class Executor:
         final = "requeued" if str(task.status) == "queued" else "failed"
         quarantined = self._record_health(ai_id, result, policy)
         return Execution(task, ai_id, attempt, final, reason, evidence_path, evidence, quarantined)
+
+    def _summarise(self, task: Task, evidence: Mapping[str, Any], result: RunResult) -> None:
+        """The closing lines of the live progress: what the agent did and what it cost."""
+        agent = evidence["agent"]
+        decisions = evidence["tool_decisions"]
+        cost = agent["total_cost_usd"]
+        self.progress(
+            f"task {task.id}: agent {result.status}"
+            + (f" ({result.reason})" if result.reason else "")
+            + f"; {agent['num_turns'] or 0} turns, {agent['duration']:.1f}s"
+            + (f", ${cost:.4f}" if isinstance(cost, float) else "")
+            + f"; tool calls allowed {decisions['allowed']}, denied {decisions['denied']}"
+            + f"; files changed {len(evidence['files_changed'])}"
+        )
 
     def _fail(
         self, token: LeaseToken, reason: str, attempt: int, *, retry: bool, policy: Policy
@@ -294,27 +344,6 @@ class Executor:
                 f"policy denies executing task {task.id} by {ai_id}: {ruling.reason}"
             )
 
-    def _heartbeat(
-        self,
-        token: LeaseToken,
-        every: float,
-        stop: threading.Event,
-        lost: threading.Event,
-        connector: connectors.Connector,
-    ) -> None:
-        """Renew the lease every ``every`` seconds on a connection of this thread's own."""
-        service = TaskService(self.workspace)
-        try:
-            while not stop.wait(max(every, 0.5)):
-                try:
-                    service.heartbeat(token)
-                except LeaseLost:
-                    lost.set()
-                    connector.cancel()
-                    return
-        finally:
-            service.close()
-
     def _on_event(self, event: Any) -> None:
         if isinstance(event, AssistantTurn):
             for use in event.tool_uses:
@@ -350,42 +379,58 @@ class Executor:
     def _git(self, args: list[str]) -> tuple[int | None, str, str] | None:
         return self._run(["git", *args])
 
+    def _dirty(self) -> dict[str, tuple[str, str | None]]:
+        """Every changed or untracked file against HEAD (aictl's own state aside): its git
+        status code and a hash of its content (None when deleted)."""
+        status = self._git(["status", "--porcelain=v1", "-z", "--untracked-files=all"])
+        if not status or status[0] != 0:
+            return {}
+        found: dict[str, tuple[str, str | None]] = {}
+        entries = iter(status[1].split("\0"))
+        for entry in entries:
+            if len(entry) < 4:
+                continue
+            code, path = entry[:2], entry[3:]
+            if "R" in code or "C" in code:
+                moved_from = next(entries, "")  # -z: the source follows as its own entry
+                if moved_from and not moved_from.startswith(OWN_PATHS):
+                    found[moved_from] = ("D ", None)
+            if not path.startswith(OWN_PATHS):
+                found[path] = (code, _hash(self.workspace.root / path))
+        return found
+
     def _evidence(
         self,
         task: Task,
         ai_id: str,
         attempt: int,
         base: str | None,
+        dirty_before: Mapping[str, tuple[str, str | None]],
         result: RunResult,
         timeout: float,
     ) -> dict[str, Any]:
-        files: list[str] = []
+        """What the run changed: files whose state differs from before the run (a file the
+        user had already changed counts only if the run changed it again). With several agents
+        in one working tree, changes outside the task's paths are listed apart: the path locks
+        say they are some other task's (or a shell write policy let through)."""
+        changed: list[str] = []
+        elsewhere: list[str] = []
         diff = ""
-        status = self._git(["status", "--porcelain", "--untracked-files=all"])
-        if base is not None and status and status[0] == 0:
-            for line in status[1].splitlines():
-                path = line[3:].split(" -> ")[-1].strip('"')
-                if path and not path.startswith(OWN_PATHS):
-                    files.append(path)
-            tracked = self._git(["diff", base])
-            diff = tracked[1] if tracked and tracked[0] == 0 else ""
-            untracked = self._git(["ls-files", "--others", "--exclude-standard"])
-            for path in untracked[1].splitlines() if untracked and untracked[0] == 0 else []:
-                if path.startswith(OWN_PATHS):
+        if base is not None:
+            after = self._dirty()
+            for path in sorted(set(dirty_before) | set(after)):
+                if dirty_before.get(path, ("", ""))[1:] == after.get(path, ("", ""))[1:]:
                     continue
-                try:
-                    content = (self.workspace.root / path).read_text(errors="replace")
-                except OSError:
-                    continue
-                diff += f"\n--- /dev/null\n+++ b/{path} (untracked)\n" + "".join(
-                    f"+{line}\n" for line in content.splitlines()
-                )
+                covered = not task.paths or not outside_paths([path], task.paths)
+                (changed if covered else elsewhere).append(path)
+            diff = self._diff(base, changed, after)
         return {
             "task": task.id,
             "ai": ai_id,
             "attempt": attempt,
             "base_commit": base,
-            "files_changed": sorted(set(files)),
+            "files_changed": changed,
+            "changes_outside_paths": elsewhere,
             "diff": diff,
             "tests": self._tests(timeout) if result.ok else {"status": "not run"},
             "agent": {
@@ -405,6 +450,27 @@ class Executor:
             "transcript": "transcript.jsonl",
         }
 
+    def _diff(
+        self, base: str, files: list[str], status: Mapping[str, tuple[str, str | None]]
+    ) -> str:
+        """``git diff`` of the tracked ``files`` against ``base``, then untracked ones whole."""
+        tracked = [f for f in files if status.get(f, ("", None))[0] != "??"]
+        diff = ""
+        if tracked:
+            ran = self._git(["diff", base, "--", *(f":(literal){f}" for f in tracked)])
+            diff = ran[1] if ran and ran[0] == 0 else ""
+        for path in files:
+            if status.get(path, ("", None))[0] != "??":
+                continue
+            try:
+                content = (self.workspace.root / path).read_text(errors="replace")
+            except OSError:
+                continue
+            diff += f"\n--- /dev/null\n+++ b/{path} (untracked)\n" + "".join(
+                f"+{line}\n" for line in content.splitlines()
+            )
+        return diff
+
     def _tests(self, timeout: float) -> dict[str, Any]:
         command = self.service.enforcer.policy(None).setting("test_command")
         if not command:
@@ -421,6 +487,84 @@ class Executor:
             "exit_code": code,
             "output": "\n".join(tail),
         }
+
+
+def _hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:  # deleted, or a folder (an untracked submodule)
+        return None
+
+
+class _Watch:
+    """The run's companion thread: renews the lease every ``every`` seconds on a connection of
+    its own, and stops the agent when the lease is lost or ``cancel`` is set.
+
+    A heartbeat that fails for another reason (a busy database, a full disk) is retried on the
+    next tick; only a lost lease, which no retry can mend, stops the run.
+    """
+
+    TICK = 0.1
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        token: LeaseToken,
+        every: float,
+        connector: connectors.Connector,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.workspace = workspace
+        self.token = token
+        self.every = max(every, 0.5)
+        self.connector = connector
+        self.cancel = cancel
+        self.lost = threading.Event()
+        self.cancelled = threading.Event()
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="aictl-heartbeat")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        service = TaskService(self.workspace)
+        try:
+            due = time.monotonic() + self.every
+            while not self._stop.wait(self.TICK):
+                if self.cancel is not None and self.cancel.is_set() and not self.cancelled.is_set():
+                    self.cancelled.set()
+                    self.connector.cancel()
+                if time.monotonic() < due:
+                    continue
+                due = time.monotonic() + self.every
+                try:
+                    service.heartbeat(self.token)
+                except LeaseLost:
+                    self.lost.set()
+                    self.connector.cancel()
+                    return
+                except (AictlError, sqlite3.Error) as error:
+                    self.errors.append(str(error))
+        finally:
+            service.close()
+
+
+def agent_settings(settings: Mapping[str, Any], registered_model: str | None) -> dict[str, Any]:
+    """The ``RunRequest`` fields that come from the policy's per-AI settings."""
+    return {
+        "model": settings.get("model") or registered_model,
+        "max_turns": settings.get("max_turns"),
+        "max_budget_usd": settings.get("max_cost_usd"),
+        "permission_mode": settings.get("permission_mode") or DEFAULT_PERMISSION_MODE,
+        "allowed_tools": tuple(settings.get("allowed_tools") or ()),
+        "disallowed_tools": tuple(settings.get("denied_tools") or ()),
+    }
 
 
 def build_prompt(task: Task) -> str:

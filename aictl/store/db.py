@@ -57,16 +57,23 @@ def split_statements(script: str) -> list[str]:
 class Database:
     """One connection to a state database, with transaction helpers.
 
-    Not shared between threads or processes: each worker opens its own.
+    Not shared between threads or processes: each worker opens its own. ``handoff=True``
+    lets a thread other than the creator use it (one at a time: the owner serialises), for a
+    connection opened in one thread and closed in another.
     """
 
-    def __init__(self, path: Path | str, *, synchronous: str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, synchronous: str | None = None, handoff: bool = False
+    ) -> None:
         self.path = Path(path)
         mode = (synchronous or os.environ.get("AICTL_SYNCHRONOUS") or "FULL").upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.connection = sqlite3.connect(
-            self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=not handoff,
         )
         self.connection.row_factory = sqlite3.Row
         self._depth = 0

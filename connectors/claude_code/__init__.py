@@ -4,10 +4,14 @@
 scrubbed environment (``command.scrub_env``), runs it through the process runner with the
 request's idle and total timeouts, parses stream-json as it arrives (``stream.StreamParser``,
 each event also handed to ``request.on_event``) and judges the outcome (``judge.judge``).
+With a gate, the prompt goes as stream-json on a stdin kept open and each permission request
+is answered by the gate while the agent waits (``permissions``); stdin is closed at the
+``result`` line so the CLI exits.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -16,10 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from connectors import ConnectorError, Detection, RunRequest, RunResult
+from connectors.claude_code import permissions
 from connectors.claude_code.command import REPO_ROOT, build_command, find_binary, scrub_env
 from connectors.claude_code.judge import judge
-from connectors.claude_code.stream import Event, Parsed, StreamParser
-from connectors.process import ProcessOutcome, run_process
+from connectors.claude_code.stream import Event, Parsed, Result, StreamParser
+from connectors.process import InputChannel, ProcessOutcome, run_process
 
 NAME = "claude-code"
 VERSION_TIMEOUT = 30.0
@@ -90,14 +95,23 @@ class ClaudeCodeConnector:
         for folder in (home, config):
             folder.mkdir(parents=True, exist_ok=True)
         parser = StreamParser()
+        channel = InputChannel() if request.gate is not None else None
+        if channel is not None:
+            channel.send(permissions.initialize_line())
+            channel.send(permissions.prompt_line(request.prompt))
 
         def on_line(line: str) -> None:
             if request.on_line is not None:
                 request.on_line(line)
+            control = "control_request" in line[:200]
+            if channel is not None and control and self._answer(request, channel, line):
+                return
             events: list[Event] = parser.feed(line)
             if request.on_event is not None:
                 for event in events:
                     request.on_event(event)
+            if channel is not None and any(isinstance(e, Result) for e in events):
+                channel.close()  # the CLI waits for more input until stdin closes
 
         cancel = threading.Event()
         with self._lock:
@@ -109,7 +123,8 @@ class ClaudeCodeConnector:
                 env=scrub_env(
                     request.base_env, home=home, config_dir=config, allow=request.allow_env
                 ),
-                stdin_text=request.prompt,
+                stdin_text=None if channel is not None else request.prompt,
+                channel=channel,
                 idle_timeout=request.idle_timeout,
                 total_timeout=request.total_timeout,
                 on_line=on_line,
@@ -123,6 +138,27 @@ class ClaudeCodeConnector:
                 self._cancel = None
         self.last_parsed, self.last_outcome = parser.parsed, outcome
         return judge(outcome, parser.parsed)
+
+    @staticmethod
+    def _answer(request: RunRequest, channel: InputChannel, line: str) -> bool:
+        """Answer ``line`` if it is a control request (a permission request by the gate,
+        others refused); False when it is not one."""
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return False
+        found = permissions.control_request(message) if isinstance(message, dict) else None
+        if found is None or request.gate is None:
+            return False
+        request_id, body = found
+        asked = permissions.permission_request(request_id, body)
+        if asked is None:
+            subtype = body.get("subtype")
+            channel.send(permissions.error_line(request_id, f"aictl does not serve {subtype!r}"))
+            return True
+        verdict = permissions.ask(request.gate, asked.call)
+        channel.send(permissions.response_line(request_id, asked.call, verdict))
+        return True
 
     def cancel(self) -> None:
         """Stop the run in progress, if any (SIGINT, then SIGTERM, then SIGKILL)."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from connectors import RunRequest
+from connectors.claude_code.permissions import gated_mode, pre_allowed
 
 BINARY_VARIABLE = "AICTL_CLAUDE_BIN"
 #: The checkout this package lives in; ``make tools`` installs the CLI under its ``.tools/``.
@@ -57,7 +58,8 @@ def find_binary(
 
 def build_command(request: RunRequest, binary: Path | str = "claude") -> list[str]:
     """The argv for ``request``; hermetic by default (no user or project settings, no MCP
-    servers but those given, no session saved)."""
+    servers but those given, no session saved). A request with a gate reads stream-json on
+    stdin and asks its parent before each tool call (see ``permissions``)."""
     argv = [
         str(binary),
         "-p",
@@ -67,16 +69,21 @@ def build_command(request: RunRequest, binary: Path | str = "claude") -> list[st
         "--strict-mcp-config",
         "--no-session-persistence",
     ]
+    gated = request.gate is not None
+    if gated:
+        argv += ["--input-format=stream-json", "--permission-prompt-tool=stdio"]
     if request.max_turns is not None:
         argv.append(f"--max-turns={request.max_turns}")
     if request.max_budget_usd is not None:
         argv.append(f"--max-budget-usd={request.max_budget_usd}")
     if request.model:
         argv.append(f"--model={request.model}")
-    if request.permission_mode:
-        argv.append(f"--permission-mode={request.permission_mode}")
-    if request.allowed_tools:
-        argv.append("--allowedTools=" + ",".join(request.allowed_tools))
+    mode = gated_mode(request.permission_mode) if gated else request.permission_mode
+    if mode:
+        argv.append(f"--permission-mode={mode}")
+    allowed = pre_allowed(request.allowed_tools) if gated else request.allowed_tools
+    if allowed:
+        argv.append("--allowedTools=" + ",".join(allowed))
     if request.disallowed_tools:
         argv.append("--disallowedTools=" + ",".join(request.disallowed_tools))
     if request.context:

@@ -377,3 +377,16 @@ def test_an_api_error_without_retries_ends_the_run_as_an_error(tmp_path: Path) -
     assert "scripted failure" in result["result"]
     assert len([body for body in requests if body.get("tools")]) == 1  # CLAUDE_CODE_MAX_RETRIES=0
     assert not (tmp_path / "repo" / "hello.txt").exists()
+
+
+def test_task_in_a_tool_input_is_the_task_the_first_prompt_names() -> None:
+    script = [{"tool_use": {"name": "Write", "input": {"file_path": "out/{task}/r.txt"}}}]
+    with serve(script) as server:
+        inputs = []
+        for prompt in ("Task 12: write it", "no task named here"):
+            body = request_body(0)
+            body["messages"][0]["content"] = [{"type": "text", "text": prompt}]
+            events = sse(server.url, body)
+            deltas = [e[1]["delta"]["partial_json"] for e in events[2:-3]]
+            inputs.append(json.loads("".join(deltas)))
+    assert inputs == [{"file_path": "out/12/r.txt"}, {"file_path": "out/0/r.txt"}]

@@ -1,0 +1,122 @@
+"""The tool gate: aictl's decision on each tool call an agent makes while it runs.
+
+A connector puts every call that needs permission to the gate before running it (for Claude
+Code, over its stdio permission protocol). The gate checks the task's paths first (a write
+outside the task's globs is denied whatever the policy says: the globs are the task's locks),
+then asks the policy (``tool`` action), and writes a Policy Decision Record for each call,
+fenced with the run's lease epoch. A denied call never runs; the agent is told why.
+
+The gate is called from the connector's reader thread, so it opens its own connection (handed
+off: opened there, closed by the executor's thread once the run is over).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aictl.domain.tasks import LeaseToken, Task
+from aictl.domain.toolcalls import path_denial
+from aictl.services.tasks import TaskService
+from aictl.store.db import Database
+from aictl.store.decisions import Ruling
+from aictl.workspace import Workspace
+from connectors import ToolCall, Verdict
+
+#: The rule id recorded when the task's paths, not a policy rule, deny a call.
+PATHS_RULE = "aictl:task-paths"
+DENIALS_KEPT = 50
+
+
+class ToolGate:
+    """Decides the tool calls of one run of ``task`` by ``ai``; counts and keeps its denials."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        task: Task,
+        ai: str,
+        token: LeaseToken,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.workspace = workspace
+        self.task = task
+        self.ai = ai
+        self.token = token
+        self.progress = progress
+        self.allowed = 0
+        self.denials: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._service: TaskService | None = None
+
+    def __call__(self, call: ToolCall) -> Verdict:
+        with self._lock:
+            service = self._open()
+            ruling = service.enforcer.ruling(
+                "tool",
+                subject=self.ai,
+                task=self.task,
+                ai=self.ai,
+                tool=call.name,
+                tool_input=call.input,
+            )
+            denial = path_denial(
+                call.name, call.input, self.task.paths, self.workspace.root, self.task.id
+            )
+            if denial is not None:
+                ruling = _paths_ruling(ruling, denial)
+            store = service.store
+            with service.db.transaction():
+                record = store.decisions.enforce(
+                    ruling, at=store.clock.now(), task_id=self.task.id, lease_epoch=self.token.epoch
+                )
+            if ruling.effect == "allow":
+                self.allowed += 1
+                return Verdict(True)
+            why = ruling.reason
+            if ruling.effect == "require_approval":
+                why = f"needs a person's approval, which cannot be given mid-run ({why})"
+            self.progress(f"  denied {call.name}: {why}")
+            if len(self.denials) < DENIALS_KEPT:
+                self.denials.append({"tool": call.name, "reason": why, "decision": record.id})
+            else:
+                self.denials.append({"tool": call.name})
+            return Verdict.deny(f"aictl denied this {call.name} call: {why}")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "denied": len(self.denials),
+            "denials": self.denials[:DENIALS_KEPT],
+        }
+
+    def _open(self) -> TaskService:
+        if self._service is None:
+            database = Database(self.workspace.db_path, handoff=True)
+            self._service = TaskService(self.workspace, db=database)
+        return self._service
+
+    def close(self) -> None:
+        with self._lock:
+            if self._service is not None:
+                self._service.close()
+                self._service = None
+
+
+def _paths_ruling(ruling: Ruling, denial: str) -> Ruling:
+    """``ruling`` turned into a denial by the task's paths, keeping the policy's context (its
+    hashes and the rules that applied) in the record."""
+    fields = dict(ruling.fields)
+    fields["rules"] = [
+        {
+            "layer": "aictl",
+            "id": "task-paths",
+            "qualified_id": PATHS_RULE,
+            "effect": "deny",
+            "reason": denial,
+            "error": None,
+        },
+        *fields.get("rules", []),
+    ]
+    return Ruling("deny", f"{PATHS_RULE}: {denial}", fields)

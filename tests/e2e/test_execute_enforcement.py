@@ -1,0 +1,204 @@
+"""Tool-level enforcement and the executor's limits, with the real Claude Code CLI.
+
+Each tool call the agent makes is put to aictl while the agent waits (the stdio permission
+protocol): a write outside the task's paths, or a call a policy rule denies, never runs, and
+every decision is a record. Under CI a missing binary fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aictl.model_server import serve
+from tests.e2e.test_execute import Repo, aictl_binary, create, make_repo
+
+pytestmark = pytest.mark.e2e
+
+
+def decisions(repo: Repo, action: str) -> list[dict[str, Any]]:
+    shown = repo.aictl("policy", "decisions", "--task", "1", "--action", action, "--json")
+    assert shown.returncode == 0, shown.stderr
+    records: list[dict[str, Any]] = json.loads(shown.stdout)
+    return records
+
+
+def test_a_write_outside_the_task_paths_is_denied_recorded_and_never_lands(
+    tmp_path: Path,
+) -> None:
+    script: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Write", "input": {"file_path": "src/in.txt", "content": "in\n"}}},
+        {"tool_use": {"name": "Write", "input": {"file_path": "docs/out.txt", "content": "x\n"}}},
+        {"text": "I wrote both files."},  # the model's words are not evidence
+    ]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url)
+        create(repo)  # paths: src/**
+        ran = repo.aictl("task", "execute", "1", "--json")
+    assert ran.returncode == 1, ran.stderr
+    assert (repo.root / "src" / "in.txt").read_text() == "in\n"
+    assert not (repo.root / "docs" / "out.txt").exists()
+    assert not (repo.root / "docs").exists()
+    task = repo.task(1)
+    assert task["status"] == "failed" and "permission_denied" in task["failure_reason"]
+    assert "denied Write" in ran.stderr and "docs/out.txt" in ran.stderr
+    records = decisions(repo, "tool")
+    assert [r["effect"] for r in records] == ["allow", "deny"] or [
+        r["effect"] for r in reversed(records)
+    ] == ["allow", "deny"]
+    denied = next(r for r in records if r["effect"] == "deny")
+    assert denied["rules"][0]["qualified_id"] == "aictl:task-paths"
+    assert "docs/out.txt is outside task 1's paths (src/**)" in denied["rules"][0]["reason"]
+    assert denied["lease_epoch"] == 1
+    evidence = json.loads(repo.aictl("task", "evidence", "1", "--json").stdout)
+    assert evidence["files_changed"] == ["src/in.txt"]
+    assert evidence["tool_decisions"]["allowed"] == 1
+    assert evidence["tool_decisions"]["denied"] == 1
+    assert evidence["agent"]["permission_denials"][0]["tool_name"] == "Write"
+    verified = repo.aictl("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_policy_rule_denies_a_shell_command_before_it_runs(tmp_path: Path) -> None:
+    policy = (
+        "rules:\n  - id: no-deleting\n    actions: [tool]\n"
+        '    when: tool.name == "Bash" && get(tool.input, "command", "").contains("rm ")\n'
+        "    effect: deny\n    reason: agents do not delete files here\n"
+    )
+    script: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Bash", "input": {"command": "rm -rf src", "description": "rm"}}},
+        {"text": "Removed."},
+    ]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 1, ran.stderr
+    assert (repo.root / "src" / "keep.txt").read_text() == "kept\n"
+    denied = [r for r in decisions(repo, "tool") if r["effect"] == "deny"]
+    assert len(denied) == 1 and denied[0]["rules"][0]["qualified_id"] == "project:no-deleting"
+    assert "agents do not delete files here" in ran.stderr
+
+
+def test_accept_edits_in_policy_does_not_bypass_the_gate(tmp_path: Path) -> None:
+    policy = "ais:\n  claude-1:\n    permission_mode: acceptEdits\n    allowed_tools: [Write]\n"
+    script: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Write", "input": {"file_path": "top.txt", "content": "x\n"}}},
+        {"text": "done"},
+    ]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        repo.aictl("task", "execute", "1")
+    assert not (repo.root / "top.txt").exists()
+    assert [r["effect"] for r in decisions(repo, "tool")] == ["deny"]
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is ``folder`` (an agent left behind would be)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(folder):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_silent_stream_is_killed_by_the_idle_timeout_leaving_no_process(
+    tmp_path: Path,
+) -> None:
+    policy = "settings:\n  timeouts:\n    idle: 2s\n  retry_backoff: 1ms\n"
+    with serve([{"stall": True}]) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        started = time.monotonic()
+        ran = repo.aictl("task", "execute", "1", "--json")
+        elapsed = time.monotonic() - started
+    assert ran.returncode == 1, ran.stderr
+    outcome = json.loads(ran.stdout)
+    assert outcome["outcome"] == "requeued" and outcome["reason"].startswith("idle_timeout")
+    assert elapsed < 55  # the stall itself would last until the server stops
+    assert processes_in(repo.root) == []
+
+
+def test_the_timeout_option_bounds_the_whole_run(tmp_path: Path) -> None:
+    policy = "settings:\n  timeouts:\n    idle: 10m\n"
+    with serve([{"stall": True}]) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo, "--max-attempts", "1")
+        ran = repo.aictl("task", "execute", "1", "--timeout", "2s", "--json")
+    assert ran.returncode == 1, ran.stderr
+    assert json.loads(ran.stdout)["reason"].startswith("total_timeout")
+    assert repo.task(1)["status"] == "failed"
+    assert processes_in(repo.root) == []
+
+
+def test_max_turns_reached_fails_the_task_with_that_reason(tmp_path: Path) -> None:
+    policy = "ais:\n  claude-1:\n    max_turns: 1\n"
+    write = {"name": "Write", "input": {"file_path": "src/a.txt", "content": "a\n"}}
+    with serve([{"tool_use": write}, {"tool_use": write}, {"text": "done"}]) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 1
+    task = repo.task(1)
+    assert task["status"] == "failed" and task["failure_reason"].startswith("max_turns")
+    assert task["attempts"] == 1  # not retryable
+
+
+def test_two_tasks_on_disjoint_paths_execute_in_parallel_and_both_finish(
+    tmp_path: Path,
+) -> None:
+    script: list[dict[str, Any]] = [
+        {
+            "tool_use": {
+                "name": "Write",
+                "input": {"file_path": "out/{task}/result.txt", "content": "task {task}\n"},
+            }
+        },
+        {"text": "done"},
+    ]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url)  # claude-1, and a second AI for the second task
+        added = repo.aictl("ai", "register", "claude-2", "--connector", "claude-code")
+        assert added.returncode == 0, added.stderr
+        for number in (1, 2):
+            made = repo.aictl("task", "create", f"part {number}", "--path", f"out/{number}/**")
+            assert made.returncode == 0, made.stderr
+        runs = [
+            subprocess.Popen(
+                [aictl_binary(), "task", "execute", str(number), "--json"],
+                cwd=repo.root,
+                env=repo.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for number in (1, 2)
+        ]
+        outputs = [run.communicate(timeout=120) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err
+        assert json.loads(out)["outcome"] == "done"
+    ais = set()
+    for number in (1, 2):
+        assert (repo.root / "out" / str(number) / "result.txt").read_text() == f"task {number}\n"
+        evidence = json.loads(repo.aictl("task", "evidence", str(number), "--json").stdout)
+        # each task's evidence holds its own file; the other's, if seen, is listed apart
+        assert evidence["files_changed"] == [f"out/{number}/result.txt"]
+        assert set(evidence["changes_outside_paths"]) <= {f"out/{3 - number}/result.txt"}
+        ais.add(evidence["ai"])
+    assert ais == {"claude-1", "claude-2"}  # the router spread them: each AI takes one at a time
+    first, second = repo.task(1), repo.task(2)
+    # the runs overlapped: each started before the other finished
+    assert first["started_at"] < second["finished_at"]
+    assert second["started_at"] < first["finished_at"]
