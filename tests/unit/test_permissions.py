@@ -1,0 +1,93 @@
+"""The Claude Code stdio permission protocol, line by line, and the gated command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from connectors import RunRequest, ToolCall, Verdict
+from connectors.claude_code import permissions
+from connectors.claude_code.command import build_command
+
+
+def request(**fields: object) -> RunRequest:
+    return RunRequest(prompt="do it", cwd=Path("/r"), run_dir=Path("/r/run"), **fields)  # type: ignore[arg-type]
+
+
+def allow_all(call: ToolCall) -> Verdict:
+    return Verdict(True)
+
+
+def test_a_gated_command_reads_stream_json_and_asks_over_stdio() -> None:
+    argv = build_command(request(gate=allow_all, permission_mode="acceptEdits"))
+    assert "--input-format=stream-json" in argv
+    assert "--permission-prompt-tool=stdio" in argv
+    assert "--permission-mode=default" in argv  # acceptEdits would approve edits by itself
+    ungated = build_command(request(permission_mode="acceptEdits"))
+    assert "--permission-mode=acceptEdits" in ungated
+    assert not any(flag.startswith("--input-format") for flag in ungated)
+
+
+def test_a_gated_command_never_pre_allows_a_writing_tool() -> None:
+    tools = ("Read", "Write", "Edit(src/**)", "Bash(git diff:*)", "NotebookEdit")
+    argv = build_command(request(gate=allow_all, allowed_tools=tools))
+    assert "--allowedTools=Read,Bash(git diff:*)" in argv
+    assert "--allowedTools=" + ",".join(tools) in build_command(request(allowed_tools=tools))
+
+
+def test_modes_stricter_than_asking_are_kept() -> None:
+    assert permissions.gated_mode("plan") == "plan"
+    assert permissions.gated_mode("bypassPermissions") == "default"
+    assert permissions.gated_mode(None) == "default"
+
+
+def test_the_opening_lines_initialise_then_send_the_prompt() -> None:
+    init = json.loads(permissions.initialize_line())
+    assert init["type"] == "control_request" and init["request"] == {"subtype": "initialize"}
+    prompt = json.loads(permissions.prompt_line("Task 1: go"))
+    assert prompt["type"] == "user"
+    assert prompt["message"] == {"role": "user", "content": "Task 1: go"}
+
+
+CAN_USE = {
+    "type": "control_request",
+    "request_id": "r-1",
+    "request": {
+        "subtype": "can_use_tool",
+        "tool_name": "Write",
+        "input": {"file_path": "/r/a.txt", "content": "x"},
+        "tool_use_id": "toolu_1",
+    },
+}
+
+
+def test_a_permission_request_is_parsed_and_answered() -> None:
+    found = permissions.control_request(CAN_USE)
+    assert found is not None
+    asked = permissions.permission_request(*found)
+    assert asked is not None and asked.request_id == "r-1"
+    assert asked.call == ToolCall("Write", {"file_path": "/r/a.txt", "content": "x"}, "toolu_1")
+    allowed = json.loads(permissions.response_line("r-1", asked.call, Verdict(True)))
+    assert allowed["response"]["request_id"] == "r-1"
+    assert allowed["response"]["response"] == {
+        "behavior": "allow",
+        "updatedInput": {"file_path": "/r/a.txt", "content": "x"},
+    }
+    denied = json.loads(permissions.response_line("r-1", asked.call, Verdict.deny("no")))
+    assert denied["response"]["response"] == {"behavior": "deny", "message": "no"}
+
+
+def test_other_messages_and_subtypes_are_not_permission_requests() -> None:
+    assert permissions.control_request({"type": "assistant"}) is None
+    assert permissions.control_request({"type": "control_request", "request": "x"}) is None
+    assert permissions.permission_request("r-2", {"subtype": "hook_callback"}) is None
+    refused = json.loads(permissions.error_line("r-2", "not served"))
+    assert refused["response"] == {"subtype": "error", "request_id": "r-2", "error": "not served"}
+
+
+def test_a_gate_that_raises_denies_the_call() -> None:
+    def broken(call: ToolCall) -> Verdict:
+        raise RuntimeError("database is locked")
+
+    verdict = permissions.ask(broken, ToolCall("Write", {}))
+    assert not verdict.allow and "database is locked" in verdict.message
