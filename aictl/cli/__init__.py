@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import ai, audit, lock, output, policy, policy_records, route, task
+from aictl.cli import ai, audit, lock, output, policy, policy_records, route, skill, task
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
@@ -32,6 +32,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ai.app, name="ai")
 app.add_typer(route.app, name="route")
+app.add_typer(skill.app, name="skill")
 policy.app.command("decisions")(policy_records.decisions)
 policy.app.add_typer(policy_records.override_app, name="override")
 

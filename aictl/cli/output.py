@@ -172,6 +172,7 @@ def _task_detail(item: Task) -> None:
         ("description", item.description),
         ("labels", ", ".join(f"{k}={v}" for k, v in item.labels.items())),
         ("requires", ", ".join(item.requires)),
+        ("skills", ", ".join(item.skills)),
         ("paths", " ".join(item.paths)),
         ("depends on", ", ".join(map(str, item.depends_on))),
         ("attempts", f"{item.attempts} of {item.max_attempts}"),

@@ -50,6 +50,10 @@ def create(
         int | None,
         typer.Option(help="Claims before it fails for good (default: policy, else 3)."),
     ] = None,
+    skill: Annotated[
+        list[str] | None,
+        typer.Option("--skill", help="A skill the agent needs (`aictl skill list`)."),
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -68,6 +72,7 @@ def create(
             labels=label or [],
             requires=requires or [],
             max_attempts=max_attempts,
+            skills=skill or [],
         )
     output.task(
         task, output.pick(json_output, quiet), headline=f"Created task {task.id} ({task.status})"

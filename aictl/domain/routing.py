@@ -7,7 +7,9 @@ Rules, in the order a candidate is judged:
 3. a task label ``ai=<id>`` pins the task to that one AI;
 4. a task label ``ai.<key>=<value>`` requires the AI to have the label ``key=value``;
 5. an AI whose load (claimed and running tasks it holds) has reached ``max_concurrency`` is
-   at capacity.
+   at capacity;
+6. every skill the task names must be enabled and resolvable for the AI (``skills``: one
+   ``SkillCheck`` per AI, computed by the caller from ``aictl.domain.skills``).
 
 Among the eligible AIs the lowest load ratio (load / max_concurrency) wins, then the lowest
 load, then the smallest id. Every AI gets its reasons, chosen or not, so a person can see
@@ -22,6 +24,7 @@ from fractions import Fraction
 from typing import Any
 
 from aictl.domain.ais import AI, AIStatus
+from aictl.domain.skills import SkillCheck
 from aictl.domain.tasks import Task
 
 PIN_LABEL = "ai"
@@ -75,7 +78,7 @@ def _rank(load: int, capacity: int, ai_id: str) -> tuple[Fraction, int, str]:
     return Fraction(load, capacity), load, ai_id
 
 
-def _blockers(task: Task, ai: AI, load: int) -> list[str]:
+def _blockers(task: Task, ai: AI, load: int, skills: SkillCheck | None) -> list[str]:
     """Every reason ``ai`` cannot take ``task`` (empty when it can)."""
     reasons: list[str] = []
     if ai.status in (AIStatus.OFFLINE, AIStatus.QUARANTINED):
@@ -93,6 +96,10 @@ def _blockers(task: Task, ai: AI, load: int) -> list[str]:
         if ai.labels.get(wanted) != value:
             has = f"has {wanted}={ai.labels[wanted]}" if wanted in ai.labels else "has none"
             reasons.append(f"label {wanted}={value} required, {has}")
+    if task.skills and skills is None:
+        reasons.append("skills " + ", ".join(task.skills) + " required, not checked")
+    elif skills is not None:
+        reasons.extend(skills.problems)
     if ai.status is AIStatus.BUSY:
         reasons.append(f"busy (counts as at capacity), load {load}/{ai.max_concurrency}")
     elif load >= ai.max_concurrency:
@@ -100,13 +107,21 @@ def _blockers(task: Task, ai: AI, load: int) -> list[str]:
     return reasons
 
 
-def route(task: Task, ais: Sequence[AI], load: Mapping[str, int]) -> Route:
+def route(
+    task: Task,
+    ais: Sequence[AI],
+    load: Mapping[str, int],
+    skills: Mapping[str, SkillCheck] | None = None,
+) -> Route:
     """Choose an AI for ``task``. ``load`` maps AI id to the number of claimed or running
-    tasks it holds (missing ids hold none). Returns a ``Route`` explaining every AI."""
+    tasks it holds (missing ids hold none); ``skills`` maps AI id to how the task's skills
+    resolve for it (a task naming skills qualifies no AI missing from it). Returns a ``Route``
+    explaining every AI."""
     judged: list[tuple[AI, int, list[str]]] = []
     for ai in sorted(ais, key=lambda item: item.id):
         held = load.get(ai.id, 0)
-        judged.append((ai, held, _blockers(task, ai, held)))
+        check = skills.get(ai.id) if skills is not None else None
+        judged.append((ai, held, _blockers(task, ai, held, check)))
     eligible = [(ai, held) for ai, held, blockers in judged if not blockers]
     winner = min(
         eligible,
@@ -117,6 +132,10 @@ def route(task: Task, ais: Sequence[AI], load: Mapping[str, int]) -> Route:
     for ai, held, blockers in judged:
         reasons = list(blockers)
         if not blockers:
+            check = skills.get(ai.id) if skills is not None else None
+            if task.skills and check is not None:
+                chosen = ", ".join(skill.key for skill in check.chosen)
+                reasons.append(f"skills ready: {chosen}")
             reasons.append(f"load {held}/{ai.max_concurrency}")
             if winner is not None and winner[0] is ai:
                 reasons.append(_why_chosen(len(eligible)))

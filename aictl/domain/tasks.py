@@ -114,6 +114,7 @@ class Task:
     status: Status = Status.QUEUED
     labels: dict[str, str] = field(default_factory=dict)
     requires: list[str] = field(default_factory=list)
+    skills: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     depends_on: list[int] = field(default_factory=list)
     attempts: int = 0
@@ -160,7 +161,7 @@ class Task:
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Task))
 _TIME_FIELDS = tuple(f.name for f in dataclasses.fields(Task) if "datetime" in str(f.type))
-_CONTAINER_FIELDS = ("labels", "requires", "paths", "depends_on", "evidence")
+_CONTAINER_FIELDS = ("labels", "requires", "skills", "paths", "depends_on", "evidence")
 
 
 def format_time(moment: datetime) -> str:

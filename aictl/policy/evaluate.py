@@ -150,6 +150,7 @@ def _empty_task() -> dict[str, Any]:
         status="",
         labels={},
         requires=[],
+        skills=[],
         paths=[],
         depends_on=[],
         attempts=0,

@@ -197,5 +197,8 @@ class AIService:
 
     def explain_route(self, task_id: int) -> Route:
         """Where the router would send the task now, with every AI's reasons."""
+        from aictl.services.skills import SkillService
+
         task = TaskStore(self.db, self.clock).get(task_id)
-        return route(task, self.store.list_ais(), self.store.load())
+        skills = SkillService(self.workspace, db=self.db, clock=self.clock).checks_for(task)
+        return route(task, self.store.list_ais(), self.store.load(), skills)

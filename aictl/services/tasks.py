@@ -14,6 +14,7 @@ from aictl.clock import Clock, SystemClock
 from aictl.domain import globs
 from aictl.domain.dag import topological_layers
 from aictl.domain.durations import parse_duration
+from aictl.domain.skills import check_skill_name
 from aictl.domain.tasks import (
     LeaseToken,
     Status,
@@ -96,6 +97,7 @@ class TaskService:
             priority=spec.priority,
             labels=spec.labels,
             requires=spec.requires,
+            skills=spec.skills,
             paths=spec.paths,
             depends_on=spec.depends_on,
             max_attempts=spec.max_attempts,
@@ -117,6 +119,7 @@ class TaskService:
         labels: Sequence[str] = (),
         requires: Sequence[str] = (),
         max_attempts: int = 3,
+        skills: Sequence[str] = (),
     ) -> NewTask:
         if not check_text(title, "title").strip():
             raise InvalidInput("a task needs a title", hint='aictl task create "Fix the login bug"')
@@ -141,6 +144,7 @@ class TaskService:
             paths=self.normalise_globs(paths),
             depends_on=list(depends_on),
             max_attempts=max_attempts,
+            skills=sorted({check_skill_name(check_text(item, "skill")) for item in skills}),
         )
 
     def normalise_globs(self, paths: Sequence[str]) -> list[str]:

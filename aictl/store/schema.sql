@@ -72,6 +72,14 @@ CREATE TABLE policy_overrides (
     PRIMARY KEY (key, ai)
 ) WITHOUT ROWID;
 
+CREATE TABLE skill_settings (
+    scope      TEXT    NOT NULL DEFAULT '' CHECK (length(scope) <= 128),
+    name       TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+    enabled    INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    updated_at TEXT    NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+
 CREATE TABLE task_deps (
     task_id    INTEGER NOT NULL REFERENCES tasks (id),
     depends_on INTEGER NOT NULL REFERENCES tasks (id),
@@ -107,11 +115,51 @@ CREATE TABLE tasks (
     blocked_reason     TEXT,
     failure_reason     TEXT,
     result             TEXT,
-    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)), approval TEXT CHECK (approval IN ('pending', 'approved', 'rejected')), approval_by TEXT, not_before TEXT,
+    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)), approval TEXT CHECK (approval IN ('pending', 'approved', 'rejected')), approval_by TEXT, not_before TEXT, skills TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(skills)),
     -- a task has a live lease exactly while it is claimed or running
     CHECK ((status IN ('claimed', 'running')) = (lease_expires_at IS NOT NULL)),
     CHECK ((status = 'blocked') = (blocked_reason IS NOT NULL))
 );
+
+CREATE TABLE workflow_runs (
+    id            INTEGER PRIMARY KEY,
+    workflow      TEXT    NOT NULL,
+    -- the definition as validated when the run started: a resumed run runs what was started
+    definition    TEXT    NOT NULL,
+    hash          TEXT    NOT NULL,
+    inputs        TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(inputs)),
+    status        TEXT    NOT NULL DEFAULT 'running' CHECK (status IN
+                      ('running', 'waiting', 'done', 'failed', 'cancelled')),
+    reason        TEXT,
+    created_by    TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    updated_at    TEXT    NOT NULL,
+    finished_at   TEXT,
+    CHECK ((status IN ('done', 'failed', 'cancelled')) = (finished_at IS NOT NULL))
+);
+
+CREATE TABLE workflow_steps (
+    run_id      INTEGER NOT NULL REFERENCES workflow_runs (id),
+    step        TEXT    NOT NULL,
+    -- 0 for a top-level step; the loop round (from 1) for a step inside a loop
+    iteration   INTEGER NOT NULL DEFAULT 0 CHECK (iteration >= 0),
+    status      TEXT    NOT NULL CHECK (status IN
+                    ('pending', 'started', 'looping', 'done', 'failed', 'skipped', 'cancelled')),
+    task_id     INTEGER REFERENCES tasks (id),
+    -- a goto made this step ready whatever its needs
+    forced      INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+    retries     INTEGER NOT NULL DEFAULT 0 CHECK (retries >= 0),
+    executions  INTEGER NOT NULL DEFAULT 0 CHECK (executions >= 0),
+    rounds      INTEGER NOT NULL DEFAULT 0 CHECK (rounds >= 0),
+    -- why it was skipped or how a loop ended: the condition and the values that decided it
+    decided     TEXT CHECK (decided IS NULL OR json_valid(decided)),
+    outcome     TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(outcome)),
+    started_at  TEXT    NOT NULL,
+    updated_at  TEXT    NOT NULL,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, step, iteration),
+    CHECK ((status = 'started') <= (task_id IS NOT NULL))
+) WITHOUT ROWID;
 
 CREATE INDEX audit_log_task ON audit_log (task_id, seq) WHERE task_id IS NOT NULL;
 
@@ -126,3 +174,7 @@ CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE status IN ('claimed'
 CREATE INDEX tasks_ready ON tasks (priority DESC, id) WHERE status = 'queued' AND unmet_deps = 0;
 
 CREATE INDEX tasks_status ON tasks (status);
+
+CREATE INDEX workflow_runs_workflow ON workflow_runs (workflow, id);
+
+CREATE INDEX workflow_steps_task ON workflow_steps (task_id) WHERE task_id IS NOT NULL;

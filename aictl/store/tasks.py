@@ -52,11 +52,11 @@ _TASK_COLUMNS = (
     "id, title, description, type, priority, status, labels, requires, paths, attempts, "
     "max_attempts, lease_holder, lease_epoch, lease_ttl_seconds, lease_expires_at, heartbeat_at, "
     "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, approval, "
-    "approval_by, failure_reason, result, evidence, not_before, "
+    "approval_by, failure_reason, result, evidence, not_before, skills, "
     # the dependency list rides along (also in RETURNING): one query fewer per task write
     "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
 )
-_JSON_COLUMNS = ("labels", "requires", "paths", "evidence")
+_JSON_COLUMNS = ("labels", "requires", "paths", "evidence", "skills")
 _TIME_COLUMNS = (
     "lease_expires_at",
     "heartbeat_at",
@@ -70,8 +70,8 @@ _TIME_COLUMNS = (
 
 _INSERT_TASK = f"""
 INSERT INTO tasks (title, description, type, priority, status, labels, requires, paths,
-                   unmet_deps, max_attempts, blocked_reason, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   unmet_deps, max_attempts, blocked_reason, created_at, updated_at, skills)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING {_TASK_COLUMNS}
 """
 # INDEXED BY: on a fresh database the planner prefers tasks_status and sorts every queued row
@@ -129,6 +129,7 @@ class NewTask:
     paths: list[str] = field(default_factory=list)
     depends_on: list[int] = field(default_factory=list)
     max_attempts: int = 3
+    skills: list[str] = field(default_factory=list)
 
 
 class Claim(NamedTuple):
@@ -290,6 +291,7 @@ class TaskStore:
                 reason,
                 now,
                 now,
+                json.dumps(spec.skills),
             ),
         ).fetchone()
         connection.executemany(
