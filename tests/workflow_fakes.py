@@ -69,7 +69,7 @@ def register_ai(db_path: Path, ai_id: str = "fake-1") -> None:
             AI(
                 id=ai_id,
                 connector="fake",
-                capabilities=["edit", "review"],
+                capabilities=["edit", "review", "shell"],
                 created_at=now,
                 updated_at=now,
             )

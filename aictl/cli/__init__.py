@@ -14,7 +14,18 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import ai, audit, lock, output, policy, policy_records, route, skill, task
+from aictl.cli import (
+    ai,
+    audit,
+    lock,
+    output,
+    policy,
+    policy_records,
+    route,
+    skill,
+    task,
+    workflow,
+)
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
@@ -33,6 +44,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(ai.app, name="ai")
 app.add_typer(route.app, name="route")
 app.add_typer(skill.app, name="skill")
+app.add_typer(workflow.app, name="workflow")
 policy.app.command("decisions")(policy_records.decisions)
 policy.app.add_typer(policy_records.override_app, name="override")
 

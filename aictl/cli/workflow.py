@@ -1,0 +1,280 @@
+"""`aictl workflow`: register workflow definitions, run them, watch, resume and cancel runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aictl.cli import output
+from aictl.cli.common import JsonOption, QuietOption, task_service
+
+if TYPE_CHECKING:
+    from aictl.services.workflows import RunReport, WorkflowService
+
+app = typer.Typer(help="Workflows: YAML graphs of steps run as tasks, with loops and gates.")
+
+RunId = Annotated[int, typer.Argument(help="The run id.", metavar="RUN", show_default=False)]
+
+
+@contextmanager
+def workflow_service(ctx: typer.Context, *, progress: bool = False) -> Iterator[WorkflowService]:
+    from aictl.services.workflows import WorkflowService
+
+    with task_service(ctx) as service:
+        yield WorkflowService(service, progress=output.note if progress else None)
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A workflow YAML file.", show_default=False)],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a workflow of the same name.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Validate a workflow file and register it as .ai/workflows/NAME.yaml. Every error is
+    reported at once with its file, line and field (exit 2); nothing is written then.
+
+    Example: aictl workflow create docs/examples/workflows/implement-and-fix.yaml
+    """
+    with workflow_service(ctx) as service:
+        workflow = service.register(file, replace=replace)
+    if json_output:
+        output.emit_json(workflow.summary())
+    else:
+        output.line(f"Registered workflow {workflow.name} ({len(workflow.steps)} steps)")
+
+
+@app.command("list")
+def list_workflows(
+    ctx: typer.Context,
+    runs: Annotated[bool, typer.Option("--runs", help="List runs instead of workflows.")] = False,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """List the registered workflows (and whether each is valid), or their runs.
+
+    Example: aictl workflow list --runs
+    """
+    fmt = output.pick(json_output, quiet)
+    with workflow_service(ctx) as service:
+        if runs:
+            items = [run.to_dict() for run in service.runs()]
+            if fmt is output.Format.JSON:
+                output.emit_json(items)
+            elif fmt is output.Format.QUIET:
+                for item in items:
+                    output.line(str(item["id"]))
+            else:
+                output.table(
+                    "Workflow runs",
+                    ["run", "workflow", "status", "reason", "started"],
+                    [
+                        [i["id"], i["workflow"], i["status"], i["reason"] or "", i["created_at"]]
+                        for i in items
+                    ],
+                )
+            return
+        found = service.definitions()
+    rows = [
+        {
+            "name": name,
+            "valid": loaded.ok,
+            "steps": len(loaded.workflow.steps) if loaded.workflow else None,
+            "description": loaded.workflow.description if loaded.workflow else "",
+            "errors": [str(issue) for issue in loaded.issues if issue.is_error],
+        }
+        for name, loaded in found
+    ]
+    if fmt is output.Format.JSON:
+        output.emit_json(rows)
+    elif fmt is output.Format.QUIET:
+        for row in rows:
+            output.line(str(row["name"]))
+    else:
+        output.table(
+            "Workflows",
+            ["name", "valid", "steps", "description"],
+            [
+                [r["name"], "yes" if r["valid"] else "NO", r["steps"], r["description"]]
+                for r in rows
+            ],
+        )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered workflow.", show_default=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Show a workflow's inputs and steps (needs, conditions, loops, gates).
+
+    Example: aictl workflow show implement-and-fix
+    """
+    with workflow_service(ctx) as service:
+        summary = service.get(name).summary()
+    if json_output:
+        output.emit_json(summary)
+        return
+    output.line(f"{summary['name']}: {summary['description']}")
+    for item in summary["inputs"]:
+        default = "required" if item["required"] else f"default {item['default']!r}"
+        output.line(f"  input {item['name']} ({default}) {item['description']}")
+    for line in _step_lines(summary["steps"], "  "):
+        output.line(line)
+
+
+def _step_lines(steps: list[dict[str, Any]], indent: str) -> Iterator[str]:
+    for step in steps:
+        extra = []
+        if step["needs"]:
+            extra.append("needs " + ", ".join(step["needs"]))
+        if step.get("when"):
+            extra.append(f"when {step['when']}")
+        if step.get("approval"):
+            extra.append("approval")
+        if step.get("retry"):
+            extra.append(f"retry {step['retry']}")
+        if step["on_failure"] != "fail":
+            extra.append(f"on failure {step['on_failure']}")
+        head = f"{indent}{step['id']}: " + (step.get("title") or "loop")
+        yield head + (f"  [{'; '.join(extra)}]" if extra else "")
+        if "loop" in step:
+            loop = step["loop"]
+            yield f"{indent}  until {loop['until']} (at most {loop['max']} rounds)"
+            yield from _step_lines(loop["steps"], indent + "    ")
+
+
+def _report(report: RunReport, json_output: bool) -> None:
+    if json_output:
+        output.emit_json(report.to_dict())
+        return
+    run = report.run
+    state = run.status
+    if report.driven is False and state == "running":
+        state += " (no process drives it: `aictl workflow resume` continues it)"
+    output.line(f"Run {run.id} of {run.workflow}: {state}")
+    if run.reason:
+        output.line(f"reason: {run.reason}")
+    rows = []
+    for record in report.steps:
+        item = record.to_dict()
+        name = item["step"] + (f"#{item['iteration']}" if item["iteration"] else "")
+        why = item["outcome"].get("reason") or ""
+        if item["decided"] and "values" in item["decided"]:
+            why = f"{why} {output.compact(item['decided']['values'], 60)}".strip()
+        rows.append(
+            [
+                name,
+                item["status"],
+                item["task"] or "",
+                item["task_status"] or "",
+                item["executions"],
+                item["outcome"].get("tests") or "",
+                why,
+            ]
+        )
+    output.table(None, ["step", "status", "task", "task status", "runs", "tests", "why"], rows)
+
+
+def _finish(report: RunReport, json_output: bool) -> None:
+    _report(report, json_output)
+    if report.run.status == "failed":
+        raise typer.Exit(1)
+
+
+@app.command()
+def execute(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered workflow.", show_default=False)],
+    input: Annotated[
+        list[str] | None, typer.Option("--input", help="NAME=VALUE for a declared input.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Start a run and drive it until it ends or waits for an approval; progress goes to
+    stderr. Exit 1 when the run failed.
+
+    Example: aictl workflow execute implement-and-fix --input feature="a login page"
+    """
+    with workflow_service(ctx, progress=True) as service:
+        report = service.execute(name, input or [])
+    _finish(report, json_output)
+
+
+@app.command()
+def status(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+    """Show a run: its status, every step's record, and whether a process drives it.
+
+    Example: aictl workflow status 3
+    """
+    with workflow_service(ctx) as service:
+        report = service.report(run_id)
+    _report(report, json_output)
+
+
+@app.command()
+def resume(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+    """Continue a run that was interrupted (even by SIGKILL) or that waited for an approval.
+    Finished steps are not run again. Exit 4 when another process drives the run.
+
+    Example: aictl workflow resume 3
+    """
+    with workflow_service(ctx, progress=True) as service:
+        report = service.resume(run_id)
+    _finish(report, json_output)
+
+
+@app.command()
+def cancel(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+    """Cancel a run and the unfinished tasks of its steps.
+
+    Example: aictl workflow cancel 3
+    """
+    with workflow_service(ctx) as service:
+        report = service.cancel(run_id)
+    _report(report, json_output)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    run_id: RunId,
+    step: Annotated[str, typer.Argument(help="The gated step's id.", show_default=False)],
+) -> None:
+    """Approve the task of a step with an approval gate (same as `aictl task approve` on it);
+    then `aictl workflow resume RUN` continues the run.
+
+    Example: aictl workflow approve 3 review
+    """
+    with workflow_service(ctx) as service:
+        task = service.approve(run_id, step)
+    output.line(f"Approved task {task.id} of step {step}; `aictl workflow resume {run_id}` next")
+
+
+@app.command()
+def suggest(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="The suggested workflow's name.")] = "suggested",
+    json_output: JsonOption = False,
+) -> None:
+    """Propose a workflow from this repository's tasks, their dependency shapes, their
+    failure and retry history, and the policy: YAML to stdout (`workflow create` accepts it),
+    the reasons as comments at its top.
+
+    Example: aictl workflow suggest > flow.yaml && aictl workflow create flow.yaml
+    """
+    from aictl.workflows.suggest import suggest as propose
+
+    with task_service(ctx) as service:
+        proposal = propose(service, name=name)
+    if json_output:
+        output.emit_json({"yaml": proposal.text, "reasons": proposal.reasons})
+    else:
+        output.line(proposal.text.rstrip("\n"))
