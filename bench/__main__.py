@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, enforcement, execute, latency, locks, policy
+from bench import claims, cli, enforcement, execute, latency, locks, policy, workflow
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -33,6 +33,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "policy": policy.run,
     "enforcement": enforcement.run,
     "execute": execute.run,
+    "workflow": workflow.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
