@@ -660,3 +660,28 @@ def test_the_registry_reports_folders_that_disagree_with_their_skill(tmp_path: P
 def test_no_skills_folder_is_an_empty_registry(tmp_path: Path) -> None:
     registry = discover(tmp_path)
     assert registry.skills == [] and registry.issues == []
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "skills.md"
+
+
+def doc_yaml_blocks() -> list[str]:
+    import re
+
+    return re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_the_manifest_in_the_docs_loads(tmp_path: Path) -> None:
+    manifest = next(block for block in doc_yaml_blocks() if block.startswith("name:"))
+    files = {"skill.yaml": manifest, "instructions.md": "x", "pending.py": ""}
+    loaded = load_skill(folder(tmp_path, files), display="db-migrations")
+    assert loaded.ok, [str(issue) for issue in loaded.issues]
+    assert loaded.skill is not None and loaded.skill.requires == {"git-basics": ">=1.0,<2"}
+
+
+def test_the_policy_in_the_docs_validates(tmp_path: Path) -> None:
+    from aictl.policy.loader import load_text
+
+    policy = next(block for block in doc_yaml_blocks() if block.startswith("version:"))
+    loaded = load_text(policy, display="skills.md")
+    assert loaded.ok, [str(issue) for issue in loaded.issues]
