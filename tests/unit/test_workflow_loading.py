@@ -174,3 +174,14 @@ def test_unreadable_files_and_structure(tmp_path: Path) -> None:
 def test_on_failure_words() -> None:
     text = HEAD + "  - id: a\n    task: {title: A}\n    on_failure: retry\n"
     assert "on_failure is fail, continue or {goto: STEP}; got 'retry'" in one(text)
+
+
+def test_every_yaml_block_in_the_workflows_doc_loads() -> None:
+    import re
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "workflows.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        loaded = load_text(block, display="docs/workflows.md")
+        assert loaded.ok, [str(issue) for issue in loaded.issues]
