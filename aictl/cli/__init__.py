@@ -17,6 +17,7 @@ import typer
 from aictl.cli import (
     ai,
     audit,
+    daemon,
     lock,
     output,
     policy,
@@ -24,6 +25,7 @@ from aictl.cli import (
     route,
     skill,
     task,
+    watch,
     workflow,
 )
 from aictl.cli.common import State
@@ -43,6 +45,8 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(policy.app, name="policy")
 app.add_typer(ai.app, name="ai")
 app.add_typer(route.app, name="route")
+app.add_typer(daemon.app, name="daemon")
+task.app.command("watch")(watch.watch)
 app.add_typer(skill.app, name="skill")
 app.add_typer(workflow.app, name="workflow")
 policy.app.command("decisions")(policy_records.decisions)

@@ -116,6 +116,44 @@ class AiSettings(_Model):
     max_cost_usd: Dollars | None = None
 
 
+def _events(value: list[str]) -> list[str]:
+    for item in value:
+        vocabulary.choose("notification event", item, vocabulary.NOTIFICATION_EVENTS)
+    return value
+
+
+def _web_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"a webhook url starts with http:// or https://, got {value!r}")
+    return value
+
+
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Events = Annotated[list[str], AfterValidator(_events)]
+
+
+class Webhook(_Model):
+    url: Annotated[str, AfterValidator(_web_url)]
+    secret_env: EnvName | None = None
+    """Environment variable holding the HMAC-SHA256 key (a secret never sits in the file)."""
+    events: Events | None = None
+    """Events sent (default: all)."""
+    timeout: Duration | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+
+
+class ChatTarget(_Model):
+    url_env: EnvName
+    """Environment variable holding an apprise URL (``slack://...``): such URLs carry tokens."""
+    events: Events | None = None
+
+
+class Notifications(_Model):
+    console: bool | None = None
+    webhooks: list[Webhook] | None = None
+    chat: list[ChatTarget] | None = None
+
+
 class RuleModel(_Model):
     id: Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN, max_length=64)]
     description: str = ""
@@ -134,6 +172,7 @@ class PolicyFile(_Model):
     settings: Settings | None = None
     ais: dict[AiId, AiSettings] | None = None
     rules: list[RuleModel] | None = None
+    notifications: Notifications | None = None
 
 
 # ----------------------------------------------------------------------------- errors

@@ -36,6 +36,15 @@ ACTIONS: Mapping[str, str] = {
     "override": "a person sets or removes a policy override",
 }
 
+NOTIFICATION_EVENTS: Mapping[str, str] = {
+    "task.done": "a task finished and its evidence was accepted",
+    "task.failed": "a task failed for good (no retry left, or not retryable)",
+    "task.blocked": "a task is blocked (a dependency failed or was cancelled)",
+    "approval.needed": "policy sent a task to wait for a person's approval",
+    "ai.quarantined": "an AI was quarantined after consecutive failed runs",
+}
+"""What the daemon notifies about (``notifications:`` in a policy file)."""
+
 PERMISSION_MODES: Mapping[str, str] = {
     "default": "the agent asks before every sensitive tool call",
     "acceptEdits": "file edits are accepted without asking",

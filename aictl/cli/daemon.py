@@ -1,0 +1,241 @@
+"""`aictl daemon ...`: start, stop, status and logs of the scheduler daemon.
+
+``daemon start`` without ``--foreground`` starts ``aictl daemon start --foreground`` as a
+detached process. That is the one place in aictl/ that starts a process outside
+``connectors.process.run_process``, on purpose: ``run_process`` supervises its child until it
+ends (timeouts, group kill, reaping), which is right for an agent and wrong for a daemon that
+must outlive the command that started it. The child gets its own session (no terminal
+signals), no standard input, and its output in ``.ai/logs/daemon.out``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from aictl.cli import output
+from aictl.cli.common import JsonOption, state
+from aictl.daemon.jsonlog import format_line
+from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid, read_state
+from aictl.errors import AictlError
+from aictl.workspace import Workspace, locate
+
+app = typer.Typer(
+    help="Run the scheduler: claim ready work and execute it until stopped.",
+    no_args_is_help=True,
+)
+
+START_WAIT = 30.0
+"""Longest wait for a background daemon to report that it serves."""
+
+
+def _workspace(ctx: typer.Context) -> Workspace:
+    return locate(state(ctx).db)
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Run in this process (logs echoed here).")
+    ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            help="Executions at once (default: the policy's settings.concurrency, else 2).",
+        ),
+    ] = None,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, help="Port of /health and /metrics on 127.0.0.1 (0: any)."
+        ),
+    ] = 0,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", min=0, help="Seconds running tasks get to finish after SIGTERM."),
+    ] = 30.0,
+    json_output: JsonOption = False,
+) -> None:
+    """Start the daemon: it claims ready tasks, runs them with the registered AIs, honours
+    approvals, retries and quarantines, and serves /health and /metrics on 127.0.0.1.
+
+    In the background by default (logs in .ai/logs/daemon.jsonl); one daemon per state
+    database: a second start names the running one and exits 4.
+
+    Example: aictl daemon start --concurrency 4 --port 9464
+    """
+    workspace = _workspace(ctx)
+    if foreground:
+        from aictl.daemon.scheduler import Daemon, DaemonConfig
+
+        config = DaemonConfig(concurrency=concurrency, port=port, grace=grace, console=sys.stdout)
+        daemon = Daemon(workspace, config)
+        daemon.install_signal_handlers()
+        raise typer.Exit(daemon.run())
+    summary = _start_background(workspace, concurrency=concurrency, port=port, grace=grace)
+    if json_output:
+        output.emit_json(summary)
+    else:
+        output.line(
+            f"daemon {summary['pid']} started (concurrency {summary['concurrency']}); "
+            f"health: http://127.0.0.1:{summary['port']}/health; logs: `aictl daemon logs`"
+        )
+
+
+def _start_background(
+    workspace: Workspace, *, concurrency: int | None, port: int, grace: float
+) -> dict[str, Any]:
+    paths = DaemonPaths.of(workspace)
+    if is_running(paths):
+        pid = read_pid(paths)
+        raise DaemonRunning(
+            f"a daemon already runs for {workspace.root}" + (f" (pid {pid})" if pid else ""),
+            hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
+        )
+    argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
+    argv += ["--foreground", "--port", str(port), "--grace", str(grace)]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    paths.out.parent.mkdir(parents=True, exist_ok=True)
+    with paths.out.open("ab") as out:
+        child = subprocess.Popen(
+            argv,
+            cwd=workspace.root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_WAIT
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            tail = paths.out.read_text(errors="replace").strip().splitlines()[-5:]
+            error = AictlError(
+                f"the daemon exited with code {code} at start: " + " | ".join(tail),
+                hint=f"the whole output is in {paths.out}",
+            )
+            error.exit_code = code
+            raise error
+        found = read_state(paths)
+        if found and found.get("pid") == child.pid and found.get("port"):
+            return {
+                "pid": child.pid,
+                "port": found["port"],
+                "concurrency": found.get("concurrency"),
+                "log": str(paths.log),
+            }
+        time.sleep(0.1)
+    raise AictlError(
+        f"the daemon (pid {child.pid}) did not report within {START_WAIT:g}s",
+        hint=f"see {paths.out} and `aictl daemon logs`",
+    )
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait for it to stop.")
+    ] = 120.0,
+) -> None:
+    """Stop the daemon (SIGTERM): no new claims; running tasks get the grace period to
+    finish, then are interrupted and released. Waits until it has stopped.
+
+    Example: aictl daemon stop --timeout 60
+    """
+    from aictl.daemon.status import stop_daemon
+
+    pid = stop_daemon(_workspace(ctx), timeout=timeout)
+    output.line(f"daemon {pid} stopped")
+
+
+@app.command()
+def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """The daemon (pid, uptime, last tick, running tasks with their AI and elapsed time),
+    the queue by status and the health of every AI.
+
+    Example: aictl daemon status --json
+    """
+    from aictl.daemon.status import daemon_status
+
+    report = daemon_status(_workspace(ctx))
+    if json_output:
+        output.emit_json(report)
+        return
+    if report["running"]:
+        output.line(
+            f"daemon {report['pid']} {report['state']} ({report['health']}), "
+            f"up {report['uptime_seconds']}s, last tick {report['last_tick_age_seconds']}s ago, "
+            f"concurrency {report['concurrency']}, port {report['port']}"
+        )
+    else:
+        output.line("no daemon is running")
+    output.line("queue: " + ", ".join(f"{name} {count}" for name, count in report["queue"].items()))
+    if report["running_tasks"]:
+        output.table(
+            "running",
+            ["TASK", "AI", "ELAPSED", "TITLE"],
+            (
+                (t["task"], t["ai"], f"{t['elapsed_seconds']}s", t["title"])
+                for t in report["running_tasks"]
+            ),
+        )
+    if report["ais"]:
+        output.table(
+            "AIs",
+            ["AI", "STATUS", "LOAD", "FAILURES", "LAST ERROR"],
+            (
+                (
+                    ai["id"],
+                    ai["status"],
+                    f"{ai['load']}/{ai['max_concurrency']}",
+                    ai["consecutive_failures"],
+                    ai["last_error"],
+                )
+                for ai in report["ais"]
+            ),
+        )
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
+    lines: Annotated[
+        int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to show.")
+    ] = 50,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the JSON lines as written.")
+    ] = False,
+) -> None:
+    """Show the daemon's log (.ai/logs/daemon.jsonl): the last lines, then new ones with
+    --follow.
+
+    Example: aictl daemon logs --follow
+    """
+    import json
+
+    from aictl.daemon.status import follow as follow_log
+    from aictl.daemon.status import log_lines
+
+    path = DaemonPaths.of(_workspace(ctx)).log
+
+    def show(record: dict[str, Any]) -> None:
+        output.line(json.dumps(record) if json_output else format_line(record))
+        sys.stdout.flush()
+
+    for record in log_lines(path, last=lines):
+        show(record)
+    if follow:
+        for record in follow_log(path, stop=lambda: False):
+            show(record)

@@ -1,0 +1,87 @@
+"""The daemon's log: one JSON object per line in ``.ai/logs/daemon.jsonl``.
+
+Every line has ``at`` (UTC, ISO 8601), ``level`` (debug, info, warning, error), ``event`` (a
+stable dotted name such as ``task.dispatched``) and ``message`` (for people), plus the event's
+own fields. Lines are written whole under a lock, from any thread, and flushed at once: a
+``tail -f`` (or ``aictl daemon logs --follow``) sees each event as it happens, and a daemon
+killed with SIGKILL loses nothing it had logged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from aictl.clock import Clock, SystemClock
+from aictl.domain.tasks import format_time
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class JsonLog:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock | None = None,
+        echo: TextIO | None = None,
+        echo_level: str = "info",
+    ) -> None:
+        """``echo``: also print each line at ``echo_level`` or above there, as text (the
+        console of a daemon in the foreground)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.clock = clock or SystemClock()
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._echo = echo
+        self._echo_from = LEVELS.index(echo_level)
+
+    def write(self, level: str, event: str, message: str, **fields: Any) -> dict[str, Any]:
+        record = {
+            "at": format_time(self.clock.now()),
+            "level": level,
+            "event": event,
+            "message": message,
+            **fields,
+        }
+        text = json.dumps(record, default=str, separators=(",", ":"))
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(text + "\n")
+                self._file.flush()
+            if self._echo is not None and LEVELS.index(level) >= self._echo_from:
+                self._echo.write(format_line(record) + "\n")
+                self._echo.flush()
+        return record
+
+    def debug(self, event: str, message: str, **fields: Any) -> None:
+        self.write("debug", event, message, **fields)
+
+    def info(self, event: str, message: str, **fields: Any) -> None:
+        self.write("info", event, message, **fields)
+
+    def warning(self, event: str, message: str, **fields: Any) -> None:
+        self.write("warning", event, message, **fields)
+
+    def error(self, event: str, message: str, **fields: Any) -> None:
+        self.write("error", event, message, **fields)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def format_line(record: dict[str, Any]) -> str:
+    """A log record as one line for people: time, level, message."""
+    at = str(record.get("at", ""))[11:19]
+    level = str(record.get("level", ""))
+    shown = level.upper() if level in ("warning", "error") else level
+    return f"{at} {shown:<7} {record.get('message', '')}"
+
+
+def stdout_echo() -> TextIO:
+    return sys.stdout

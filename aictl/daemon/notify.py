@@ -1,0 +1,277 @@
+"""Notifications: task done, failed, blocked, approval needed, AI quarantined.
+
+Every notification is written to the JSON log, then handed to a background thread that
+delivers it to the configured channels (``notifications:`` in the policy; see
+``docs/policy.md``). Channels are registered by name in ``CHANNELS``:
+
+- ``console``: one line on the daemon's standard output (on unless ``console: false``);
+- ``webhook``: an HTTP POST of the notification as JSON, signed with HMAC-SHA256 over the exact
+  body (header ``X-Aictl-Signature: sha256=<hex>``, key from the environment variable named by
+  ``secret_env``), with a timeout and a bounded number of retries;
+- ``chat``: any service apprise knows (Slack, Teams, Matrix, Telegram, e-mail...), from an
+  apprise URL read from the environment variable named by ``url_env`` (such URLs hold tokens).
+
+Delivery never blocks or stops the scheduler: a channel that fails is retried as configured,
+then the failure itself is logged (``notification.failed``) and the daemon goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from aictl.daemon.jsonlog import JsonLog
+from aictl.domain.durations import parse_duration
+from aictl.policy.vocabulary import NOTIFICATION_EVENTS
+
+SIGNATURE_HEADER = "X-Aictl-Signature"
+EVENT_HEADER = "X-Aictl-Event"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 2
+RETRY_PAUSE = 0.5
+"""Seconds before the first retry; doubled for each later one."""
+
+
+class NotificationFailed(Exception):
+    """A channel could not deliver a notification (after its retries)."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification: ``event`` is a key of ``NOTIFICATION_EVENTS``."""
+
+    event: str
+    message: str
+    at: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "message": self.message, "at": self.at, **self.data}
+
+
+class Channel(Protocol):
+    name: str
+    events: frozenset[str]
+
+    def send(self, notice: Notice) -> None:
+        """Deliver ``notice`` or raise ``NotificationFailed``."""
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The signature header value for ``body``: ``sha256=`` and the hex HMAC-SHA256."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, body: bytes, header: str) -> bool:
+    """What a receiver does: recompute the signature and compare in constant time."""
+    return hmac.compare_digest(sign(secret, body), header)
+
+
+class ConsoleChannel:
+    name = "console"
+
+    def __init__(self, stream: TextIO, events: Iterable[str] = NOTIFICATION_EVENTS) -> None:
+        self.stream = stream
+        self.events = frozenset(events)
+
+    def send(self, notice: Notice) -> None:
+        self.stream.write(f"[{notice.event}] {notice.message}\n")
+        self.stream.flush()
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: bytes | None = None,
+        missing_secret: str | None = None,
+        events: Iterable[str] = NOTIFICATION_EVENTS,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.secret = secret
+        self.missing_secret = missing_secret
+        self.events = frozenset(events)
+        self.timeout = timeout
+        self.retries = retries
+        self.sleep = sleep
+
+    def send(self, notice: Notice) -> None:
+        if self.missing_secret:
+            # Unsigned would look valid to nobody: refuse, and say which variable is missing.
+            raise NotificationFailed(
+                f"environment variable {self.missing_secret} (secret_env) is not set"
+            )
+        body = json.dumps(notice.to_dict(), sort_keys=True, default=str).encode()
+        headers = {"Content-Type": "application/json", EVENT_HEADER: notice.event}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(RETRY_PAUSE * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                return
+            except urllib.error.HTTPError as error:
+                problem = f"HTTP {error.code}"
+                if 400 <= error.code < 500 and error.code not in (408, 429):
+                    break  # the receiver refuses this request: sending it again changes nothing
+            except (urllib.error.URLError, OSError, TimeoutError) as error:
+                reason = getattr(error, "reason", error)
+                problem = f"{type(reason).__name__}: {reason}"
+        raise NotificationFailed(
+            f"POST {self.url} failed after {attempt + 1} attempt(s): {problem}"
+        )
+
+
+class ChatChannel:
+    """A chat service through apprise (``pip install 'aictl[chat]'``)."""
+
+    name = "chat"
+
+    def __init__(self, url_env: str, url: str | None, events: Iterable[str]) -> None:
+        self.url_env = url_env
+        self.url = url
+        self.events = frozenset(events)
+
+    def send(self, notice: Notice) -> None:
+        if not self.url:
+            raise NotificationFailed(f"environment variable {self.url_env} (url_env) is not set")
+        try:
+            import apprise
+        except ImportError:
+            raise NotificationFailed(
+                "chat notifications need apprise: pip install 'aictl[chat]'"
+            ) from None
+        sender = apprise.Apprise()
+        if not sender.add(self.url):
+            raise NotificationFailed(f"apprise does not understand the URL in {self.url_env}")
+        if not sender.notify(title=f"aictl: {notice.event}", body=notice.message):
+            raise NotificationFailed(f"apprise could not deliver to the URL in {self.url_env}")
+
+
+def channels_from(
+    settings: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str],
+    console: TextIO | None,
+) -> list[Channel]:
+    """The channels a merged ``notifications:`` section describes."""
+    found: list[Channel] = []
+    if console is not None and settings.get("console", True):
+        found.append(ConsoleChannel(console))
+    for hook in settings.get("webhooks") or ():
+        secret_env = hook.get("secret_env")
+        secret = environ.get(secret_env) if secret_env else None
+        timeout = hook.get("timeout")
+        found.append(
+            WebhookChannel(
+                hook["url"],
+                secret=secret.encode() if secret else None,
+                missing_secret=secret_env if secret_env and not secret else None,
+                events=hook.get("events") or NOTIFICATION_EVENTS,
+                timeout=(
+                    parse_duration(str(timeout)).total_seconds()
+                    if timeout is not None
+                    else DEFAULT_TIMEOUT
+                ),
+                retries=hook.get("retries", DEFAULT_RETRIES),
+            )
+        )
+    for chat in settings.get("chat") or ():
+        found.append(
+            ChatChannel(
+                chat["url_env"],
+                environ.get(chat["url_env"]),
+                chat.get("events") or NOTIFICATION_EVENTS,
+            )
+        )
+    return found
+
+
+def merge_sections(sections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Layers' ``notifications:`` sections merged: webhooks and chats of every layer are kept
+    (a project cannot silence the global layer's), ``console`` is the last one stated."""
+    merged: dict[str, Any] = {"console": True, "webhooks": [], "chat": []}
+    for section in sections:
+        if "console" in section and section["console"] is not None:
+            merged["console"] = section["console"]
+        merged["webhooks"] += list(section.get("webhooks") or ())
+        merged["chat"] += list(section.get("chat") or ())
+    return merged
+
+
+class Notifier:
+    """Logs every notice, and delivers it to the channels from a background thread."""
+
+    def __init__(
+        self,
+        journal: JsonLog,
+        *,
+        on_result: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.on_result = on_result or (lambda channel, ok: None)
+        self._channels: list[Channel] = []
+        self._queue: queue.Queue[Notice | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._deliver, name="notifier", daemon=True)
+        self._lock = threading.Lock()
+
+    def configure(self, channels: list[Channel]) -> None:
+        with self._lock:
+            self._channels = list(channels)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self, event: str, message: str, **data: Any) -> None:
+        self.journal.info(f"notify.{event}", message, notification=event, **data)
+        at = self.journal.clock.now().isoformat()
+        self._queue.put(Notice(event, message, at, data))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (for at most ``timeout`` seconds), then stop."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _deliver(self) -> None:
+        while True:
+            notice = self._queue.get()
+            if notice is None:
+                return
+            with self._lock:
+                channels = list(self._channels)
+            for channel in channels:
+                if notice.event not in channel.events:
+                    continue
+                try:
+                    channel.send(notice)
+                except Exception as error:
+                    self.on_result(channel.name, False)
+                    self.journal.warning(
+                        "notification.failed",
+                        f"{channel.name} notification of {notice.event} failed: {error}",
+                        channel=channel.name,
+                        notification=notice.event,
+                        error=str(error),
+                    )
+                else:
+                    self.on_result(channel.name, True)
