@@ -42,7 +42,14 @@ from aictl.domain.workflows import (
     next_action,
     variables,
 )
-from aictl.errors import AictlError, Contention, InvalidInput, LeaseLost
+from aictl.errors import (
+    AictlError,
+    Contention,
+    InvalidInput,
+    LeaseLost,
+    NothingReady,
+    PolicyDenied,
+)
 from aictl.services.tasks import TaskService
 from aictl.store.workflows import Run, StepRecord, WorkflowStore
 from aictl.workflows.definition import Step, Workflow
@@ -209,7 +216,8 @@ class WorkflowService:
     # ------------------------------------------------------------------ the engine
 
     def _lock_path(self, run_id: int) -> Path:
-        return self.service.workspace.state_dir / "workflow-runs" / f"{run_id}.lock"
+        # Under .ai/runs/, which git ignores and the executor never counts as a change.
+        return self.service.workspace.state_dir / "runs" / "workflows" / f"{run_id}.lock"
 
     def _driven(self, run_id: int) -> bool:
         from filelock import FileLock, Timeout
@@ -456,6 +464,11 @@ class WorkflowService:
                 self.executor.execute(task.id, ai=step.task.ai)
             except (LeaseLost, Contention) as error:
                 self.progress(f"step {_label(step, iteration)}: {error}")
+            except (NothingReady, PolicyDenied):
+                # Refused before any agent ran: not a run. The run stays `running`, resumable
+                # once an AI is registered or the policy allows it.
+                self.store.count_execution(run_id, step.id, iteration, -1)
+                raise
             return
         if status in (Status.CLAIMED, Status.RUNNING):
             self.service.sweep()

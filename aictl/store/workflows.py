@@ -293,14 +293,14 @@ class WorkflowStore:
                 {"run": run_id, "step": step, "iteration": iteration, "from": because},
             )
 
-    def count_execution(self, run_id: int, step: str, iteration: int) -> None:
+    def count_execution(self, run_id: int, step: str, iteration: int, delta: int = 1) -> None:
         """Count one run of the step's task; written before the run, so a run cut short by a
-        crash is counted too."""
+        crash is counted too (``delta=-1`` takes back a run refused before it started)."""
         with self.db.transaction() as connection:
             connection.execute(
-                "UPDATE workflow_steps SET executions = executions + 1, updated_at = ?"
+                "UPDATE workflow_steps SET executions = max(executions + ?, 0), updated_at = ?"
                 " WHERE run_id = ? AND step = ? AND iteration = ?",
-                (format_time(self.clock.now()), run_id, step, iteration),
+                (delta, format_time(self.clock.now()), run_id, step, iteration),
             )
 
     def count_retry(self, run_id: int, step: str, iteration: int, reason: str) -> None:

@@ -310,3 +310,119 @@ def test_registering_refuses_a_second_workflow_of_the_same_name(engine: Workflow
 
 def test_fake_agent_is_installed() -> None:
     assert FakeAgent.name == "fake"
+
+
+def test_a_second_driver_is_refused_while_one_drives(engine: WorkflowService) -> None:
+    from filelock import FileLock
+
+    from aictl.errors import Contention
+
+    report = engine.execute(define(engine, APPROVAL))
+    lock = FileLock(str(engine._lock_path(report.run.id)))
+    with lock:
+        assert engine.report(report.run.id).driven is True
+        with pytest.raises(Contention, match="driven by another process"):
+            engine.resume(report.run.id)
+    assert engine.report(report.run.id).driven is False
+
+
+def test_a_rejected_approval_fails_the_step_and_the_run(engine: WorkflowService) -> None:
+    report = engine.execute(define(engine, APPROVAL))
+    task_id = steps_of(report)["deploy#0"]["task"]
+    engine.service.reject(task_id, reason="not today")
+    done = engine.resume(report.run.id)
+    record = steps_of(done)["deploy#0"]
+    assert record["status"] == "failed" and "not today" in record["outcome"]["reason"]
+    assert done.run.status == "failed"
+
+
+def test_a_task_held_by_another_worker_is_waited_for(workspace: Workspace) -> None:
+    (workspace.state_dir / "policy.yaml").write_text(TEST_POLICY)
+    service = TaskService(workspace)
+    install(["pass"])
+    register_ai(workspace.db_path)
+    text = """version: 1
+name: shared
+steps:
+  - id: gate
+    approval: true
+    task: {title: Gate}
+"""
+    waits: list[float] = []
+
+    def other_worker_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        service.complete(claim.token, result="done elsewhere", evidence={"files_changed": ["x"]})
+
+    try:
+        engine = WorkflowService(service, sleep=other_worker_finishes, poll=0.01)
+        report = engine.execute(define(engine, text))
+        task_id = steps_of(report)["gate#0"]["task"]
+        service.approve(task_id)
+        claim = service.claim("someone-else", task_id=task_id)
+        service.start(claim.token)
+        done = engine.resume(report.run.id)
+    finally:
+        service.close()
+    record = steps_of(done)["gate#0"]
+    assert waits == [0.01] and record["executions"] == 0  # observed, never run here
+    assert record["status"] == "done" and record["outcome"]["files_changed"] == ["x"]
+
+
+def test_skills_of_a_step_reach_its_task(engine: WorkflowService) -> None:
+    text = """version: 1
+name: skilled
+steps:
+  - id: a
+    approval: true
+    task: {title: A, skills: [python-style]}
+"""
+    report = engine.execute(define(engine, text))
+    assert engine.service.get(steps_of(report)["a#0"]["task"]).skills == ["python-style"]
+
+
+def test_a_goto_to_a_step_that_already_ran_fails_the_run(engine: WorkflowService) -> None:
+    text = """version: 1
+name: late-goto
+steps:
+  - id: handler
+    task: {title: Handler}
+  - id: risky
+    task: {title: Risky}
+    on_failure: {goto: handler}
+"""
+    install(["pass", "fail"])
+    report = engine.execute(define(engine, text))
+    assert report.run.status == "failed"
+    assert "goto target handler has already done" in (report.run.reason or "")
+
+
+def test_no_eligible_ai_stops_the_run_resumably(engine: WorkflowService) -> None:
+    import dataclasses
+
+    from aictl.errors import NothingReady
+
+    text = """version: 1
+name: needs-gpu
+steps:
+  - id: train
+    task: {title: Train, requires: [gpu]}
+"""
+    name = define(engine, text)
+    with pytest.raises(NothingReady):
+        engine.execute(name)
+    report = engine.report(1)
+    assert report.run.status == "running" and report.driven is False
+    assert steps_of(report)["train#0"]["status"] == "started"
+    from tests.workflow_fakes import register_ai as add
+
+    workspace = engine.service.workspace
+    add(workspace.db_path, "fake-gpu")
+    from aictl.store.ais import AIStore
+
+    store = AIStore(engine.service.db, engine.service.store.clock)
+    gpu = store.get("fake-gpu")
+    store.register(dataclasses.replace(gpu, capabilities=["gpu"]), replace=True)
+    done = engine.resume(1)
+    assert done.run.status == "done"
+    assert steps_of(done)["train#0"]["executions"] == 1  # the refused try is not a run
