@@ -42,7 +42,8 @@ class UnknownConnector(InvalidInput):
 
 @dataclass(frozen=True)
 class Detection:
-    """What ``detect()`` found: the program and its version, or why it cannot run.
+    """What ``detect()`` found: the program, its version and the tools it offers its model
+    (when it can tell), or why it cannot run.
 
     ``ok`` is true exactly when ``error`` is ``None``.
     """
@@ -52,6 +53,7 @@ class Detection:
     version: str | None = None
     error: str | None = None
     searched: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

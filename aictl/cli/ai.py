@@ -85,6 +85,7 @@ def _render_one(ai: AI, fmt: output.Format, *, headline: str | None = None) -> N
             ("labels", _labels(ai)),
             ("version", health.get("version") or ""),
             ("binary", health.get("binary") or ""),
+            ("tools", ", ".join(health.get("tools") or [])),
             ("failures in a row", health.get("consecutive_failures", 0)),
             ("last error", health.get("last_error") or ""),
             ("registered", ai.created_at.strftime("%Y-%m-%d %H:%M:%S")),

@@ -7,6 +7,7 @@ validated where they enter, in ``aictl.services.ais``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -41,13 +42,16 @@ def check_ai_id(value: str) -> str:
     return value
 
 
-def fresh_health(version: str | None = None, binary: str | None = None) -> dict[str, Any]:
+def fresh_health(
+    version: str | None = None, binary: str | None = None, tools: Sequence[str] = ()
+) -> dict[str, Any]:
     """Health of a newly registered AI, or of one a person set back to available."""
     return {
         "consecutive_failures": 0,
         "last_error": None,
         "version": version,
         "binary": binary,
+        "tools": list(tools),
     }
 
 

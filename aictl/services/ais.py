@@ -34,10 +34,11 @@ class Detection:
 
     binary: str
     version: str
+    tools: tuple[str, ...] = ()
 
 
 def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
-    """Ask the Claude Code connector to find ``claude`` and report its version.
+    """Ask the Claude Code connector to find ``claude`` and report its version and tools.
 
     The connector looks at ``AICTL_CLAUDE_BIN``, ``PATH`` and the project's ``.tools/``, and
     runs ``claude --version`` through the connector process runner (the only place aictl
@@ -53,7 +54,7 @@ def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
             "`npm install @anthropic-ai/claude-code`; or set AICTL_CLAUDE_BIN to its path, "
             "or register with --no-check",
         )
-    return Detection(str(found.binary), found.version)
+    return Detection(str(found.binary), found.version, found.tools)
 
 
 Detector = Callable[[Path, Mapping[str, str]], Detection]
@@ -141,7 +142,7 @@ class AIService:
         health = fresh_health()
         if check:
             found = detect(self.workspace.root, self.environ)
-            health = fresh_health(found.version, found.binary)
+            health = fresh_health(found.version, found.binary, found.tools)
         now = self.clock.now()
         ai = AI(
             id=ai_id,

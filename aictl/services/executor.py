@@ -154,6 +154,7 @@ class Executor:
     def _pick_ai(self, task: Task, ai: str | None) -> tuple[str, str, str | None]:
         """The AI id, its connector name and its registered model."""
         store = AIStore(self.service.db, self.service.store.clock)
+        store.refresh_busy()
         if ai is not None:
             found = store.get(ai)
             return found.id, found.connector, found.model
@@ -196,6 +197,7 @@ class Executor:
         token, task = claim.token, claim.task
         self._enforce_execute(task, ai_id, token)
         task = self.service.start(token)
+        AIStore(self.service.db, self.service.store.clock).refresh_busy()
         attempt = task.attempts
         run_dir = runs_dir(self.workspace) / str(task.id) / str(attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,8 +227,11 @@ class Executor:
         watch.start()
         try:
             result = connector.run(request)
-        except AictlError as error:
-            result = RunResult(status="failed", reason="crashed", retryable=True, detail=str(error))
+        except connectors.ConnectorError as error:  # it could not start: not the task's fault
+            self.service.release(token)
+            AIStore(self.service.db, self.service.store.clock).refresh_busy()
+            error.hint = error.hint or f"task {task.id} was released; no attempt was counted"
+            raise
         finally:
             watch.stop()
             transcript.close()
@@ -242,7 +247,10 @@ class Executor:
             evidence["tests"] = {"status": "not run"}
         evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
         self._summarise(task, evidence, result)
-        return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
+        try:
+            return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
+        finally:
+            AIStore(self.service.db, self.service.store.clock).refresh_busy()
 
     def _settle(
         self,

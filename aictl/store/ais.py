@@ -40,6 +40,14 @@ _LOAD = f"""
 SELECT lease_holder, count(*) FROM tasks
 WHERE status IN ({_LEASED}) AND lease_holder IS NOT NULL GROUP BY lease_holder
 """
+#: available <-> busy from each AI's load; never touches offline or quarantined AIs.
+_REFRESH_BUSY = f"""
+UPDATE ais SET status = CASE
+    WHEN (SELECT count(*) FROM tasks WHERE status IN ({_LEASED}) AND lease_holder = ais.id)
+         >= max_concurrency THEN 'busy' ELSE 'available' END
+WHERE status IN ('available', 'busy')
+RETURNING id, status
+"""
 _HELD_BY = f"SELECT id FROM tasks WHERE status IN ({_LEASED}) AND lease_holder = ? ORDER BY id"
 
 
@@ -111,6 +119,14 @@ class AIStore:
         return [row[0] for row in self.db.connection.execute(_HELD_BY, (ai_id,))]
 
     # ----------------------------------------------------------------- writing
+
+    def refresh_busy(self) -> dict[str, str]:
+        """Set each available or busy AI to ``busy`` when its load has reached its
+        ``max_concurrency``, else ``available``; returns the statuses it wrote. Busy is derived
+        from the leases, so it is refreshed (not audited) whenever a run starts or ends and
+        before routing: a crashed run cannot leave an AI busy for good."""
+        with self.db.transaction() as connection:
+            return {row[0]: row[1] for row in connection.execute(_REFRESH_BUSY)}
 
     def register(self, ai: AI, *, replace: bool = False) -> AI:
         """Insert ``ai`` (its times are set here). An existing id raises ``AIExists`` unless

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from connectors import ConnectorError, Detection, RunRequest, RunResult
@@ -27,7 +27,13 @@ from connectors.claude_code.stream import Event, Parsed, Result, StreamParser
 from connectors.process import InputChannel, ProcessOutcome, run_process
 
 NAME = "claude-code"
-VERSION_TIMEOUT = 30.0
+DETECT_TIMEOUT = 30.0
+#: Detection's model address refuses at once (the discard port), with no retries.
+PROBE_ENV = {
+    "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+    "ANTHROPIC_API_KEY": "aictl-detection-probe",
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+}
 _VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
 
 
@@ -50,47 +56,74 @@ class ClaudeCodeConnector:
         self.last_outcome: ProcessOutcome | None = None
 
     def detect(self) -> Detection:
-        """Find the binary and run ``claude --version`` (in a throw-away HOME)."""
+        """Find the binary, then learn its version and tools from the ``init`` line of a
+        one-turn run whose model is unreachable (127.0.0.1:9, no retries: nothing leaves the
+        machine, and the CLI reports itself before it calls the model). When that run says
+        nothing, ``claude --version`` decides, and its failure is the error."""
         binary, searched = find_binary(self._environ, self._repo_root)
         if binary is None:
-            return Detection(
-                NAME,
-                error="the Claude Code CLI (claude) was not found; looked at: "
-                + ", ".join(searched)
-                + " (`make tools` installs it into .tools/)",
-                searched=tuple(searched),
-            )
-        lines: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="aictl-claude-version-") as home:
-            environment = scrub_env(self._environ, home=Path(home), config_dir=Path(home))
-            try:
-                outcome = run_process(
-                    [str(binary), "--version"],
-                    cwd=home,
-                    env=environment,
-                    idle_timeout=None,
-                    total_timeout=VERSION_TIMEOUT,
-                    on_line=lines.append,
-                    grace=1.0,
-                )
-            except OSError as error:
-                return Detection(NAME, binary, error=f"{binary} cannot be run: {error}")
-        match = _VERSION.search(" ".join(lines))
-        if outcome.exit_code != 0 or match is None:
-            said = (" ".join(lines) + " " + outcome.stderr).strip()[:500]
-            return Detection(
-                NAME,
-                binary,
-                error=f"`{binary} --version` failed (exit {outcome.exit_code}): {said}",
-            )
-        self._detected = Detection(NAME, binary, version=match.group(), searched=tuple(searched))
+            return Detection(NAME, error=_not_found(searched), searched=tuple(searched))
+        parser = StreamParser()
+        try:
+            self._probe(binary, [], parser)
+            init = parser.parsed.init
+            if init is not None and init.version:
+                version, tools = init.version, init.tools
+            else:
+                lines: list[str] = []
+                outcome = self._probe(binary, ["--version"], lines)
+                match = _VERSION.search(" ".join(lines))
+                if outcome.exit_code != 0 or match is None:
+                    said = (" ".join(lines) + " " + outcome.stderr).strip()[:500]
+                    return Detection(
+                        NAME,
+                        binary,
+                        error=f"`{binary} --version` failed (exit {outcome.exit_code}): {said}",
+                    )
+                version, tools = match.group(), ()
+        except OSError as error:
+            return Detection(NAME, binary, error=f"{binary} cannot be run: {error}")
+        self._detected = Detection(
+            NAME, binary, version=version, searched=tuple(searched), tools=tools
+        )
         return self._detected
+
+    @staticmethod
+    def _probe(binary: Path, argv: list[str], sink: StreamParser | list[str]) -> ProcessOutcome:
+        """Run ``binary`` with ``argv`` (none: a one-turn run against no model) in a
+        throw-away HOME, handing its lines to ``sink``."""
+        with tempfile.TemporaryDirectory(prefix="aictl-claude-detect-") as home:
+            environment = scrub_env({}, home=Path(home), config_dir=Path(home))
+            environment.update(PROBE_ENV)
+            prompt = None
+            if not argv:
+                request = RunRequest(prompt="Reply OK.", cwd=Path(home), run_dir=Path(home))
+                argv = [*build_command(request, binary)[1:], "--max-turns=1"]
+                prompt = request.prompt
+            return run_process(
+                [str(binary), *argv],
+                cwd=home,
+                env=environment,
+                stdin_text=prompt,
+                idle_timeout=None,
+                total_timeout=DETECT_TIMEOUT,
+                on_line=sink.append if isinstance(sink, list) else _feeder(sink),
+                grace=1.0,
+            )
+
+    def _binary(self) -> Path:
+        """The binary to run: found, not asked for its version (``detect`` does that, at
+        registration); a run then costs no extra process."""
+        if self._detected is not None and self._detected.binary is not None:
+            return self._detected.binary
+        binary, searched = find_binary(self._environ, self._repo_root)
+        if binary is None:
+            raise ConnectorError(_not_found(searched))
+        return binary
 
     def run(self, request: RunRequest) -> RunResult:
         """Run the agent on ``request``; raises ``ConnectorError`` when it cannot start."""
-        detection = self._detected or self.detect()
-        if detection.binary is None or not detection.ok:
-            raise ConnectorError(detection.error or "claude not found")
+        binary = self._binary()
         home, config = request.run_dir / "home", request.run_dir / "config"
         for folder in (home, config):
             folder.mkdir(parents=True, exist_ok=True)
@@ -118,7 +151,7 @@ class ClaudeCodeConnector:
             self._cancel = cancel
         try:
             outcome = run_process(
-                build_command(request, detection.binary),
+                build_command(request, binary),
                 cwd=request.cwd,
                 env=scrub_env(
                     request.base_env, home=home, config_dir=config, allow=request.allow_env
@@ -132,7 +165,7 @@ class ClaudeCodeConnector:
                 cancel=cancel,
             )
         except OSError as error:
-            raise ConnectorError(f"{detection.binary} cannot be run: {error}") from error
+            raise ConnectorError(f"{binary} cannot be run: {error}") from error
         finally:
             with self._lock:
                 self._cancel = None
@@ -165,6 +198,21 @@ class ClaudeCodeConnector:
         with self._lock:
             if self._cancel is not None:
                 self._cancel.set()
+
+
+def _feeder(parser: StreamParser) -> Callable[[str], None]:
+    def feed(line: str) -> None:
+        parser.feed(line)
+
+    return feed
+
+
+def _not_found(searched: list[str]) -> str:
+    return (
+        "the Claude Code CLI (claude) was not found; looked at: "
+        + ", ".join(searched)
+        + " (`make tools` installs it into .tools/)"
+    )
 
 
 __all__ = ["NAME", "ClaudeCodeConnector", "build_command", "judge", "scrub_env"]

@@ -137,3 +137,4 @@ def test_a_missing_binary_is_a_clear_error_naming_where_it_looked(tmp_path: Path
         assert str(place) in searched.error
     real = ClaudeCodeConnector(environ={"AICTL_CLAUDE_BIN": str(claude_binary())}).detect()
     assert real.ok and real.version == "2.1.197"
+    assert {"Bash", "Edit", "Read", "Write"} <= set(real.tools)  # from the init line

@@ -105,7 +105,9 @@ def test_a_scripted_write_completes_the_task_with_evidence(tmp_path: Path) -> No
     assert ran.returncode == 0, ran.stderr
     summary = json.loads(ran.stdout)
     assert (summary["task"], summary["ai"], summary["outcome"]) == (1, "claude-1", "done")
-    assert "tool Write" in ran.stderr  # progress from the stream
+    assert "tool Write" in ran.stderr  # progress from the stream, live
+    assert "turn: I wrote src/hello.txt." in ran.stderr
+    assert "tool calls allowed 1, denied 0; files changed 1" in ran.stderr  # the summary
     assert repo.task(1)["status"] == "done"
     evidence = json.loads(Path(summary["evidence_path"]).read_text())
     assert evidence["files_changed"] == ["src/hello.txt"]
@@ -122,6 +124,8 @@ def test_a_scripted_write_completes_the_task_with_evidence(tmp_path: Path) -> No
     assert decisions.returncode == 0 and len(json.loads(decisions.stdout)) == 1
     shown = repo.aictl("task", "evidence", "1")
     assert shown.returncode == 0 and "src/hello.txt" in shown.stdout
+    ai = json.loads(repo.aictl("ai", "show", "claude-1", "--json").stdout)
+    assert ai["health"]["version"] == "2.1.197" and "Write" in ai["health"]["tools"]
 
 
 def test_failing_tests_fail_the_task_without_retry(tmp_path: Path) -> None:

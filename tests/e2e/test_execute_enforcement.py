@@ -202,3 +202,18 @@ def test_two_tasks_on_disjoint_paths_execute_in_parallel_and_both_finish(
     # the runs overlapped: each started before the other finished
     assert first["started_at"] < second["finished_at"]
     assert second["started_at"] < first["finished_at"]
+
+
+def test_a_missing_claude_binary_is_a_clear_error_and_the_task_is_given_back(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path, "http://127.0.0.1:9")
+    create(repo)
+    repo.env["AICTL_CLAUDE_BIN"] = str(tmp_path / "nowhere" / "claude")
+    ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 1
+    assert "Claude Code CLI (claude) was not found" in ran.stderr
+    assert str(tmp_path / "nowhere" / "claude") in ran.stderr
+    assert "released" in ran.stderr
+    task = repo.task(1)
+    assert (task["status"], task["attempts"], task["lease_expires_at"]) == ("queued", 0, None)

@@ -12,6 +12,7 @@ from aictl.domain.ais import AI, AIStatus, fresh_health
 from aictl.errors import Contention, InvalidInput
 from aictl.services.tasks import TaskService
 from aictl.store.ais import AIExists, AIHoldsLeases, AINotFound, AIStore
+from aictl.workspace import Workspace
 
 
 @pytest.fixture
@@ -165,3 +166,25 @@ def test_the_database_refuses_bad_rows(store: AIStore, clock: ManualClock) -> No
     with pytest.raises(sqlite3.IntegrityError):
         store.db.connection.execute("UPDATE ais SET status = 'sleeping' WHERE id = 'b'")
     assert store.list_ais() == [store.get("b")]
+
+
+def test_busy_follows_the_load_and_never_touches_offline_or_quarantined(
+    workspace: Workspace,
+) -> None:
+    clock = ManualClock()
+    service = TaskService(workspace, clock=clock)
+    store = AIStore(service.db, clock)
+    now = clock.now()
+    for ai_id, status in (("a", AIStatus.AVAILABLE), ("b", AIStatus.OFFLINE)):
+        store.register(AI(id=ai_id, connector="claude-code", created_at=now, updated_at=now))
+        store.set_status(ai_id, status)
+    service.create("one")
+    service.create("two")
+    assert store.refresh_busy() == {"a": "available"}
+    token = service.claim("a", task_id=1).token
+    assert store.refresh_busy() == {"a": "busy"}  # max_concurrency 1 reached
+    service.claim("b", task_id=2)  # an offline AI holding a lease stays offline
+    assert store.get("b").status is AIStatus.OFFLINE
+    service.release(token)
+    assert store.refresh_busy() == {"a": "available"}
+    service.close()
