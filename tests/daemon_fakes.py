@@ -92,8 +92,8 @@ class FakeConnector:
 
 
 def reset_recorder() -> Recorder:
-    global RECORDER
-    RECORDER = Recorder()
+    """A clean recorder (the same object: the connector module reads it by name)."""
+    RECORDER.__dict__.update(Recorder().__dict__)
     connectors.register("fake", FakeConnector)
     return RECORDER
 

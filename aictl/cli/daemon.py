@@ -10,9 +10,10 @@ signals), no standard input, and its output in ``.ai/logs/daemon.out``.
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -76,9 +77,7 @@ def start(
         from aictl.daemon.scheduler import Daemon, DaemonConfig
 
         config = DaemonConfig(concurrency=concurrency, port=port, grace=grace, console=sys.stdout)
-        daemon = Daemon(workspace, config)
-        daemon.install_signal_handlers()
-        raise typer.Exit(daemon.run())
+        raise typer.Exit(Daemon(workspace, config).run(signals=True))
     summary = _start_background(workspace, concurrency=concurrency, port=port, grace=grace)
     if json_output:
         output.emit_json(summary)
@@ -104,18 +103,10 @@ def _start_background(
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
-    with paths.out.open("ab") as out:
-        child = subprocess.Popen(
-            argv,
-            cwd=workspace.root,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
+    pid = _spawn_detached(argv, cwd=workspace.root, out=paths.out)
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
-        code = child.poll()
+        code = _exit_code(pid)
         if code is not None:
             tail = paths.out.read_text(errors="replace").strip().splitlines()[-5:]
             error = AictlError(
@@ -125,18 +116,46 @@ def _start_background(
             error.exit_code = code
             raise error
         found = read_state(paths)
-        if found and found.get("pid") == child.pid and found.get("port"):
+        if found and found.get("pid") == pid and found.get("port"):
             return {
-                "pid": child.pid,
+                "pid": pid,
                 "port": found["port"],
                 "concurrency": found.get("concurrency"),
                 "log": str(paths.log),
             }
         time.sleep(0.1)
     raise AictlError(
-        f"the daemon (pid {child.pid}) did not report within {START_WAIT:g}s",
+        f"the daemon (pid {pid}) did not report within {START_WAIT:g}s",
         hint=f"see {paths.out} and `aictl daemon logs`",
     )
+
+
+def _spawn_detached(argv: list[str], *, cwd: Path, out: Path) -> int:
+    """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr appended to
+    ``out``; return its pid without waiting (``posix_spawn``: a ``Popen`` left running would
+    warn when collected, and the daemon must outlive this command)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    previous = Path.cwd()
+    os.chdir(cwd)  # posix_spawn has no working-directory argument before Python 3.13
+    try:
+        return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
+    finally:
+        os.chdir(previous)
+
+
+def _exit_code(pid: int) -> int | None:
+    """The child's exit code once it has exited (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 1
+    if done == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
 
 
 @app.command()

@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -154,6 +155,13 @@ class ChatChannel:
     def send(self, notice: Notice) -> None:
         if not self.url:
             raise NotificationFailed(f"environment variable {self.url_env} (url_env) is not set")
+        with warnings.catch_warnings():
+            # apprise loads its plugins lazily, and one imports the deprecated stdlib imghdr
+            # on Python 3.11-3.12: not the daemon's warning to show.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._send(notice, self.url)
+
+    def _send(self, notice: Notice, url: str) -> None:
         try:
             import apprise
         except ImportError:
@@ -161,7 +169,7 @@ class ChatChannel:
                 "chat notifications need apprise: pip install 'aictl[chat]'"
             ) from None
         sender = apprise.Apprise()
-        if not sender.add(self.url):
+        if not sender.add(url):
             raise NotificationFailed(f"apprise does not understand the URL in {self.url_env}")
         if not sender.notify(title=f"aictl: {notice.event}", body=notice.message):
             raise NotificationFailed(f"apprise could not deliver to the URL in {self.url_env}")

@@ -34,7 +34,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
@@ -165,19 +165,39 @@ class Daemon:
         del number, frame
         self.request_stop()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+    @contextlib.contextmanager
+    def _signals(self, install: bool) -> Iterator[None]:
+        """SIGTERM and SIGINT request a stop while serving; the previous handlers after."""
+        if not install:
+            yield
+            return
+        previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
     # ------------------------------------------------------------------ the run
 
-    def run(self, *, ready: Callable[[Daemon], None] | None = None) -> int:
+    def run(self, *, ready: Callable[[Daemon], None] | None = None, signals: bool = False) -> int:
         """Serve until stopped; returns the exit code (0). Raises ``DaemonRunning`` (exit 4)
-        when another daemon holds the lock. ``ready`` is called once serving."""
+        when another daemon holds the lock and ``InvalidPolicy`` (exit 2) when the policy does
+        not validate at start. ``ready`` is called once serving; ``signals`` installs the
+        SIGTERM and SIGINT handlers (main thread only)."""
         lock = InstanceLock(self.paths)
         lock.acquire()
         try:
-            return self._serve(ready)
+            check = TaskService(self.workspace, clock=self.clock)
+            try:
+                check.enforcer.policy(None)  # a policy that never validated: refuse to start
+            finally:
+                check.close()
+            with self._signals(signals):
+                return self._serve(ready)
         finally:
             lock.release()
 

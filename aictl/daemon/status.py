@@ -7,6 +7,7 @@ daemon that stopped or died.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -135,6 +136,8 @@ def stop_daemon(
                 "the running tasks at once",
             )
         sleep(0.1)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when this process started it (no zombie)
     return pid
 
 

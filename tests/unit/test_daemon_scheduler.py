@@ -47,9 +47,7 @@ def create(workspace: Workspace, title: str, **fields: Any) -> int:
 
 def events(workspace: Workspace, name: str) -> list[dict[str, Any]]:
     return [
-        record
-        for record in log_lines(DaemonPaths.of(workspace).log)
-        if record.get("event") == name
+        record for record in log_lines(DaemonPaths.of(workspace).log) if record.get("event") == name
     ]
 
 
@@ -82,9 +80,7 @@ def test_a_dependency_graph_is_done_in_order_within_the_limits(
     assert {record["outcome"] for record in finished} == {"done"}
 
 
-def test_each_ai_runs_at_most_its_max_concurrency(
-    workspace: Workspace, recorder: Recorder
-) -> None:
+def test_each_ai_runs_at_most_its_max_concurrency(workspace: Workspace, recorder: Recorder) -> None:
     register_ai(workspace, "fake-1", max_concurrency=1)
     for number in range(4):
         create(workspace, f"Job {number}")
