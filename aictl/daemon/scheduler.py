@@ -408,6 +408,7 @@ class Daemon:
         if not ready:
             return
         store = AIStore(service.db, self.clock)
+        store.refresh_busy()  # from the leases held now: a dead run cannot leave an AI busy
         ais = store.list_ais()
         stored_load = store.load()
         inflight = Counter(entry.ai for entry in self.running.values())
