@@ -79,8 +79,18 @@ def daemons(workspace: Workspace, tmp_path: Path) -> Iterator[Callable[[str], An
         env.pop("AICTL_DB", None)
         with open(tmp_path / f"daemon-{len(started)}.out", "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "aictl", "daemon", "start", "--foreground"]
-                + ["--concurrency", "2", "--grace", "1"],
+                [
+                    sys.executable,
+                    "-m",
+                    "aictl",
+                    "daemon",
+                    "start",
+                    "--foreground",
+                    "--concurrency",
+                    "2",
+                    "--grace",
+                    "1",
+                ],
                 cwd=workspace.root,
                 env=env,
                 stdin=subprocess.DEVNULL,
