@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 STALL: list[dict[str, Any]] = [{"stall": True}]
 QUICK: list[dict[str, Any]] = [{"text": "Done.", "usage": {"input_tokens": 50, "output_tokens": 5}}]
 WAIT = 120.0
+DAEMON_ARGS = ("daemon", "start", "--foreground", "--concurrency", "2", "--grace", "1")
 
 
 def git(root: Path, *args: str) -> None:
