@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, enforcement, execute, latency, locks, policy, workflow
+from bench import claims, cli, enforcement, execute, latency, locks, policy, soak, workflow
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -34,6 +34,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "enforcement": enforcement.run,
     "execute": execute.run,
     "workflow": workflow.run,
+    "soak": soak.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
