@@ -1,105 +1,154 @@
 #!/usr/bin/env bash
-# `make demo`: a scripted walk through aictl on a throw-away repository.
-# A small dependency graph is created under a policy that gates database migrations; three
-# concurrent workers claim and complete it, respecting dependencies and path locks, while a
-# person approves the gated task. Then lease fencing refuses a stale worker, and the decision
-# records and the tamper-evident audit log are shown and verified.
+# `make demo`: the daemon does a small dependency graph with the real Claude Code CLI.
+#
+# On a throw-away git repository, with no API key: a policy that gates database migrations, a
+# DAG of eight tasks (some with overlapping path locks), one registered Claude Code AI, and
+# `aictl daemon start` against aictl's local stand-in for the Anthropic Messages API
+# (aictl/model_server.py). Each agent really runs: the scripted model asks it to write
+# notes/<task>.md, Claude Code calls its Write tool, aictl's tool gate checks the path against
+# the task's locks. A person approves the gated task while the daemon works. Then the evidence,
+# the decision records and the audit log's verification.
+#
+# The same against the real Anthropic API: see "The daemon with a real model" in README.md.
 set -euo pipefail
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+claude="$here/.tools/node_modules/.bin/claude"
+[ -x "$claude" ] || { echo "the Claude Code CLI is missing at $claude: run \`make tools\`" >&2; exit 1; }
+python=$(command -v python3 || command -v python)
+[ -x "$here/.venv/bin/python" ] && python="$here/.venv/bin/python"
+
 repo=$(mktemp -d "${TMPDIR:-/tmp}/aictl-demo.XXXXXX")
-trap 'rm -rf "$repo"' EXIT
+server_pid="" follow_pid=""
+cleanup() {
+    [ -n "$follow_pid" ] && kill "$follow_pid" 2>/dev/null || true
+    (cd "$repo" && aictl daemon stop --timeout 60 >/dev/null 2>&1) || true
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$repo"
+}
+trap cleanup EXIT
 cd "$repo"
-git init -q .
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+field() { "$python" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-say "Initialise aictl in a throw-away repository ($repo)"
+say "A throw-away repository ($repo) with aictl initialised"
+git init -q .
+git config user.name demo && git config user.email demo@example.com
+mkdir -p src/api src/web db docs && echo "# Demo" > README.md && touch src/api/.keep src/web/.keep
 run aictl init
 
-say "A policy: database migrations need a person's approval before an agent claims them"
+say "A policy: migrations need a person's approval before an agent claims them"
 cat > .ai/policy.yaml <<'YAML'
 version: 1
 default: allow
+settings:
+  lease_ttl: 1m
+  timeouts:
+    task: 3m
 rules:
   - id: migrations-need-approval
     actions: [claim]
     when: touches(task.paths, "db/migrations/**")
     effect: require_approval
     reason: migrations are irreversible in production
+notifications:
+  console: true
 YAML
 run aictl policy validate
+git add -A && git commit -q -m "initial"
 
-say "Create a small dependency graph; some tasks touch overlapping files"
-aictl task create "Design the schema"       --path 'db/schema.sql' --priority 9 -q >/dev/null
-aictl task create "Write the migration"     --path 'db/migrations/*.sql' --depends-on 1 -q >/dev/null
-aictl task create "API endpoints"           --path 'src/api/**' --depends-on 1 --label area=api -q >/dev/null
-aictl task create "API tests"               --path 'tests/api/**' --depends-on 3 --label area=api -q >/dev/null
-aictl task create "Web page"                --path 'src/web/**' --depends-on 1 --label area=web -q >/dev/null
-aictl task create "Refactor shared helpers" --path 'src/*/util.py' --priority 5 -q >/dev/null
-aictl task create "User guide"              --path 'docs/**' --depends-on 2 --depends-on 4 --depends-on 5 -q >/dev/null
-aictl task create "Release notes"           --path 'CHANGELOG.md' --depends-on 7 -q >/dev/null
-run aictl task list
+say "The local model server (no API key needed): every agent is asked to write notes/<task>.md"
+cat > "$repo/../aictl-demo-script.$$.json" <<'JSON'
+[
+  {"tool_use": {"name": "Write",
+                "input": {"file_path": "notes/{task}.md",
+                          "content": "# Task {task}\n\nDone by the agent, inside its locked paths.\n"}},
+   "usage": {"input_tokens": 1800, "output_tokens": 60}},
+  {"text": "I wrote the notes for this task.", "usage": {"input_tokens": 1900, "output_tokens": 12}}
+]
+JSON
+script="$repo/../aictl-demo-script.$$.json"
+"$python" -m aictl.model_server --script "$script" --port 0 --port-file .ai/logs/model-server.port \
+    >/dev/null 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do [ -s .ai/logs/model-server.port ] && break; sleep 0.1; done
+rm -f "$script"
+port=$(cat .ai/logs/model-server.port)
+export ANTHROPIC_BASE_URL="http://127.0.0.1:$port" ANTHROPIC_API_KEY="demo-key-for-the-local-model-server"
+export AICTL_CLAUDE_BIN="$claude" CLAUDE_CODE_MAX_RETRIES=0
+echo "model server on $ANTHROPIC_BASE_URL"
+
+say "Register a Claude Code AI (it may run three tasks at once)"
+run aictl ai register claude-1 --connector claude-code --max-concurrency 3
+
+say "A dependency graph; 'src/*/util.py' overlaps 'src/api/**' and 'src/web/**'"
+aictl task create "Design the schema"       --path db/schema.sql        --path notes/1.md --priority 9 -q >/dev/null
+aictl task create "Write the migration"     --path 'db/migrations/*.sql' --path notes/2.md --depends-on 1 -q >/dev/null
+aictl task create "API endpoints"           --path 'src/api/**'         --path notes/3.md --depends-on 1 -q >/dev/null
+aictl task create "API tests"               --path 'tests/api/**'       --path notes/4.md --depends-on 3 -q >/dev/null
+aictl task create "Web page"                --path 'src/web/**'         --path notes/5.md --depends-on 1 -q >/dev/null
+aictl task create "Refactor shared helpers" --path 'src/*/util.py'      --path notes/6.md --priority 5 -q >/dev/null
+aictl task create "User guide"              --path 'docs/**'            --path notes/7.md --depends-on 2 --depends-on 4 --depends-on 5 -q >/dev/null
+aictl task create "Release notes"           --path CHANGELOG.md         --path notes/8.md --depends-on 7 -q >/dev/null
 run aictl task graph
 
-say "Path locks are exact: 'src/*/util.py' overlaps 'src/api/**' but not 'docs/**'"
-token=$(aictl task claim 6 --as inspector -q)
-run aictl lock list
-run aictl lock check 'src/api/**' 'docs/**' || echo "(exit $?: a held lock overlaps)"
-aictl task release 6 --lease "$token" -q >/dev/null
+say "Start the daemon (in the background; its log follows)"
+run aictl daemon start --concurrency 3
+aictl daemon logs --follow --lines 0 &
+follow_pid=$!
 
-say "Three workers claim, run and complete the tasks concurrently"
-worker() {
-    local name=$1 token id title code
-    while true; do
-        if token=$(aictl task claim --as "$name" --ttl 30s -q 2>/dev/null); then
-            id=${token%%:*}
-            aictl task start "$id" --lease "$token" -q >/dev/null
-            title=$(aictl task show "$id" --json | python -c 'import json,sys; print(json.load(sys.stdin)["title"])')
-            printf '  %-8s claimed   task %s (%s), lease %s\n' "$name" "$id" "$title" "$token"
-            sleep "0.$((RANDOM % 5 + 3))"
-            aictl task complete "$id" --lease "$token" --result "done by $name" -q >/dev/null
-            printf '  %-8s completed task %s\n' "$name" "$id"
-        else
-            code=$?
-            if [ "$code" -ne 5 ]; then echo "  $name: unexpected exit $code" >&2; return 1; fi
-            # exit 5: nothing ready now; stop when nothing is left to do at all
-            if [ -z "$(aictl task list --status queued --status claimed --status running -q)" ]; then
-                return 0
-            fi
-            sleep 0.2
-        fi
-    done
-}
-worker alpha & a=$!
-worker beta & b=$!
-worker gamma & c=$!
-
-# The migration (task 2) is parked by the policy when a worker reaches it; approve it then.
-for _ in $(seq 300); do
-    approval=$(aictl task show 2 --json | python -c 'import json,sys; print(json.load(sys.stdin)["approval"])')
-    [ "$approval" = pending ] && break
-    sleep 0.2
+# The migration (task 2) is parked by the policy when the daemon reaches it: approve it then.
+approved=""
+for _ in $(seq 1200); do
+    if [ -z "$approved" ] && [ "$(aictl task show 2 --json | field approval)" = pending ]; then
+        sleep 1
+        printf '\n  (task 2 awaits approval: a person approves it)\n'
+        run aictl task approve 2
+        approved=yes
+    fi
+    left=$(aictl task list --status queued --status claimed --status running --status blocked -q | wc -l)
+    [ "$left" -eq 0 ] && break
+    sleep 0.5
 done
-[ "$approval" = pending ] || { echo "task 2 never reached approval" >&2; exit 1; }
-echo "  (task 2 awaits approval: a person approves it)"
-run aictl task approve 2
-wait "$a" "$b" "$c"
+sleep 1
+kill "$follow_pid" 2>/dev/null || true
+wait "$follow_pid" 2>/dev/null || true
+follow_pid=""
 
-say "Every task done exactly once, in dependency order"
+say "Progress as the daemon sees it, and its health endpoint"
+run aictl daemon status
+health_port=$(aictl daemon status --json | field port)
+"$python" - "$health_port" <<'PY'
+import json, sys, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+print("$ GET /health")
+print(json.dumps(json.load(urllib.request.urlopen(base + "/health")), indent=1)[:600])
+print("$ GET /metrics (excerpt)")
+for line in urllib.request.urlopen(base + "/metrics").read().decode().splitlines():
+    if line.startswith(("aictl_tasks{", "aictl_executions_total", "aictl_decisions_total",
+                        "aictl_cost_usd_total", "aictl_claims_total")):
+        print(" ", line)
+PY
+run aictl daemon stop
+
+say "Every task done once, in dependency order"
 run aictl task list
+run aictl task watch --once
 
-say "Fencing: a worker whose lease expired cannot complete after another claimed the task"
-aictl task create "Flaky job" -q >/dev/null
-stale=$(aictl task claim 9 --as slow-worker --ttl 1s -q)
-echo "slow-worker holds lease $stale and stalls past its TTL..."
-sleep 1.2
-fresh=$(aictl task claim 9 --as fast-worker -q)
-echo "fast-worker claimed the task again with lease $fresh"
-run aictl task complete 9 --lease "$stale" || echo "(exit $?: the stale worker is refused, nothing changed)"
-aictl task start 9 --lease "$fresh" -q >/dev/null
-run aictl task complete 9 --lease "$fresh" --result "done once"
-run aictl task show 9
+say "Evidence: what each agent changed, from git, not from the model's words"
+for id in $(aictl task list -q); do
+    aictl task evidence "$id" --json | "$python" -c '
+import json, sys
+e = json.load(sys.stdin)
+a = e["agent"]
+print(f"task {e[\"task\"]}: {a[\"status\"]:8} turns {a[\"num_turns\"]}  cost {a[\"total_cost_usd\"]} USD  "
+      f"files {\", \".join(e[\"files_changed\"]) or \"none\"}  tests {e[\"tests\"][\"status\"]}")'
+done
+run aictl task evidence 3
+run git status --short
 
 say "Every decision is on record, and the audit log's hash chain is intact"
 run aictl policy decisions --task 2
