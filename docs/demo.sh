@@ -18,14 +18,16 @@ claude="$here/.tools/node_modules/.bin/claude"
 python=$(command -v python3 || command -v python)
 [ -x "$here/.venv/bin/python" ] && python="$here/.venv/bin/python"
 
-repo=$(mktemp -d "${TMPDIR:-/tmp}/aictl-demo.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/aictl-demo.XXXXXX")
+repo="$work/repo"
+mkdir "$repo"
 server_pid="" follow_pid=""
 cleanup() {
     [ -n "$follow_pid" ] && kill "$follow_pid" 2>/dev/null || true
     (cd "$repo" && aictl daemon stop --timeout 60 >/dev/null 2>&1) || true
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
     wait 2>/dev/null || true
-    rm -rf "$repo"
+    rm -rf "$work"
 }
 trap cleanup EXIT
 cd "$repo"
@@ -61,7 +63,7 @@ run aictl policy validate
 git add -A && git commit -q -m "initial"
 
 say "The local model server (no API key needed): every agent is asked to write notes/<task>.md"
-cat > "$repo/../aictl-demo-script.$$.json" <<'JSON'
+cat > "$work/script.json" <<'JSON'
 [
   {"tool_use": {"name": "Write",
                 "input": {"file_path": "notes/{task}.md",
@@ -70,13 +72,11 @@ cat > "$repo/../aictl-demo-script.$$.json" <<'JSON'
   {"text": "I wrote the notes for this task.", "usage": {"input_tokens": 1900, "output_tokens": 12}}
 ]
 JSON
-script="$repo/../aictl-demo-script.$$.json"
-"$python" -m aictl.model_server --script "$script" --port 0 --port-file .ai/logs/model-server.port \
+"$python" -m aictl.model_server --script "$work/script.json" --port 0 --port-file "$work/port" \
     >/dev/null 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do [ -s .ai/logs/model-server.port ] && break; sleep 0.1; done
-rm -f "$script"
-port=$(cat .ai/logs/model-server.port)
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port")
 export ANTHROPIC_BASE_URL="http://127.0.0.1:$port" ANTHROPIC_API_KEY="demo-key-for-the-local-model-server"
 export AICTL_CLAUDE_BIN="$claude" CLAUDE_CODE_MAX_RETRIES=0
 echo "model server on $ANTHROPIC_BASE_URL"
@@ -97,7 +97,7 @@ run aictl task graph
 
 say "Start the daemon (in the background; its log follows)"
 run aictl daemon start --concurrency 3
-aictl daemon logs --follow --lines 0 &
+aictl daemon logs --follow --lines 100 &
 follow_pid=$!
 
 # The migration (task 2) is parked by the policy when the daemon reaches it: approve it then.
@@ -139,14 +139,16 @@ run aictl task list
 run aictl task watch --once
 
 say "Evidence: what each agent changed, from git, not from the model's words"
-for id in $(aictl task list -q); do
-    aictl task evidence "$id" --json | "$python" -c '
+for id in $(aictl task list -q); do aictl task evidence "$id" --json; echo; done | "$python" -c '
 import json, sys
-e = json.load(sys.stdin)
-a = e["agent"]
-print(f"task {e[\"task\"]}: {a[\"status\"]:8} turns {a[\"num_turns\"]}  cost {a[\"total_cost_usd\"]} USD  "
-      f"files {\", \".join(e[\"files_changed\"]) or \"none\"}  tests {e[\"tests\"][\"status\"]}")'
-done
+for line in sys.stdin:
+    if not line.strip():
+        continue
+    e = json.loads(line)
+    agent, files = e["agent"], ", ".join(e["files_changed"]) or "none"
+    print(f"  task {e['"'"'task'"'"']}: agent {agent['"'"'status'"'"']}, {agent['"'"'num_turns'"'"']} turns, "
+          f"{agent['"'"'total_cost_usd'"'"']} USD; files changed: {files}; tests {e['"'"'tests'"'"']['"'"'status'"'"']}")
+'
 run aictl task evidence 3
 run git status --short
 
