@@ -1,0 +1,83 @@
+"""What `daemon status`, `daemon logs` and `task watch` read: the log (last lines, following it
+through appends and truncation), the status of a running daemon, the watch view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aictl.daemon.jsonlog import format_line
+from aictl.daemon.status import (
+    daemon_status,
+    daemon_status_line,
+    follow,
+    log_lines,
+    watch_snapshot,
+)
+from aictl.workspace import Workspace
+from tests.daemon_fakes import Recorder, register_ai, reset_recorder, running_daemon, wait_for
+from tests.unit.test_daemon_scheduler import create
+
+
+def test_log_lines_keeps_the_last_and_survives_a_bad_line(tmp_path: Path) -> None:
+    log = tmp_path / "daemon.jsonl"
+    assert log_lines(log) == []
+    log.write_text('{"event": "a", "message": "one"}\nnot json\n[1]\n{"event": "b"}\n')
+    assert [r.get("event") for r in log_lines(log)] == ["a", None, None, "b"]
+    assert log_lines(log)[1] == {"message": "not json"}
+    assert [r.get("event") for r in log_lines(log, last=1)] == ["b"]
+    assert log_lines(log, last=0) == []
+
+
+def test_follow_yields_appended_records_whole_and_restarts_after_truncation(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "daemon.jsonl"
+    log.write_text('{"event": "old"}\n')
+
+    def append(text: str) -> None:
+        with log.open("a") as stream:
+            stream.write(text)
+
+    writes = iter(
+        [
+            lambda: append('{"event": "new"}\n{"event": "ha'),
+            lambda: append('lf"}\n'),
+            lambda: log.write_text('{"event": "after truncation"}\n'),
+        ]
+    )
+    seen: list[str] = []
+
+    def sleep(_: float) -> None:
+        step = next(writes, None)
+        if step is not None:
+            step()
+
+    for record in follow(log, stop=lambda: len(seen) >= 3, sleep=sleep):
+        seen.append(record["event"])
+    assert seen == ["new", "half", "after truncation"]
+
+
+def test_status_and_watch_of_a_running_daemon(workspace: Workspace) -> None:
+    recorder: Recorder = reset_recorder()
+    register_ai(workspace)
+    held = create(workspace, "Long job [hold]", paths=["src/**"])
+    with running_daemon(workspace, grace=0.1):
+        wait_for(recorder.started.is_set, "the run started")
+        wait_for(lambda: daemon_status(workspace)["running_tasks"], "a running task")
+        report = daemon_status(workspace)
+        line = daemon_status_line(workspace)
+        view = watch_snapshot(workspace)
+    assert report["running"] and report["state"] == "running"
+    assert report["running_tasks"][0]["task"] == held
+    assert report["running_tasks"][0]["elapsed_seconds"] >= 0
+    assert report["ais"][0]["id"] == "fake-1" and report["ais"][0]["load"] == 1
+    assert line.startswith("daemon ") and "ok" in line
+    assert view["locks"] == [{"task": held, "glob": "src/**", "holder": "fake-1"}]
+    assert view["tasks"][0]["lease_expires_in"] > 0
+    stopped = daemon_status(workspace)
+    assert stopped["running"] is False and stopped["running_tasks"] == []
+
+
+def test_format_line_shows_time_level_and_message() -> None:
+    record = {"at": "2026-01-01T12:34:56.7Z", "level": "warning", "message": "careful"}
+    assert format_line(record) == "12:34:56 WARNING careful"
