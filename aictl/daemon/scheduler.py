@@ -55,7 +55,7 @@ from aictl.errors import AictlError, ApprovalRequired, Contention, NothingReady,
 from aictl.services.executor import Execution, Executor
 from aictl.services.tasks import TaskService
 from aictl.store.ais import AIStore
-from aictl.store.daemon import decisions_by_effect
+from aictl.store.daemon import changed_since, decisions_by_effect, ready_head
 from aictl.workspace import Workspace
 
 DEFAULT_CONCURRENCY = 2
@@ -139,6 +139,7 @@ class Daemon:
         self._cancelled = False
         self._stop_deadline = 0.0
         self._tasks: dict[int, tuple[str, str | None]] | None = None
+        self._since: str | None = None
         self._ais: dict[str, str] | None = None
         self._unroutable: dict[int, str] = {}
         self._denied: dict[int, tuple[str | None, str]] = {}
@@ -346,18 +347,24 @@ class Daemon:
     # ------------------------------------------------------------------ observing
 
     def _observe(self, service: TaskService) -> None:
-        """Read tasks and AIs; notify transitions since the last tick; refresh metrics."""
-        tasks = service.list_tasks()
-        self.counts = dict(Counter(str(task.status) for task in tasks))
+        """Read what changed since the last tick; notify transitions; refresh metrics.
+
+        Only tasks updated since the newest change seen are read (rows at that same instant
+        are read again and compared, so none is missed); a ``Task`` is built only for the
+        few that changed."""
+        self.counts = service.store.count_by_status()
         self.metrics.snapshot.update(self.counts, decisions_by_effect(service.db))
-        now = {task.id: (str(task.status), task.approval) for task in tasks}
-        if self._tasks is not None:
-            for task in tasks:
-                before = self._tasks.get(task.id)
-                if before is not None and before == now[task.id]:
-                    continue
-                self._notify_task(task, before)
-        self._tasks = now
+        first = self._tasks is None
+        known = self._tasks if self._tasks is not None else {}
+        for state in changed_since(service.db, self._since):
+            now = (state.status, state.approval)
+            before = known.get(state.id)
+            known[state.id] = now
+            if self._since is None or state.updated_at > self._since:
+                self._since = state.updated_at
+            if not first and before != now and state.status in ("done", "failed", "blocked"):
+                self._notify_task(service.get(state.id), before)
+        self._tasks = known
         ais = {ai.id: ai.status.value for ai in AIStore(service.db, self.clock).list_ais()}
         if self._ais is not None:
             for ai_id, status in ais.items():
@@ -402,17 +409,20 @@ class Daemon:
         room = self.concurrency - len(self.running)
         if room <= 0:
             return
-        ready = sorted(
-            service.list_tasks(ready=True), key=lambda t: (-t.priority, t.created_at, t.id)
-        )
-        if not ready:
+        # The head of the ready index, enough to fill the room past tasks skipped for locks,
+        # denials or busy AIs; never the whole queue.
+        limit = room * 8 + 32 + len(self._denied)
+        head = ready_head(service.db, format_time(self.clock.now()), limit)
+        if not head:
             return
+        ready = [service.get(task_id) for task_id in head if task_id not in self.running]
+        held = [lock.glob for lock in service.locks()]
         store = AIStore(service.db, self.clock)
         store.refresh_busy()  # from the leases held now: a dead run cannot leave an AI busy
         ais = store.list_ais()
         stored_load = store.load()
         inflight = Counter(entry.ai for entry in self.running.values())
-        held = [glob for entry in self.running.values() for glob in entry.paths]
+        held += [glob for entry in self.running.values() for glob in entry.paths]
         for task in ready:
             if room <= 0:
                 break
