@@ -17,6 +17,7 @@ Versions and ranges are PEP 440 (the ``packaging`` library): ``1.2.0``, ``>=1.0,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 NAME_HINT = "a skill name is 1-64 lowercase letters, digits or '-', first a letter or digit"
 ROOT = "task"
 """How a chain names its start: the task that asked for the skills."""
+MAX_ATTEMPTS = 10_000
+"""Versions tried before resolution gives up: backtracking over many versions of many skills
+whose ranges cannot all hold is exponential, and the router resolves on every route."""
 
 
 class SkillConflict(InvalidInput):
@@ -224,11 +228,23 @@ def resolve(
     for name in wanted:
         needs.setdefault(name, []).append(_Need("", (ROOT,)))
     failures: list[InvalidInput] = []
-    chosen = _search(needs, {}, catalogue, left_out or {}, failures)
+    attempts = [MAX_ATTEMPTS]
+    try:
+        chosen = _search(needs, {}, catalogue, left_out or {}, failures, attempts)
+    except _GaveUp:
+        raise SkillConflict(
+            f"no combination of versions found after {MAX_ATTEMPTS} attempts; "
+            f"the first conflict: {failures[0].message}",
+            hint="pin narrower ranges, or remove versions no skill should get",
+        ) from None
     if chosen is None:
         # the first failure found is the one on the path of the highest versions: the most useful
         raise failures[0]
     return _ordered(chosen)
+
+
+class _GaveUp(Exception):
+    """The resolver's attempt budget ran out."""
 
 
 def _search(
@@ -237,40 +253,64 @@ def _search(
     catalogue: Mapping[str, Sequence[Skill]],
     left_out: Mapping[str, Sequence[str]],
     failures: list[InvalidInput],
+    attempts: list[int],
 ) -> dict[str, Skill] | None:
+    """Choose a version for the pending name with the fewest candidates left (a name with
+    none fails at once; ties by name), highest version first, and recurse. ``chosen`` always
+    satisfies every need stated so far: a candidate's own requirements are checked against the
+    choices already made before going deeper."""
     pending = sorted(name for name in needs if name not in chosen)
-    for name, picked in chosen.items():
-        for need in needs.get(name, []):
-            if Version(picked.version) not in parse_range(need.range):
-                failures.append(_conflict(name, needs[name], catalogue))
-                return None
     if not pending:
         return chosen
-    name = pending[0]
-    versions = catalogue.get(name, ())
-    if not versions:
+    options = {
+        name: [
+            skill
+            for skill in catalogue.get(name, ())
+            if all(_contains(need.range, skill.version) for need in needs[name])
+        ]
+        for name in pending
+    }
+    name = min(pending, key=lambda item: len(options[item]))
+    candidates = options[name]
+    if not catalogue.get(name):
         chains = "; ".join(_chain_text(need.chain, name) for need in needs[name])
         why = "; ".join(left_out.get(name, ())) or "no such skill"
         failures.append(SkillMissing(f"skill {name} is not available ({chains}): {why}"))
         return None
-    candidates = [
-        skill
-        for skill in versions
-        if all(Version(skill.version) in parse_range(need.range) for need in needs[name])
-    ]
     if not candidates:
         failures.append(_conflict(name, needs[name], catalogue))
         return None
-    chain = (*needs[name][0].chain, f"{name} {{version}}")
+    chain = needs[name][0].chain
     for skill in candidates:
-        step = tuple(part.replace("{version}", skill.version) for part in chain)
-        more = {key: list(value) for key, value in needs.items()}
+        attempts[0] -= 1
+        if attempts[0] < 0:
+            raise _GaveUp
+        step = (*chain, f"{name} {skill.version}")
+        now = {**chosen, name: skill}
+        more = dict(needs)
+        broken = None
         for required, text in sorted(skill.requires.items()):
-            more.setdefault(required, []).append(_Need(text, step))
-        found = _search(more, {**chosen, name: skill}, catalogue, left_out, failures)
+            more[required] = [*more.get(required, ()), _Need(text, step)]
+            if required in now and not _contains(text, now[required].version):
+                broken = required
+        if broken is not None:
+            failures.append(_conflict(broken, more[broken], catalogue))
+            continue
+        found = _search(more, now, catalogue, left_out, failures, attempts)
         if found is not None:
             return found
     return None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _contains(range_text: str, version: str) -> bool:
+    """Whether ``version`` is in the range (cached: parsing a range costs more than testing)."""
+    return Version(version) in _range(range_text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _range(text: str) -> SpecifierSet:
+    return parse_range(text)
 
 
 def _conflict(

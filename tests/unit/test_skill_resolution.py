@@ -238,3 +238,29 @@ def test_a_task_with_skills_qualifies_no_ai_when_skills_were_not_checked() -> No
     assert answer.candidates[0].reasons == ["skills review required, not checked"]
     plain = route(make_task([]), [make_ai("a")], {})
     assert plain.ai == "a"
+
+
+def test_resolution_gives_up_after_its_attempt_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aictl.domain.skills as module
+
+    monkeypatch.setattr(module, "MAX_ATTEMPTS", 5)
+    catalogue = shared(
+        *(skill("a", f"{v}.0", {"c": ">=5"}) for v in range(30)),
+        *(skill("b", f"{v}.0", {"c": "<5"}) for v in range(30)),
+        *(skill("c", f"{v}.0") for v in range(10)),
+    )
+    with pytest.raises(SkillConflict) as caught:
+        resolve(["a", "b"], catalogue)
+    assert caught.value.message.startswith("no combination of versions found after 5 attempts")
+    assert "the first conflict: no version of skill c satisfies every range" in caught.value.message
+
+
+def test_the_most_constrained_skill_is_chosen_first() -> None:
+    # each skill's newest version needs versions of the next ones that the task's pin excludes;
+    # choosing the pinned name first avoids exploring the newest versions of the others
+    catalogue = shared(
+        *(skill("x", f"{v}.0", {"y": f">={v}"}) for v in range(1, 6)),
+        *(skill("y", f"{v}.0") for v in range(1, 6)),
+        skill("pin", "1.0", {"y": "<3"}),
+    )
+    assert keys(resolve(["x", "pin"], catalogue)) == ["y 2.0", "pin 1.0", "x 2.0"]
