@@ -53,7 +53,13 @@ class JsonLog:
             if not self._file.closed:
                 self._file.write(text + "\n")
                 self._file.flush()
-            if self._echo is not None and LEVELS.index(level) >= self._echo_from:
+            # Notifications reach the console through the notifier's console channel (which
+            # ``console: false`` turns off): not echoed twice.
+            if (
+                self._echo is not None
+                and LEVELS.index(level) >= self._echo_from
+                and not event.startswith("notify.")
+            ):
                 self._echo.write(format_line(record) + "\n")
                 self._echo.flush()
         return record

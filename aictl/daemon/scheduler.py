@@ -51,7 +51,14 @@ from aictl.domain import globs
 from aictl.domain.ais import AIStatus
 from aictl.domain.routing import route
 from aictl.domain.tasks import Task, format_time
-from aictl.errors import AictlError, ApprovalRequired, Contention, NothingReady, PolicyDenied
+from aictl.errors import (
+    AictlError,
+    ApprovalRequired,
+    Contention,
+    LeaseLost,
+    NothingReady,
+    PolicyDenied,
+)
 from aictl.services.executor import Execution, Executor
 from aictl.services.tasks import TaskService
 from aictl.store.ais import AIStore
@@ -134,6 +141,8 @@ class Daemon:
         self.port: int | None = None
         self.counts: dict[str, int] = {}
         self._stop_requested = threading.Event()
+        self._signals_received = 0
+        self._signals_seen = 0
         self._immediate = threading.Event()
         self._wake = threading.Event()
         self._cancelled = False
@@ -163,8 +172,10 @@ class Daemon:
         return self._stop_requested.is_set()
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        """Only counts: the loop turns signals into a stop request within one tick (a handler
+        taking a lock the interrupted code holds would deadlock)."""
         del number, frame
-        self.request_stop()
+        self._signals_received += 1
 
     @contextlib.contextmanager
     def _signals(self, install: bool) -> Iterator[None]:
@@ -242,6 +253,9 @@ class Daemon:
     def _loop_once(self, service: TaskService) -> bool:
         """One turn of the loop; True when the daemon may exit."""
         assert self.journal is not None
+        while self._signals_seen < self._signals_received:
+            self._signals_seen += 1
+            self.request_stop()
         if self._stop_requested.is_set() and not self.stopping:
             self.stopping = True
             self._stop_deadline = self.monotonic() + self.config.grace
@@ -491,6 +505,9 @@ class Daemon:
         except ApprovalRequired as error:
             entry.error = error.message
             journal.info("task.awaiting_approval", error.message, task=entry.task_id)
+        except LeaseLost as error:
+            entry.error = error.message
+            journal.warning("task.lease_lost", error.message, task=entry.task_id, ai=entry.ai)
         except (NothingReady, Contention) as error:
             entry.error = error.message
             journal.info("task.not_claimed", error.message, task=entry.task_id, ai=entry.ai)
