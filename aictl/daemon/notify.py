@@ -2,7 +2,7 @@
 
 Every notification is written to the JSON log, then handed to a background thread that
 delivers it to the configured channels (``notifications:`` in the policy; see
-``docs/policy.md``). Channels are registered by name in ``CHANNELS``:
+``docs/policy.md``), each a small class with ``name``, ``events`` and ``send``:
 
 - ``console``: one line on the daemon's standard output (on unless ``console: false``);
 - ``webhook``: an HTTP POST of the notification as JSON, signed with HMAC-SHA256 over the exact
