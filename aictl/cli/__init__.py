@@ -6,6 +6,8 @@ held by another, lock held), 5 nothing ready to claim, 130 interrupted.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -14,46 +16,86 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli import (
-    ai,
-    audit,
-    daemon,
-    lock,
-    output,
-    policy,
-    policy_records,
-    route,
-    skill,
-    task,
-    watch,
-    workflow,
-)
+from aictl.cli import output
 from aictl.cli.common import State
 from aictl.errors import AictlError
 
-app = typer.Typer(
-    name="aictl",
-    help="A control plane for AI coding agents working in one repository.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-app.add_typer(task.app, name="task")
-app.add_typer(lock.app, name="lock")
-app.add_typer(audit.app, name="audit")
-app.add_typer(policy.app, name="policy")
-app.add_typer(ai.app, name="ai")
-app.add_typer(route.app, name="route")
-app.add_typer(daemon.app, name="daemon")
-task.app.command("watch")(watch.watch)
-app.add_typer(skill.app, name="skill")
-app.add_typer(workflow.app, name="workflow")
-policy.app.command("decisions")(policy_records.decisions)
-policy.app.add_typer(policy_records.override_app, name="override")
+#: Every command group: its module, imported only when the group is used (or for help), so
+#: `aictl task list` does not pay for the daemon's or the workflows' imports.
+GROUPS = {
+    "task": "aictl.cli.task",
+    "lock": "aictl.cli.lock",
+    "audit": "aictl.cli.audit",
+    "policy": "aictl.cli.policy",
+    "ai": "aictl.cli.ai",
+    "route": "aictl.cli.route",
+    "daemon": "aictl.cli.daemon",
+    "skill": "aictl.cli.skill",
+    "workflow": "aictl.cli.workflow",
+}
 
 
-@app.callback()
+def _group(name: str) -> typer.Typer:
+    """The sub-app of group ``name``, with the commands other modules add to it."""
+    module = importlib.import_module(GROUPS[name])
+    group: typer.Typer = module.app
+    if name in _EXTENDED:
+        return group
+    _EXTENDED.add(name)
+    if name == "task":
+        from aictl.cli import watch
+
+        group.command("watch")(watch.watch)
+    elif name == "policy":
+        from aictl.cli import policy_records
+
+        group.command("decisions")(policy_records.decisions)
+        group.add_typer(policy_records.override_app, name="override")
+    return group
+
+
+_EXTENDED: set[str] = set()
+
+
+@functools.cache
+def build(only: str | None = None) -> typer.Typer:
+    """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
+    root, such as ``init``, are always there)."""
+    app = typer.Typer(
+        name="aictl",
+        help="A control plane for AI coding agents working in one repository.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(root)
+    app.command()(init)
+    for name in GROUPS:
+        if only is None or name == only:
+            app.add_typer(_group(name), name=name)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole app, built on first use (docgen, tests)
+        return build()
+    raise AttributeError(name)
+
+
+def _group_named(argv: Sequence[str]) -> str | None:
+    """The group the command line names (after the root's own ``--db``), if any."""
+    words = iter(argv)
+    for word in words:
+        if word == "--db":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in GROUPS else None
+        elif not word.startswith("--db="):
+            return None
+    return None
+
+
 def root(
     ctx: typer.Context,
     db: Annotated[
@@ -69,7 +111,6 @@ def root(
     ctx.obj = State(db=db)
 
 
-@app.command()
 def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Create .ai/ (state database, example policy) at the repository root. Safe to run twice.
 
@@ -90,10 +131,9 @@ def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (tests call this)."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = app(
-            args=list(argv) if argv is not None else None, prog_name="aictl", standalone_mode=False
-        )
+        result = build(_group_named(args))(args=args, prog_name="aictl", standalone_mode=False)
     except AictlError as error:
         output.error(error.message, error.hint)
         return error.exit_code
