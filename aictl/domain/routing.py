@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aictl.domain.ais import AI, AIStatus
-from aictl.domain.skills import SkillCheck
 from aictl.domain.tasks import Task
+
+if TYPE_CHECKING:
+    from aictl.domain.skills import SkillCheck
 
 PIN_LABEL = "ai"
 """A task label ``ai=<id>`` pins the task to one AI."""

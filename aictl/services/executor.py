@@ -44,7 +44,6 @@ from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import outside_paths
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
-from aictl.services.skills import prepare_skills, skill_checks
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.services.toolgate import ToolGate
 from aictl.store.ais import AIStore
@@ -158,7 +157,12 @@ class Executor:
         if ai is not None:
             found = store.get(ai)
             return found.id, found.connector, found.model
-        answer = route(task, store.list_ais(), store.load(), skill_checks(self.service, task))
+        checks = None
+        if task.skills:  # the skills machinery (and its imports) only when a task names some
+            from aictl.services.skills import skill_checks
+
+            checks = skill_checks(self.service, task)
+        answer = route(task, store.list_ais(), store.load(), checks)
         if answer.ai is None:
             why = "; ".join(f"{c.ai}: {', '.join(c.reasons)}" for c in answer.candidates)
             raise NothingReady(
@@ -209,23 +213,23 @@ class Executor:
         gate = ToolGate(self.workspace, task, ai_id, token, self.progress)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
-        skills = prepare_skills(self.service, task, ai_id, run_dir)
-        request = RunRequest(
-            prompt=build_prompt(task),
-            context=skills.context,
-            cwd=self.workspace.root,
-            run_dir=run_dir / "agent",
-            base_env=self.environ,
-            allow_env=AGENT_ENV,
-            idle_timeout=idle.total_seconds(),
-            total_timeout=total.total_seconds(),
-            on_event=self._on_event,
-            on_line=lambda line: print(line, file=transcript),
-            gate=gate,
-            **agent_settings(policy.ai_settings(ai_id), registered_model),
-        )
-        watch.start()
+        watch.start()  # before the skills' scripts: they run under the lease too
         try:
+            context, skills_evidence = self._prepare_skills(task, ai_id, run_dir)
+            request = RunRequest(
+                prompt=build_prompt(task),
+                context=context,
+                cwd=self.workspace.root,
+                run_dir=run_dir / "agent",
+                base_env=self.environ,
+                allow_env=AGENT_ENV,
+                idle_timeout=idle.total_seconds(),
+                total_timeout=total.total_seconds(),
+                on_event=self._on_event,
+                on_line=lambda line: print(line, file=transcript),
+                gate=gate,
+                **agent_settings(policy.ai_settings(ai_id), registered_model),
+            )
             result = connector.run(request)
         except connectors.ConnectorError as error:  # it could not start: not the task's fault
             self.service.release(token)
@@ -241,7 +245,7 @@ class Executor:
             task, ai_id, attempt, base_commit, dirty_before, result, total.total_seconds()
         )
         evidence["tool_decisions"] = gate.summary()
-        evidence["skills"] = skills.evidence
+        evidence["skills"] = skills_evidence
         evidence_path = run_dir / "evidence.json"
         if watch.lost.is_set() or watch.cancelled.is_set():
             evidence["tests"] = {"status": "not run"}
@@ -251,6 +255,17 @@ class Executor:
             return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
         finally:
             AIStore(self.service.db, self.service.store.clock).refresh_busy()
+
+    def _prepare_skills(
+        self, task: Task, ai_id: str, run_dir: Path
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The context the task's skills give the agent, and their evidence."""
+        if not task.skills:
+            return None, {"skills": [], "scripts": [], "problems": []}
+        from aictl.services.skills import prepare_skills
+
+        prepared = prepare_skills(self.service, task, ai_id, run_dir)
+        return prepared.context, prepared.evidence
 
     def _settle(
         self,

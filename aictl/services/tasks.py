@@ -14,7 +14,6 @@ from aictl.clock import Clock, SystemClock
 from aictl.domain import globs
 from aictl.domain.dag import topological_layers
 from aictl.domain.durations import parse_duration
-from aictl.domain.skills import check_skill_name
 from aictl.domain.tasks import (
     LeaseToken,
     Status,
@@ -62,6 +61,15 @@ def check_name(value: str, what: str) -> str:
             hint=f"a {what} is 1-128 letters, digits or _ . : @ / -, first a letter or digit",
         )
     return value
+
+
+def _skill_names(items: Sequence[str]) -> list[str]:
+    """Validated skill names, sorted (the skills machinery is imported only when given some)."""
+    if not items:
+        return []
+    from aictl.domain.skills import check_skill_name
+
+    return sorted({check_skill_name(check_text(item, "skill")) for item in items})
 
 
 def parse_labels(items: Sequence[str]) -> dict[str, str]:
@@ -144,7 +152,7 @@ class TaskService:
             paths=self.normalise_globs(paths),
             depends_on=list(depends_on),
             max_attempts=max_attempts,
-            skills=sorted({check_skill_name(check_text(item, "skill")) for item in skills}),
+            skills=_skill_names(skills),
         )
 
     def normalise_globs(self, paths: Sequence[str]) -> list[str]:
