@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock, read_state
+from aictl.daemon.runtime import (
+    DaemonPaths,
+    DaemonRunning,
+    InstanceLock,
+    read_state,
+    write_atomically,
+)
 from aictl.daemon.status import log_lines
 from aictl.domain.ais import AIStatus
 from aictl.services.tasks import TaskService
@@ -168,17 +174,20 @@ def test_a_valid_policy_change_applies_and_an_invalid_one_is_refused(
     policy = workspace.state_dir / "policy.yaml"
     with running_daemon(workspace):
         wait_for(lambda: events(workspace, "policy.loaded"), "the first policy")
-        policy.write_text(
+        write_atomically(
+            policy,
             "version: 1\nrules:\n  - id: no-secrets\n    actions: [claim]\n"
             '    when: touches(task.paths, "secrets/**")\n    effect: deny\n'
-            "    reason: never\n"
+            "    reason: never\n",
         )
         wait_for(lambda: events(workspace, "policy.reloaded"), "the reload")
         denied = create(workspace, "Touch secrets", paths=["secrets/key"])
         first = create(workspace, "Docs [hold]", paths=["docs/**"])
         later = create(workspace, "More docs", paths=["docs/more/**"], depends_on=[first])
         wait_for(lambda: statuses(workspace)[first] == "running", "the first task running")
-        policy.write_text("version: 1\nrules:\n  - id: Bad Id\n    effect: maybe\n")
+        # Replaced whole, as editors save: a plain write can be read half-written (that
+        # version is refused too, with other errors).
+        write_atomically(policy, "version: 1\nrules:\n  - id: Bad Id\n    effect: maybe\n")
         refused = wait_for(lambda: events(workspace, "policy.refused"), "the refusal")
         recorder.release.set()
         wait_for(lambda: statuses(workspace)[later] == "done", "work under the kept policy")
