@@ -73,6 +73,8 @@ STALL_AFTER = 30.0
 CANCEL_WAIT = 120.0
 """Longest wait for cancelled executions to hand their tasks back, after the grace period."""
 ACTOR = "aictl-daemon"
+DECISIONS_EVERY = 10
+"""Ticks between two counts of the decision records (a scan of the whole table)."""
 
 
 @dataclass
@@ -149,6 +151,7 @@ class Daemon:
         self._stop_deadline = 0.0
         self._tasks: dict[int, tuple[str, str | None]] | None = None
         self._since: str | None = None
+        self._decisions: dict[str, int] = {}
         self._ais: dict[str, str] | None = None
         self._unroutable: dict[int, str] = {}
         self._denied: dict[int, tuple[str | None, str]] = {}
@@ -367,7 +370,10 @@ class Daemon:
         are read again and compared, so none is missed); a ``Task`` is built only for the
         few that changed."""
         self.counts = service.store.count_by_status()
-        self.metrics.snapshot.update(self.counts, decisions_by_effect(service.db))
+        if self.ticks % DECISIONS_EVERY == 0 or self.stopping:
+            # A scan of every decision record: every few seconds is enough for a counter.
+            self._decisions = decisions_by_effect(service.db)
+        self.metrics.snapshot.update(self.counts, self._decisions)
         first = self._tasks is None
         known = self._tasks if self._tasks is not None else {}
         for state in changed_since(service.db, self._since):
