@@ -60,9 +60,7 @@ def path_denial(
         if not task_paths:
             return f"{tool} {path}: task {task_id} declares no paths, so it may write no file"
         if not any(covers(glob, path) for glob in task_paths):
-            return (
-                f"{tool} {path} is outside task {task_id}'s paths ({', '.join(task_paths)})"
-            )
+            return f"{tool} {path} is outside task {task_id}'s paths ({', '.join(task_paths)})"
     return None
 
 

@@ -60,7 +60,7 @@ GIT_TIMEOUT = 60.0
 #: Environment names passed to the agent when aictl has them (test and operator knobs).
 AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS")
 #: Paths of aictl's own state, never counted as the agent's changes.
-OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/")
+OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/", ".ai/daemon.")
 
 Progress = Callable[[str], None]
 

@@ -456,7 +456,9 @@ def test_entry_points_in_the_group_are_loaded_lazily(monkeypatch: pytest.MonkeyP
         asked.append(group)
         return [point]
 
-    monkeypatch.setattr(connectors, "entry_points", fake_entry_points)
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     monkeypatch.setattr(connectors, "_loaded", threading.Event())
     monkeypatch.setattr(connectors, "_registry", {})
     assert asked == []  # nothing read until a name is needed
