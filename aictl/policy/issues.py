@@ -60,18 +60,29 @@ def errors_of(issues: Iterable[PolicyIssue]) -> list[PolicyIssue]:
     return [issue for issue in issues if issue.is_error]
 
 
-class InvalidPolicy(InvalidInput):
-    """One or more policy files are invalid; ``issues`` lists every error (exit code 2).
+class InvalidFiles(InvalidInput):
+    """A YAML file (or several) with errors; ``issues`` lists every one (exit code 2).
 
     The message lists the errors one per line as ``FILE:LINE: FIELD: message``, so a command
-    that fails on a bad policy shows all of them, not just the first.
+    that fails on a bad file shows all of them, not just the first. Subclasses name what was
+    loaded (``kind``) and how to check it again (``check``).
     """
+
+    kind = "file"
+    check = "fix the places named above"
 
     def __init__(self, issues: Sequence[PolicyIssue]) -> None:
         self.issues = list(issues)
         count = len(self.issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(
-            f"invalid policy ({count} error{'s' if count != 1 else ''}):\n{lines}",
-            hint="fix the files named above; `aictl policy validate` checks them again",
+            f"invalid {self.kind} ({count} error{'s' if count != 1 else ''}):\n{lines}",
+            hint=self.check,
         )
+
+
+class InvalidPolicy(InvalidFiles):
+    """One or more policy files are invalid."""
+
+    kind = "policy"
+    check = "fix the files named above; `aictl policy validate` checks them again"

@@ -37,7 +37,7 @@ from aictl.domain.skills import (
     parse_version,
 )
 from aictl.errors import InvalidInput
-from aictl.policy.issues import PolicyIssue
+from aictl.policy.issues import InvalidFiles, PolicyIssue
 
 MANIFEST = "skill.yaml"
 CLAUDE_FILE = "SKILL.md"
@@ -64,17 +64,11 @@ CHECK_FIELDS = ("name", "input", "expect", "exit_code")
 Path_ = tuple[str | int, ...]
 
 
-class InvalidSkill(InvalidInput):
+class InvalidSkill(InvalidFiles):
     """A skill folder with errors; ``issues`` lists them all (exit code 2)."""
 
-    def __init__(self, issues: list[PolicyIssue]) -> None:
-        self.issues = list(issues)
-        count = len(self.issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(
-            f"invalid skill ({count} error{'s' if count != 1 else ''}):\n{lines}",
-            hint="fix the fields named above; `aictl skill test NAME` checks a skill again",
-        )
+    kind = "skill"
+    check = "fix the fields named above; `aictl skill test NAME` checks a skill again"
 
 
 @dataclass

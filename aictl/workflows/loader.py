@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aictl.domain.durations import parse_duration
 from aictl.errors import InvalidInput
-from aictl.policy.issues import ERROR, PolicyIssue
+from aictl.policy.issues import ERROR, InvalidFiles, PolicyIssue
 from aictl.policy.source import Lines, field_path
 from aictl.workflows.definition import (
     Expression,
@@ -42,17 +41,11 @@ from aictl.workflows.expressions import Scope, compile_expression, compile_templ
 PathKey = tuple[str | int, ...]
 
 
-class InvalidWorkflow(InvalidInput):
+class InvalidWorkflow(InvalidFiles):
     """A workflow file has errors; ``issues`` lists all of them (exit code 2)."""
 
-    def __init__(self, issues: Sequence[PolicyIssue]) -> None:
-        self.issues = list(issues)
-        count = len(self.issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(
-            f"invalid workflow ({count} error{'s' if count != 1 else ''}):\n{lines}",
-            hint="fix the places named above; `aictl workflow create FILE` checks it again",
-        )
+    kind = "workflow"
+    check = "fix the places named above; `aictl workflow create FILE` checks it again"
 
 
 @dataclass
