@@ -76,6 +76,13 @@ def parse_labels(items: Sequence[str]) -> dict[str, str]:
     return dict(parse_label(item) for item in items)
 
 
+class Hold(NamedTuple):
+    """A rule of aictl's own that holds a new task for approval: its id and reason."""
+
+    rule: str
+    reason: str
+
+
 class TaskService:
     def __init__(
         self, workspace: Workspace, *, clock: Clock | None = None, db: Database | None = None
@@ -90,10 +97,12 @@ class TaskService:
 
     # creating and reading
 
-    def create(self, title: str, **fields: Any) -> Task:
+    def create(self, title: str, *, hold: Hold | None = None, **fields: Any) -> Task:
         """Validate every field (the keywords of ``new_task``), ask the policy, then insert
         with the decision recorded; nothing is written if any field is wrong, and only the
-        decision record if the policy denies it (``PolicyDenied``, exit 3)."""
+        decision record if the policy denies it (``PolicyDenied``, exit 3). With ``hold``, a
+        decision the policy allows is raised to ``require_approval`` by that rule (a workflow
+        step's approval gate)."""
         if fields.get("max_attempts") is None:
             fields["max_attempts"] = self.enforcer.policy(None).setting("max_attempts", 3)
         spec = self.new_task(title, **fields)
@@ -113,6 +122,13 @@ class TaskService:
             updated_at=self.store.clock.now(),
         )
         ruling = self.enforcer.ruling("create", subject=self.store.actor, task=draft)
+        if hold is not None and ruling.effect == "allow":
+            rule = {"id": hold.rule, "effect": "require_approval", "reason": hold.reason}
+            ruling = ruling._replace(
+                effect="require_approval",
+                reason=f"{hold.rule}: {hold.reason}",
+                fields={**ruling.fields, "rules": [*ruling.fields.get("rules", []), rule]},
+            )
         return self.store.create(spec, ruling)
 
     def new_task(

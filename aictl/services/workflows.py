@@ -50,7 +50,7 @@ from aictl.errors import (
     NothingReady,
     PolicyDenied,
 )
-from aictl.services.tasks import TaskService
+from aictl.services.tasks import Hold, TaskService
 from aictl.store.workflows import Run, StepRecord, WorkflowStore
 from aictl.workflows.definition import Step, Workflow
 
@@ -410,41 +410,11 @@ class WorkflowService:
     def _create_task(self, title: str, fields: dict[str, Any], step: Step) -> Task:
         """Create the step's task with its policy decision; an approval gate raises the
         decision to ``require_approval`` (recorded with a rule naming the workflow step)."""
-        service = self.service
         if not step.approval:
-            return service.create(title, **fields)
-        if fields.get("max_attempts") is None:
-            fields["max_attempts"] = service.enforcer.policy(None).setting("max_attempts", 3)
-        spec = service.new_task(title, **fields)
-        now = service.store.clock.now()
-        draft = Task(
-            id=0,
-            title=spec.title,
-            description=spec.description,
-            type=spec.type,
-            priority=spec.priority,
-            labels=spec.labels,
-            requires=spec.requires,
-            paths=spec.paths,
-            depends_on=spec.depends_on,
-            max_attempts=spec.max_attempts,
-            created_at=now,
-            updated_at=now,
-        )
-        ruling = service.enforcer.ruling("create", subject=service.store.actor, task=draft)
-        if ruling.effect == "allow":
-            reason = step.approval_reason or "the workflow step has an approval gate"
-            rule = {
-                "id": f"workflow-step:{step.id}",
-                "effect": "require_approval",
-                "reason": reason,
-            }
-            ruling = ruling._replace(
-                effect="require_approval",
-                reason=f"workflow step {step.id}: {reason}",
-                fields={**ruling.fields, "rules": [*ruling.fields.get("rules", []), rule]},
-            )
-        return service.store.create(spec, ruling)
+            return self.service.create(title, **fields)
+        reason = step.approval_reason or "the workflow step has an approval gate"
+        hold = Hold(f"workflow-step:{step.id}", reason)
+        return self.service.create(title, hold=hold, **fields)
 
     def _drive_step(self, workflow: Workflow, run_id: int, action: Drive) -> None:
         step, iteration = action.step, action.iteration
