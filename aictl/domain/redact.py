@@ -15,6 +15,7 @@ secret's name: the key is split at ``_``, ``-``, ``.`` and camelCase humps, so `
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -61,8 +62,10 @@ def _words(name: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(name)]
 
 
+@functools.lru_cache(maxsize=4096)
 def names_secret(name: str) -> bool:
-    """Whether a mapping key names a secret (see the module docstring)."""
+    """Whether a mapping key names a secret (see the module docstring). Cached: the same few
+    keys come back in every event."""
     words = _words(name)
     return any(word in SECRET_WORDS for word in words) or any(
         first + second in SECRET_WORDS for first, second in itertools.pairwise(words)

@@ -97,6 +97,9 @@ class WorkflowStore:
         self.clock = clock
         self.actor = actor
         self.audit = AuditLog(db.connection)
+        #: Decoded step records by (run, step, iteration), with the row they came from. The
+        #: engine reads every step of its run at each decision; most rows have not changed.
+        self._decoded: dict[tuple[int, str, int], tuple[tuple[Any, ...], StepRecord]] = {}
 
     # runs
 
@@ -170,7 +173,14 @@ class WorkflowStore:
             " WHERE s.run_id = ? ORDER BY s.started_at, s.iteration, s.step",
             (run_id,),
         )
-        return [_record(row) for row in rows]
+        records = []
+        for row in rows:  # decoding is most of the cost: reuse a record whose row is unchanged
+            raw, key = tuple(row), (run_id, row["step"], row["iteration"])
+            cached = self._decoded.get(key)
+            if cached is None or cached[0] != raw:
+                cached = self._decoded[key] = (raw, _record(row))
+            records.append(cached[1])
+        return records
 
     def states(self, run_id: int) -> dict[tuple[str, int], StepState]:
         return {
