@@ -241,14 +241,20 @@ class Executor:
             transcript.close()
             gate.close()
 
+        stopped = watch.lost.is_set() or watch.cancelled.is_set()  # no tests for a stopped run
         evidence = self._evidence(
-            task, ai_id, attempt, base_commit, dirty_before, result, total.total_seconds()
+            task,
+            ai_id,
+            attempt,
+            base_commit,
+            dirty_before,
+            result,
+            total.total_seconds() if result.ok and not stopped else None,
         )
         evidence["tool_decisions"] = gate.summary()
         evidence["skills"] = skills_evidence
+        evidence["heartbeat_errors"] = watch.errors[-10:]
         evidence_path = run_dir / "evidence.json"
-        if watch.lost.is_set() or watch.cancelled.is_set():
-            evidence["tests"] = {"status": "not run"}
         evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
         self._summarise(task, evidence, result)
         try:
@@ -430,12 +436,14 @@ class Executor:
         base: str | None,
         dirty_before: Mapping[str, tuple[str, str | None]],
         result: RunResult,
-        timeout: float,
+        test_timeout: float | None,
     ) -> dict[str, Any]:
-        """What the run changed: files whose state differs from before the run (a file the
-        user had already changed counts only if the run changed it again). With several agents
-        in one working tree, changes outside the task's paths are listed apart: the path locks
-        say they are some other task's (or a shell write policy let through)."""
+        """What the run changed and, given a ``test_timeout``, what the project's tests say.
+
+        Changed files are those whose state differs from before the run (a file the user had
+        already changed counts only if the run changed it again). With several agents in one
+        working tree, changes outside the task's paths are listed apart: the path locks say
+        they are some other task's (or a shell write policy let through)."""
         changed: list[str] = []
         elsewhere: list[str] = []
         diff = ""
@@ -455,7 +463,7 @@ class Executor:
             "files_changed": changed,
             "changes_outside_paths": elsewhere,
             "diff": diff,
-            "tests": self._tests(timeout) if result.ok else {"status": "not run"},
+            "tests": {"status": "not run"} if test_timeout is None else self._tests(test_timeout),
             "agent": {
                 "status": result.status,
                 "reason": result.reason,
@@ -544,6 +552,7 @@ class _Watch:
         self.cancel = cancel
         self.lost = threading.Event()
         self.cancelled = threading.Event()
+        #: heartbeats that failed and were retried, kept in the evidence
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="aictl-heartbeat")

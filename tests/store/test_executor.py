@@ -178,3 +178,4 @@ def test_a_heartbeat_that_fails_for_another_reason_is_retried(
     task = service.create("t", paths=["src/**"])
     done = Executor(service).execute(task.id, ai="bot")
     assert done.outcome == "done" and len(beats) >= 3
+    assert done.evidence["heartbeat_errors"] == ["database is locked"]
