@@ -88,12 +88,14 @@ class ClaudeCodeConnector:
         )
         return self._detected
 
-    @staticmethod
-    def _probe(binary: Path, argv: list[str], sink: StreamParser | list[str]) -> ProcessOutcome:
+    def _probe(
+        self, binary: Path, argv: list[str], sink: StreamParser | list[str]
+    ) -> ProcessOutcome:
         """Run ``binary`` with ``argv`` (none: a one-turn run against no model) in a
-        throw-away HOME, handing its lines to ``sink``."""
+        throw-away HOME, with aictl's PATH (a CLI installed as a node script needs node),
+        handing its lines to ``sink``."""
         with tempfile.TemporaryDirectory(prefix="aictl-claude-detect-") as home:
-            environment = scrub_env({}, home=Path(home), config_dir=Path(home))
+            environment = scrub_env(self._environ, home=Path(home), config_dir=Path(home))
             environment.update(PROBE_ENV)
             prompt = None
             if not argv:

@@ -91,3 +91,24 @@ def test_a_gate_that_raises_denies_the_call() -> None:
 
     verdict = permissions.ask(broken, ToolCall("Write", {}))
     assert not verdict.allow and "database is locked" in verdict.message
+
+
+def test_detection_probes_with_aictl_path_but_never_the_real_model_or_key(tmp_path: Path) -> None:
+    from connectors.claude_code import ClaudeCodeConnector
+
+    fake = tmp_path / "claude"
+    fake.write_text(  # reports, as its tools, what its environment says
+        "#!/bin/sh\n"
+        'printf \'{"type":"system","subtype":"init","claude_code_version":"9.9.9",'
+        '"tools":["%s","%s","%s"]}\\n\' "$ANTHROPIC_BASE_URL" "$ANTHROPIC_API_KEY" "$PATH"\n'
+    )
+    fake.chmod(0o755)
+    environ = {
+        "AICTL_CLAUDE_BIN": str(fake),
+        "PATH": "/opt/node/bin:/usr/bin:/bin",
+        "ANTHROPIC_BASE_URL": "https://api.anthropic.com",
+        "ANTHROPIC_API_KEY": "sk-real-secret",
+    }
+    found = ClaudeCodeConnector(environ=environ).detect()
+    assert found.ok and found.version == "9.9.9"
+    assert found.tools == ("http://127.0.0.1:9", "aictl-detection-probe", environ["PATH"])
