@@ -36,25 +36,8 @@ GROUPS = {
 
 
 def _group(name: str) -> typer.Typer:
-    """The sub-app of group ``name``, with the commands other modules add to it."""
-    module = importlib.import_module(GROUPS[name])
-    group: typer.Typer = module.app
-    if name in _EXTENDED:
-        return group
-    _EXTENDED.add(name)
-    if name == "task":
-        from aictl.cli import watch
-
-        group.command("watch")(watch.watch)
-    elif name == "policy":
-        from aictl.cli import policy_records
-
-        group.command("decisions")(policy_records.decisions)
-        group.add_typer(policy_records.override_app, name="override")
+    group: typer.Typer = importlib.import_module(GROUPS[name]).app
     return group
-
-
-_EXTENDED: set[str] = set()
 
 
 @functools.cache

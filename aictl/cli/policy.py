@@ -340,3 +340,10 @@ def _explanation(explanation: Explanation) -> None:
         output.line(
             f"\noutcome: {decision.effect}, decided by {decision.decided_by}: {decision.reason}"
         )
+
+
+# Decision records and overrides live in their own module; they are policy commands.
+from aictl.cli import policy_records  # noqa: E402
+
+app.command("decisions")(policy_records.decisions)
+app.add_typer(policy_records.override_app, name="override")

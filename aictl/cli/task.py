@@ -532,3 +532,9 @@ def evidence(
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     if data.get("diff"):
         output.line(data["diff"])
+
+
+# `task watch` lives in its own module (a live view); it is a task command all the same.
+from aictl.cli.watch import watch as _watch  # noqa: E402
+
+app.command("watch")(_watch)
