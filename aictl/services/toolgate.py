@@ -46,6 +46,7 @@ class ToolGate:
         self.token = token
         self.progress = progress
         self.allowed = 0
+        self.denied = 0
         self.denials: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._service: TaskService | None = None
@@ -78,17 +79,16 @@ class ToolGate:
             if ruling.effect == "require_approval":
                 why = f"needs a person's approval, which cannot be given mid-run ({why})"
             self.progress(f"  denied {call.name}: {why}")
+            self.denied += 1
             if len(self.denials) < DENIALS_KEPT:
                 self.denials.append({"tool": call.name, "reason": why, "decision": record.id})
-            else:
-                self.denials.append({"tool": call.name})
             return Verdict.deny(f"aictl denied this {call.name} call: {why}")
 
     def summary(self) -> dict[str, Any]:
         return {
             "allowed": self.allowed,
-            "denied": len(self.denials),
-            "denials": self.denials[:DENIALS_KEPT],
+            "denied": self.denied,
+            "denials": self.denials,
         }
 
     def _open(self) -> TaskService:
