@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,7 +79,7 @@ class Database:
         self.connection.row_factory = sqlite3.Row
         self._depth = 0
         execute = self.connection.execute
-        execute("PRAGMA journal_mode=WAL")
+        self._enter_wal()
         execute(f"PRAGMA synchronous={mode}")
         execute("PRAGMA foreign_keys=ON")
         execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -86,6 +87,27 @@ class Database:
 
     def close(self) -> None:
         self.connection.close()
+
+    def _enter_wal(self) -> None:
+        """Switch a new database to WAL; a no-op read once any connection has done so.
+
+        Switching takes an exclusive lock and SQLite answers "database is locked" at once,
+        without its busy handler, while another connection holds the file (seen when several
+        processes open a new database together). So retry, within the busy timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.001
+        while True:
+            try:
+                if self.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
