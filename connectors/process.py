@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -184,6 +185,7 @@ def run_process(
         assert process.stdin is not None
         channel._attach(process.stdin)
     readers = _Readers(process, stdin_text, on_line)
+    exited = _open_pidfd(process.pid)
     timed_out: Timeout | None = None
     cancelled = False
     try:
@@ -197,13 +199,14 @@ def run_process(
             if timed_out or cancelled:
                 _escalate(process, grace)
                 break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(POLL_INTERVAL)
+            _await_exit(process, exited, POLL_INTERVAL)
     except BaseException:  # KeyboardInterrupt in the caller: still leave nothing behind
         _escalate(process, grace)
         raise
     finally:
         process.wait()
+        if exited is not None:
+            os.close(exited)
         if channel is not None:
             channel.close()
         group_left = not _kill_group(process.pid)
@@ -223,6 +226,25 @@ def run_process(
         lines=readers.lines,
         group_left=group_left,
     )
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # another system, or an old kernel
+        return None
+
+
+def _await_exit(process: subprocess.Popen[bytes], pidfd: int | None, timeout: float) -> None:
+    """Return when the child exits or ``timeout`` passes. With a pidfd the wake-up is at the
+    exit; ``Popen.wait(timeout)`` sleeps in steps of up to 50 ms and so notices an exit up to
+    that late, which every run (a short ``git`` call as much as an agent) would pay."""
+    if pidfd is not None:
+        select.select([pidfd], [], [], timeout)
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
 
 
 class _Readers:

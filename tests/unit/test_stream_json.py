@@ -449,22 +449,28 @@ def test_the_registry_finds_connectors_by_name_and_lists_the_valid_ones() -> Non
 def test_entry_points_in_the_group_are_loaded_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib.metadata import EntryPoint
 
-    point = EntryPoint("plugged", "tests.unit.test_stream_json:FakeConnector", "aictl.connectors")
+    group = "aictl.connectors"
+    plugged = EntryPoint("plugged", "tests.unit.test_stream_json:FakeConnector", group)
+    hijack = EntryPoint("claude-code", "tests.unit.test_stream_json:FakeConnector", group)
     asked: list[str] = []
 
     def fake_entry_points(*, group: str) -> list[EntryPoint]:
         asked.append(group)
-        return [point]
+        return [plugged, hijack]
 
     import importlib.metadata
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     monkeypatch.setattr(connectors, "_loaded", threading.Event())
-    monkeypatch.setattr(connectors, "_registry", {})
+    monkeypatch.setattr(connectors, "_registry", connectors._built_ins())
     assert asked == []  # nothing read until a name is needed
+    assert isinstance(connectors.get("claude-code"), ClaudeCodeConnector)
+    assert asked == []  # a built-in name does not read them either
     assert connectors.get("plugged").name == "fake"
     assert asked == ["aictl.connectors"]
     assert connectors.names() == ["claude-code", "plugged"] and asked == ["aictl.connectors"]
+    # an entry point cannot take over a built-in name
+    assert isinstance(connectors.get("claude-code"), ClaudeCodeConnector)
 
 
 # --- the process runner -------------------------------------------------------------------------
@@ -501,6 +507,34 @@ def test_stdin_is_delivered_and_closed_and_lines_arrive_in_order(tmp_path: Path)
     assert lines == ["got 12", "HELLO", "WORLD"]
     assert (ended.exit_code, ended.signal, ended.timed_out) == (7, None, None)
     assert ended.stderr == "oops\n" and ended.lines == 3 and not ended.stopped
+
+
+def test_the_exit_watch_leaks_no_descriptor_and_has_a_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner waits on a pidfd where the kernel has one, closes it, and works the same
+    (exit code, idle timeout) where it has none."""
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def run(code: str) -> ProcessOutcome:
+        return run_process(
+            python(code), cwd=tmp_path, env=BASE_ENV, idle_timeout=0.5, total_timeout=30
+        )
+
+    before = open_descriptors()
+    for _ in range(5):
+        assert run("raise SystemExit(3)").exit_code == 3
+    assert open_descriptors() == before
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    assert run("raise SystemExit(4)").exit_code == 4
+    assert run("import time; time.sleep(30)").timed_out == "idle"
+    assert open_descriptors() == before
 
 
 def test_a_line_over_one_megabyte_is_delivered_whole(tmp_path: Path) -> None:
