@@ -173,36 +173,8 @@ class Connector(Protocol):
 Factory = Callable[[], Connector]
 
 _BUILT_IN: dict[str, str] = {"claude-code": "connectors.claude_code:ClaudeCodeConnector"}
-_registry: dict[str, Factory] = {}
 _lock = threading.Lock()
 _loaded = threading.Event()
-
-
-def register(name: str, factory: Factory) -> None:
-    """Register ``factory`` (a class or a zero-argument callable) under ``name``; a later
-    registration of the same name replaces the earlier one."""
-    with _lock:
-        _registry[name] = factory
-
-
-def _import(target: str) -> Factory:
-    module_name, _, attribute = target.partition(":")
-    factory: Factory = getattr(importlib.import_module(module_name), attribute)
-    return factory
-
-
-def _load() -> None:
-    """Register the built-in connectors, then the entry points (which may override them)."""
-    with _lock:
-        if _loaded.is_set():
-            return
-        _loaded.set()
-        for name, target in _BUILT_IN.items():
-            _registry.setdefault(name, _lazy(target))
-        from importlib.metadata import entry_points  # about 20 ms: only when a name is needed
-
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            _registry[point.name] = _lazy(point.value)
 
 
 def _lazy(target: str) -> Factory:
@@ -214,6 +186,40 @@ def _lazy(target: str) -> Factory:
     return make
 
 
+def _import(target: str) -> Factory:
+    module_name, _, attribute = target.partition(":")
+    factory: Factory = getattr(importlib.import_module(module_name), attribute)
+    return factory
+
+
+def _built_ins() -> dict[str, Factory]:
+    return {name: _lazy(target) for name, target in _BUILT_IN.items()}
+
+
+_registry: dict[str, Factory] = _built_ins()
+
+
+def register(name: str, factory: Factory) -> None:
+    """Register ``factory`` (a class or a zero-argument callable) under ``name``; a later
+    registration of the same name replaces the earlier one."""
+    with _lock:
+        _registry[name] = factory
+
+
+def _load() -> None:
+    """Add the entry points of the group. A name already taken (a built-in connector, or one
+    registered in this process) keeps its connector: an installed package cannot replace
+    ``claude-code`` behind the user's back."""
+    with _lock:
+        if _loaded.is_set():
+            return
+        _loaded.set()
+        from importlib.metadata import entry_points  # about 20 ms: only when a name is missing
+
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            _registry.setdefault(point.name, _lazy(point.value))
+
+
 def names() -> list[str]:
     """Every registered connector name, sorted."""
     _load()
@@ -222,10 +228,14 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Connector:
-    """A new connector registered as ``name``; ``UnknownConnector`` lists the valid names."""
-    _load()
+    """A new connector registered as ``name``; ``UnknownConnector`` lists the valid names.
+    The entry points are read only for a name that is not built in or registered."""
     with _lock:
         factory = _registry.get(name)
+    if factory is None:
+        _load()
+        with _lock:
+            factory = _registry.get(name)
     if factory is None:
         valid = ", ".join(names()) or "none"
         raise UnknownConnector(f"unknown connector {name!r}; valid: {valid}")
