@@ -6,6 +6,7 @@ held by another, lock held), 5 nothing ready to claim, 130 interrupted.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import os
@@ -35,15 +36,32 @@ GROUPS = {
 }
 
 
-def _group(name: str) -> typer.Typer:
+def _group(name: str, command: str | None = None) -> typer.Typer:
+    """The group's app; with ``command``, a copy holding that one command if the group has it
+    (typer turns every command into a click one before parsing, about 1 ms each)."""
     group: typer.Typer = importlib.import_module(GROUPS[name]).app
-    return group
+    if command is None:
+        return group
+    kept = [info for info in group.registered_commands if _command_name(info) == command]
+    if not kept:  # a subgroup, or a typo: click needs every name to answer it
+        return group
+    pruned = copy.copy(group)
+    pruned.registered_commands = kept
+    return pruned
+
+
+def _command_name(info: typer.models.CommandInfo) -> str | None:
+    if info.name:
+        return info.name
+    callback = info.callback
+    return None if callback is None else callback.__name__.lower().replace("_", "-")
 
 
 @functools.cache
-def build(only: str | None = None) -> typer.Typer:
+def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
-    root, such as ``init``, are always there)."""
+    root, such as ``init``, are always there); ``command`` narrows that group to the one
+    command the line names."""
     app = typer.Typer(
         name="aictl",
         help="A control plane for AI coding agents working in one repository.",
@@ -56,7 +74,7 @@ def build(only: str | None = None) -> typer.Typer:
     app.command()(init)
     for name in GROUPS:
         if only is None or name == only:
-            app.add_typer(_group(name), name=name)
+            app.add_typer(_group(name, command), name=name)
     return app
 
 
@@ -66,17 +84,21 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(name)
 
 
-def _group_named(argv: Sequence[str]) -> str | None:
-    """The group the command line names (after the root's own ``--db``), if any."""
+def _named(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The group and the word after it on the command line (after the root's own ``--db``):
+    ``(None, None)`` when the line does not start with a group."""
     words = iter(argv)
     for word in words:
         if word == "--db":
             next(words, None)
         elif not word.startswith("-"):
-            return word if word in GROUPS else None
+            if word not in GROUPS:
+                return None, None
+            after = next(words, None)
+            return word, after if after and not after.startswith("-") else None
         elif not word.startswith("--db="):
-            return None
-    return None
+            return None, None
+    return None, None
 
 
 def root(
@@ -116,7 +138,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (tests call this)."""
     args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = build(_group_named(args))(args=args, prog_name="aictl", standalone_mode=False)
+        result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
     except AictlError as error:
         output.error(error.message, error.hint)
         return error.exit_code

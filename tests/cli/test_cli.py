@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import typer
 
 from aictl.cli import run
 from aictl.workspace import Workspace
@@ -409,3 +410,33 @@ def test_help_and_no_arguments(aictl: Callable[..., Result]) -> None:
     assert code == 0 and "task" in out and "lock" in out
     code, out, _ = aictl("task", "claim", "--help")
     assert code == 0 and "Example: aictl task claim" in out
+
+
+def test_a_command_line_builds_only_the_command_it_names(aictl: Callable[..., Result]) -> None:
+    """Typer converts each command before parsing, so `aictl task list` builds the task group
+    with `list` alone; a group's help, a typo and a subgroup still see every command."""
+    from aictl import cli
+
+    def commands(app: typer.Typer) -> set[str | None]:
+        (group,) = [info.typer_instance for info in app.registered_groups]
+        assert group is not None
+        return {cli._command_name(info) for info in group.registered_commands}
+
+    assert commands(cli.build(*cli._named(["--db", "x.db", "task", "list", "--json"]))) == {"list"}
+    every = commands(cli.build("task"))
+    assert {"list", "create", "execute", "watch"} <= every
+    assert commands(cli.build(*cli._named(["task", "--help"]))) == every
+    assert commands(cli.build(*cli._named(["task", "lst"]))) == every
+    assert cli._named(["init"]) == (None, None) and cli._named(["--version"]) == (None, None)
+    assert cli._named(["policy", "override", "set"]) == ("policy", "override")
+
+    code, out, _ = aictl("task", "--help")
+    assert code == 0 and "execute" in out and "watch" in out
+    code, _, err = aictl("task", "lst")
+    assert code == 2 and "No such command 'lst'" in err
+    code, out, _ = aictl("task", "execute", "--help")
+    assert code == 0 and "aictl task execute" in out
+    code, out, _ = aictl("policy", "override", "list")
+    assert code == 0
+    code, out, _ = aictl("--db", ".ai/state.db", "task", "list", "--json")
+    assert code == 0 and out.strip() == "[]"
