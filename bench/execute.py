@@ -117,11 +117,11 @@ def _execute_round(
     return elapsed, None if duration is None else float(duration)
 
 
-def _direct_round(folder: Path, env: dict[str, str]) -> float:
-    """(B) one timed ``claude -p`` run as the connector would start it."""
+def _direct_round(folder: Path, aictl: list[str], env: dict[str, str]) -> float:
+    """(B) one timed ``claude -p`` run as the connector would start it, in a repository made
+    as A's."""
     argv, child_env = _direct_command(folder, env)
-    work = folder / "work"
-    work.mkdir()
+    work = _repository(folder, aictl, env)
     started = time.perf_counter()
     stdout = _run(argv, work, child_env, stdin=_prompt())
     elapsed = time.perf_counter() - started
@@ -162,7 +162,7 @@ def run(settings: Settings) -> Measurement:
             a_folder.mkdir()
             b_folder.mkdir()
             a, agent = _execute_round(a_folder, aictl, env)
-            b = _direct_round(b_folder, env)
+            b = _direct_round(b_folder, aictl, env)
             if round_ >= warmup:
                 samples["A"].append(a)
                 samples["B"].append(b)
