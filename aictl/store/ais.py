@@ -36,15 +36,18 @@ RETURNING {_COLUMNS}
 """
 _LEASED = ", ".join(f"'{status}'" for status in LEASED)
 # Both queries match the partial index tasks_leased (status IN ('claimed', 'running')).
+#: Live leases only: an expired one (its holder crashed) is nobody's load, or a crashed run
+#: would keep its AI at capacity until something returned the lease.
 _LOAD = f"""
 SELECT lease_holder, count(*) FROM tasks
-WHERE status IN ({_LEASED}) AND lease_holder IS NOT NULL GROUP BY lease_holder
+WHERE status IN ({_LEASED}) AND lease_holder IS NOT NULL AND lease_expires_at > ?
+GROUP BY lease_holder
 """
 #: available <-> busy from each AI's load; never touches offline or quarantined AIs.
 _REFRESH_BUSY = f"""
 UPDATE ais SET status = CASE
-    WHEN (SELECT count(*) FROM tasks WHERE status IN ({_LEASED}) AND lease_holder = ais.id)
-         >= max_concurrency THEN 'busy' ELSE 'available' END
+    WHEN (SELECT count(*) FROM tasks WHERE status IN ({_LEASED}) AND lease_holder = ais.id
+          AND lease_expires_at > ?) >= max_concurrency THEN 'busy' ELSE 'available' END
 WHERE status IN ('available', 'busy')
 RETURNING id, status
 """
@@ -111,8 +114,10 @@ class AIStore:
         return [row[0] for row in self.db.connection.execute("SELECT id FROM ais ORDER BY id")]
 
     def load(self) -> dict[str, int]:
-        """Claimed and running tasks per lease holder (AI id), for the router."""
-        return {row[0]: row[1] for row in self.db.connection.execute(_LOAD)}
+        """Claimed and running tasks per lease holder (AI id) whose lease is live, for the
+        router."""
+        now = format_time(self.clock.now())
+        return {row[0]: row[1] for row in self.db.connection.execute(_LOAD, (now,))}
 
     def held_tasks(self, ai_id: str) -> list[int]:
         """Ids of the claimed or running tasks whose lease ``ai_id`` holds."""
@@ -125,8 +130,9 @@ class AIStore:
         ``max_concurrency``, else ``available``; returns the statuses it wrote. Busy is derived
         from the leases, so it is refreshed (not audited) whenever a run starts or ends and
         before routing: a crashed run cannot leave an AI busy for good."""
+        now = format_time(self.clock.now())
         with self.db.transaction() as connection:
-            return {row[0]: row[1] for row in connection.execute(_REFRESH_BUSY)}
+            return {row[0]: row[1] for row in connection.execute(_REFRESH_BUSY, (now,))}
 
     def register(self, ai: AI, *, replace: bool = False) -> AI:
         """Insert ``ai`` (its times are set here). An existing id raises ``AIExists`` unless

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -157,6 +158,22 @@ def test_load_counts_only_claimed_and_running_tasks(store: AIStore, service: Tas
     service.complete(done)
     service.claim("w2", task_id=service.create("held").id)
     assert store.load() == {"w2": 1}
+
+
+def test_an_expired_lease_is_nobodys_load(workspace: Workspace) -> None:
+    """A holder that crashed leaves its task running with an expired lease: its AI must not
+    stay at capacity (nor busy) until something returns the lease."""
+    clock = ManualClock()
+    service = TaskService(workspace, clock=clock)
+    store = AIStore(service.db, clock)
+    now = clock.now()
+    store.register(AI(id="a", connector="claude-code", created_at=now, updated_at=now))
+    service.start(service.claim("a", task_id=service.create("one").id, ttl="60s").token)
+    assert store.load() == {"a": 1} and store.refresh_busy() == {"a": "busy"}
+    clock.advance(timedelta(seconds=61))
+    assert service.get(1).status == "running"  # nothing has returned the lease yet
+    assert store.load() == {} and store.refresh_busy() == {"a": "available"}
+    service.close()
 
 
 def test_the_database_refuses_bad_rows(store: AIStore, clock: ManualClock) -> None:
