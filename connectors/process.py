@@ -14,6 +14,11 @@ its group is killed (an agent's Bash tool can leave background jobs behind) and 
 the group is gone. A process that moved itself to another session (``setsid``) escapes the
 group and is beyond this runner's reach.
 
+If aictl itself dies without a chance to clean up (SIGKILL, the OOM killer), the child gets
+SIGKILL from the kernel at once (Linux: ``setpriv --pdeathsig KILL``, from util-linux, starts
+it), so an agent never runs on unsupervised, spending tokens with nobody to answer its
+questions. Where ``setpriv`` is missing the child is started directly.
+
 Lines are read with ``readline()`` on a binary pipe: no length cap, so a 5 MB stream-json line
 arrives whole.
 
@@ -25,8 +30,11 @@ Claude Code connector does for per-call permission requests.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -170,7 +178,7 @@ def run_process(
         raise ValueError("give stdin_text or channel, not both")
     started = time.monotonic()
     process = subprocess.Popen(
-        list(argv),
+        _dies_with_parent(argv, cwd, env),
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.PIPE
@@ -226,6 +234,35 @@ def run_process(
         lines=readers.lines,
         group_left=group_left,
     )
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv") if os.uname().sysname == "Linux" else None
+
+
+def _dies_with_parent(argv: Sequence[str], cwd: Path | str, env: Mapping[str, str]) -> list[str]:
+    """``argv`` behind ``setpriv --pdeathsig KILL``, when there is one.
+
+    The program is looked up here first, as ``Popen`` would (the child's ``PATH``, or a path
+    relative to ``cwd``), so that a missing or non-executable program still raises
+    ``FileNotFoundError`` or ``PermissionError`` rather than a failure of ``setpriv``."""
+    setpriv = _setpriv()
+    if setpriv is None or not argv:
+        return list(argv)
+    program = argv[0]
+    if "/" in program:
+        found = os.path.join(cwd, program)
+        if not os.path.exists(found):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
+        if os.path.isdir(found) or not os.access(found, os.X_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", program)
+    else:
+        looked_up = shutil.which(program, path=env.get("PATH", os.defpath))
+        if looked_up is None:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", program)
+        found = looked_up
+    return [setpriv, "--pdeathsig", "KILL", "--", found, *argv[1:]]
 
 
 def _open_pidfd(pid: int) -> int | None:

@@ -130,6 +130,44 @@ def test_a_silent_stream_is_killed_by_the_idle_timeout_leaving_no_process(
     assert processes_in(repo.root) == []
 
 
+def test_an_agent_dies_with_a_killed_aictl_and_the_task_can_be_done_again(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL gives aictl no chance to stop its agent: the kernel does (parent-death signal),
+    so no agent runs on unsupervised. The lease then expires and another run does the task."""
+    write = {"name": "Write", "input": {"file_path": "src/a.txt", "content": "a\n"}}
+    policy = "settings:\n  lease_ttl: 2s\n"
+    with serve([{"stall": True}]) as stalled:
+        repo = make_repo(tmp_path, stalled.url, policy)
+        create(repo)
+        run = subprocess.Popen(
+            [aictl_binary(), "task", "execute", "1"],
+            cwd=repo.root,
+            env=repo.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while len(processes_in(repo.root)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # aictl and its agent, which waits on the stalled stream
+        agents = [pid for pid in processes_in(repo.root) if pid != run.pid]
+        assert agents, "the agent never started"
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 30
+        while processes_in(repo.root) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_in(repo.root) == []  # the stall alone would keep it for minutes
+    assert repo.task(1)["status"] == "running"
+    time.sleep(2.5)  # the lease's TTL
+    with serve([{"tool_use": write}, {"text": "done"}]) as server:
+        repo.env["ANTHROPIC_BASE_URL"] = server.url
+        ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 0, ran.stderr
+    assert repo.task(1)["status"] == "done" and repo.task(1)["attempts"] == 2
+    assert (repo.root / "src" / "a.txt").read_text() == "a\n"
+
+
 def test_the_timeout_option_bounds_the_whole_run(tmp_path: Path) -> None:
     policy = "settings:\n  timeouts:\n    idle: 10m\n"
     with serve([{"stall": True}]) as server:

@@ -193,7 +193,9 @@ def test_sigkill_mid_task_then_restart_does_every_task_exactly_once(
         )
         first.send_signal(signal.SIGKILL)
         assert first.wait(WAIT) == -signal.SIGKILL
-    # The killed daemon's agents lose their model server and end; their leases expire.
+        # Its agents, still waiting on the stalled stream, get SIGKILL from the kernel (the
+        # parent-death signal) rather than running on unsupervised; their leases expire.
+        wait_for(lambda: processes_in(workspace.root) == [], "the killed daemon's agents gone")
     with serve(QUICK) as quick:
         second = daemons(quick.url)
         wait_for(

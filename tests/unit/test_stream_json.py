@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -535,6 +537,76 @@ def test_the_exit_watch_leaks_no_descriptor_and_has_a_fallback(
     assert run("raise SystemExit(4)").exit_code == 4
     assert run("import time; time.sleep(30)").timed_out == "idle"
     assert open_descriptors() == before
+
+
+def test_a_child_dies_with_its_killed_parent(tmp_path: Path) -> None:
+    """A parent killed with SIGKILL cannot stop its child: the kernel does (the parent-death
+    signal ``setpriv`` sets), so an agent never runs on with nobody supervising it."""
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        python(f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+            from connectors.process import run_process
+            child = ["sh", "-c", "echo $$ > {pid_file}; exec sleep 300"]
+            run_process(child, cwd=".", env={{"PATH": "/usr/bin:/bin"}},
+                        idle_timeout=None, total_timeout=None)
+        """),
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while not pid_file.is_file() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    os.kill(child, 0)  # alive
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_a_program_is_looked_up_as_popen_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind ``setpriv`` or not, a missing program is FileNotFoundError, one that cannot be
+    run is PermissionError, and a relative path is relative to ``cwd``."""
+    script = tmp_path / "bin" / "hello"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho hello from $0\n")
+
+    def run(argv: list[str]) -> list[str]:
+        lines: list[str] = []
+        run_process(
+            argv, cwd=tmp_path, env=BASE_ENV, idle_timeout=30, total_timeout=30,
+            on_line=lines.append,
+        )  # fmt: skip
+        return lines
+
+    for setpriv in (True, False):
+        if not setpriv:
+            monkeypatch.setattr("connectors.process._setpriv", lambda: None)
+        with pytest.raises(FileNotFoundError):
+            run(["no-such-program-anywhere"])
+        with pytest.raises(FileNotFoundError):
+            run(["./bin/missing"])
+        with pytest.raises(PermissionError):
+            run(["./bin/hello"])  # not executable yet
+        with pytest.raises(PermissionError):
+            run(["./bin"])
+        script.chmod(0o755)
+        (said,) = run(["./bin/hello"])  # $0 is the path as given, or as resolved
+        assert said.startswith("hello from ") and said.endswith("/bin/hello")
+        (said,) = run(["sh", "-c", "echo $0"])
+        assert said == "sh" or said.endswith("/sh")
+        script.chmod(0o644)
 
 
 def test_a_line_over_one_megabyte_is_delivered_whole(tmp_path: Path) -> None:
