@@ -88,6 +88,9 @@ class KeptEnforcer(Enforcer):
         super().__init__(workspace, store)
         self.keeper = keeper
 
+    def sibling(self, store: TaskStore) -> KeptEnforcer:
+        return KeptEnforcer(self.workspace, store, self.keeper)
+
     def policy(self, ai: str | None) -> Any:
         try:
             found = super().policy(ai)

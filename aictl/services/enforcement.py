@@ -33,6 +33,12 @@ class Enforcer:
         self.store = store
         self._policies: dict[str | None, tuple[Any, Policy]] = {}
 
+    def sibling(self, store: TaskStore) -> Enforcer:
+        """An enforcer that decides as this one does, on another connection (``store``): the
+        tool gate answers from the agent's reader thread, which needs a connection of its own.
+        """
+        return Enforcer(self.workspace, store)
+
     def policy(self, ai: str | None) -> Policy:
         """The effective policy for ``ai`` (files, then the overrides in force). Raises
         ``InvalidPolicy`` listing every problem: an invalid policy fails closed.

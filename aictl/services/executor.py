@@ -210,7 +210,7 @@ class Executor:
         base = self._git(["rev-parse", "HEAD"])
         base_commit = base[1].strip() if base and base[0] == 0 else None
         dirty_before = self._dirty() if base_commit else {}
-        gate = ToolGate(self.workspace, task, ai_id, token, self.progress)
+        gate = ToolGate(self.workspace, task, ai_id, token, self.progress, self.service.enforcer)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
         watch.start()  # before the skills' scripts: they run under the lease too

@@ -7,7 +7,10 @@ then asks the policy (``tool`` action), and writes a Policy Decision Record for 
 fenced with the run's lease epoch. A denied call never runs; the agent is told why.
 
 The gate is called from the connector's reader thread, so it opens its own connection (handed
-off: opened there, closed by the executor's thread once the run is over).
+off: opened there, closed by the executor's thread once the run is over), and decides through
+a sibling of the run's enforcer: under the daemon, that is the one that keeps the last valid
+policy while the files are invalid, so the tool calls of a run are decided by the policy the
+run was claimed under, not refused wholesale by a half-saved edit.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import path_denial
+from aictl.services.enforcement import Enforcer
 from aictl.services.tasks import TaskService
 from aictl.store.db import Database
 from aictl.store.decisions import Ruling
@@ -39,8 +43,10 @@ class ToolGate:
         ai: str,
         token: LeaseToken,
         progress: Callable[[str], None],
+        enforcer: Enforcer | None = None,
     ) -> None:
         self.workspace = workspace
+        self.enforcer = enforcer
         self.task = task
         self.ai = ai
         self.token = token
@@ -95,6 +101,8 @@ class ToolGate:
         if self._service is None:
             database = Database(self.workspace.db_path, handoff=True)
             self._service = TaskService(self.workspace, db=database)
+            if self.enforcer is not None:
+                self._service.enforcer = self.enforcer.sibling(self._service.store)
         return self._service
 
     def close(self) -> None:

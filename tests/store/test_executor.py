@@ -97,6 +97,42 @@ def test_the_gate_decides_each_call_and_records_it(
     assert done.evidence["tool_decisions"]["denied"] == 3
 
 
+def test_under_the_daemon_the_gate_keeps_deciding_with_the_last_valid_policy(
+    service: TaskService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A policy file broken mid-run (a half-saved edit) does not turn every tool call of the
+    run into a denial: the daemon's enforcer keeps the last valid policy, and so does its gate.
+    """
+    from aictl.daemon.jsonlog import JsonLog
+    from aictl.daemon.reload import KeptEnforcer, PolicyKeeper
+
+    verdicts = []
+
+    def agent(request: RunRequest, cancelled: threading.Event) -> RunResult:
+        assert request.gate is not None
+        policy(workspace, "rules: [unclosed\n")
+        root = str(workspace.root)
+        verdicts.append(request.gate(ToolCall("Write", {"file_path": f"{root}/src/a.py"})))
+        verdicts.append(request.gate(ToolCall("Bash", {"command": "make test"})))
+        return RunResult(status="success", num_turns=1)
+
+    use(agent, monkeypatch)
+    policy(
+        workspace,
+        "rules:\n  - id: no-make\n    actions: [tool]\n"
+        '    when: tool.name == "Bash"\n    effect: deny\n    reason: no shell here\n',
+    )
+    journal = JsonLog(tmp_path / "daemon.jsonl")
+    service.enforcer = KeptEnforcer(workspace, service.store, PolicyKeeper(journal))
+    task = service.create("t", paths=["src/**"])
+    try:
+        Executor(service).execute(task.id, ai="bot")
+    finally:
+        journal.close()
+    assert [v.allow for v in verdicts] == [True, False]
+    assert "no shell here" in verdicts[1].message
+
+
 def test_cancelling_a_run_stops_the_agent_and_releases_the_task(
     service: TaskService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
