@@ -61,6 +61,12 @@ def use(behaviour: Behaviour, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connectors, "get", lambda name: Scripted())
 
 
+NO_SHELL = (
+    "rules:\n  - id: no-make\n    actions: [tool]\n"
+    '    when: tool.name == "Bash"\n    effect: deny\n    reason: no shell here\n'
+)
+
+
 def policy(workspace: Workspace, text: str) -> None:
     (workspace.root / ".ai" / "policy.yaml").write_text("version: 1\n" + text)
 
@@ -79,11 +85,7 @@ def test_the_gate_decides_each_call_and_records_it(
         return RunResult(status="success", num_turns=1)
 
     use(agent, monkeypatch)
-    policy(
-        workspace,
-        "rules:\n  - id: no-make\n    actions: [tool]\n"
-        '    when: tool.name == "Bash"\n    effect: deny\n    reason: no shell here\n',
-    )
+    policy(workspace, NO_SHELL)
     task = service.create("t", paths=["src/**"])
     done = Executor(service).execute(task.id, ai="bot")
     assert [v.allow for v in verdicts] == [True, False, False, False]
@@ -117,11 +119,7 @@ def test_under_the_daemon_the_gate_keeps_deciding_with_the_last_valid_policy(
         return RunResult(status="success", num_turns=1)
 
     use(agent, monkeypatch)
-    policy(
-        workspace,
-        "rules:\n  - id: no-make\n    actions: [tool]\n"
-        '    when: tool.name == "Bash"\n    effect: deny\n    reason: no shell here\n',
-    )
+    policy(workspace, NO_SHELL)
     journal = JsonLog(tmp_path / "daemon.jsonl")
     service.enforcer = KeptEnforcer(workspace, service.store, PolicyKeeper(journal))
     task = service.create("t", paths=["src/**"])
