@@ -43,7 +43,7 @@ class ToolGate:
         ai: str,
         token: LeaseToken,
         progress: Callable[[str], None],
-        enforcer: Enforcer | None = None,
+        enforcer: Enforcer,
     ) -> None:
         self.workspace = workspace
         self.enforcer = enforcer
@@ -101,8 +101,7 @@ class ToolGate:
         if self._service is None:
             database = Database(self.workspace.db_path, handoff=True)
             self._service = TaskService(self.workspace, db=database)
-            if self.enforcer is not None:
-                self._service.enforcer = self.enforcer.sibling(self._service.store)
+            self._service.enforcer = self.enforcer.sibling(self._service.store)
         return self._service
 
     def close(self) -> None:
