@@ -113,6 +113,19 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
+def agents_in(folder: Path) -> list[int]:
+    """The Claude Code processes working in ``folder``."""
+    found = []
+    for pid in processes_in(folder):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"claude" in command:
+            found.append(pid)
+    return found
+
+
 def test_a_silent_stream_is_killed_by_the_idle_timeout_leaving_no_process(
     tmp_path: Path,
 ) -> None:
@@ -147,13 +160,17 @@ def test_an_agent_dies_with_a_killed_aictl_and_the_task_can_be_done_again(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while len(processes_in(repo.root)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)  # aictl and its agent, which waits on the stalled stream
-        agents = [pid for pid in processes_in(repo.root) if pid != run.pid]
-        assert agents, "the agent never started"
-        run.kill()
-        run.wait()
+        try:
+            # aictl's own git probes run in the repository too: wait for the agent itself,
+            # which then waits on the stalled stream
+            deadline = time.monotonic() + 60
+            while not agents_in(repo.root) and time.monotonic() < deadline:
+                assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
+                time.sleep(0.1)
+            assert agents_in(repo.root), "the agent never started"
+        finally:
+            run.kill()
+            run.wait()
         deadline = time.monotonic() + 30
         while processes_in(repo.root) and time.monotonic() < deadline:
             time.sleep(0.1)
