@@ -518,7 +518,14 @@ def test_the_exit_watch_leaks_no_descriptor_and_has_a_fallback(
     (exit code, idle timeout) where it has none."""
 
     def open_descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
+        """This process's pidfds (counting every descriptor would count other threads' too)."""
+        count = 0
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[pidfd]"
+            except OSError:  # closed in the meantime (the listing's own, for one)
+                continue
+        return count
 
     def run(code: str) -> ProcessOutcome:
         return run_process(
