@@ -114,7 +114,8 @@ _STATUS_STYLE = {
 }
 
 
-def _status(status: str) -> Styled:
+def task_status(status: str) -> Styled:
+    """A task's status in its colour, the same in every view (list, show, watch)."""
     return Styled(status, _STATUS_STYLE.get(status, ""))
 
 
@@ -138,7 +139,7 @@ def tasks(items: Sequence[Task], fmt: Format) -> None:
                 (
                     task.id,
                     task.priority,
-                    _status(task.status),
+                    task_status(task.status),
                     task.title,
                     task.lease_holder if task.status in ("claimed", "running") else "",
                     ",".join(map(str, task.depends_on)),
@@ -166,7 +167,7 @@ def _task_detail(item: Task) -> None:
     rows: list[tuple[str, Any]] = [
         ("id", item.id),
         ("title", item.title),
-        ("status", _status(item.status)),
+        ("status", task_status(item.status)),
         ("type", item.type),
         ("priority", item.priority),
         ("description", item.description),

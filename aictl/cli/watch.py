@@ -63,7 +63,7 @@ def _render(view: dict[str, Any]) -> None:
             (
                 (
                     t["id"],
-                    output.Styled(t["status"], _STYLE.get(t["status"], "")),
+                    output.task_status(t["status"]),
                     t["holder"] or "",
                     f"{t['lease_expires_in']}s" if t["lease_expires_in"] is not None else "",
                     t["attempts"],
@@ -93,14 +93,3 @@ def _render(view: dict[str, Any]) -> None:
                 for ai in view["ais"]
             ),
         )
-
-
-_STYLE = {
-    "queued": "cyan",
-    "claimed": "yellow",
-    "running": "yellow bold",
-    "done": "green",
-    "failed": "red",
-    "blocked": "magenta",
-    "cancelled": "dim",
-}
