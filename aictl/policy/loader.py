@@ -115,14 +115,9 @@ def load_text(text: str, *, display: str, layer: str = "project") -> LoadedFile:
         return result
     from aictl.policy import source
 
-    parsed = source.parse(text)
-    for problem in parsed.problems:
-        result.issues.append(PolicyIssue(display, problem.line, problem.field, problem.message))
+    parsed, issues = source.parse_file(text, display=display, kind="policy")
+    result.issues.extend(issues)
     if parsed.data is None:
-        if not parsed.problems:
-            result.issues.append(
-                PolicyIssue(display, 1, "", "the file is empty; a policy starts with `version: 1`")
-            )
         return result
     if not _structure(parsed, result):
         return result

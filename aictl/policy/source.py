@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import yaml
 
+    from aictl.policy.issues import PolicyIssue
+
 Path_ = tuple[str | int, ...]
 """A node's place in the document: mapping keys and list indexes from the top."""
 
@@ -63,6 +65,19 @@ def field_path(path: Path_) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def parse_file(text: str, *, display: str, kind: str) -> tuple[Parsed, list[PolicyIssue]]:
+    """Stage 1 of a versioned aictl YAML file (``kind``: policy, workflow): the parse, and its
+    problems as issues of ``display``, an empty file among them."""
+    from aictl.policy.issues import PolicyIssue
+
+    parsed = parse(text)
+    issues = [PolicyIssue(display, p.line, p.field, p.message) for p in parsed.problems]
+    if parsed.data is None and not parsed.problems:
+        message = f"the file is empty; a {kind} starts with `version: 1`"
+        issues.append(PolicyIssue(display, 1, "", message))
+    return parsed, issues
 
 
 def parse(text: str) -> Parsed:

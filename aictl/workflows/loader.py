@@ -83,17 +83,9 @@ def load_file(path: Path, *, display: str | None = None) -> Loaded:
 def load_text(text: str, *, display: str) -> Loaded:
     from aictl.policy import source
 
-    result = Loaded(display)
-    parsed = source.parse(text)
-    for problem in parsed.problems:
-        result.issues.append(PolicyIssue(display, problem.line, problem.field, problem.message))
+    parsed, issues = source.parse_file(text, display=display, kind="workflow")
+    result = Loaded(display, issues=issues)
     if parsed.data is None:
-        if not parsed.problems:
-            result.issues.append(
-                PolicyIssue(
-                    display, 1, "", "the file is empty; a workflow starts with `version: 1`"
-                )
-            )
         return result
     data, lines = parsed.data, parsed.lines
     checker = _Checker(display, lines, result.issues)
