@@ -4,14 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# The real Claude Code CLI for the e2e tests, from npm into the git-ignored .tools/ (the native
-# binary ships in a platform package of the same registry). The stamp names the pinned version:
-# changing the pin reinstalls, and so does a missing binary.
-CLAUDE_CODE_VERSION := 2.1.197
-CLAUDE_BIN   := .tools/node_modules/.bin/claude
-CLAUDE_STAMP := .tools/claude-code-$(CLAUDE_CODE_VERSION).installed
+# The agent's shell runs inside Claude Code's sandbox: bubblewrap and socat on Linux (Debian's
+# packages). The real `claude` itself comes with aictl: the claude-agent-sdk wheel carries it.
+SANDBOX_PACKAGES := bubblewrap socat
 
-.PHONY: install tools test test-fast lint format bench demo docs docs-check clean
+.PHONY: install sandbox test test-fast lint format bench demo docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +18,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## virtual environment with aictl and the dev tools
 
-tools: ## the real Claude Code CLI in .tools/ (needs node and npm)
-	@if [ ! -x $(CLAUDE_BIN) ] || [ ! -f $(CLAUDE_STAMP) ]; then \
-		npm install --no-audit --no-fund --prefix .tools @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
-		&& touch $(CLAUDE_STAMP); \
+sandbox: ## bubblewrap and socat for the agent's sandbox (installed with apt-get when missing)
+	@if command -v bwrap >/dev/null && command -v socat >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(SANDBOX_PACKAGES) for the agent's sandbox"; \
+		(apt-get install -y -qq $(SANDBOX_PACKAGES) >/dev/null 2>&1 \
+		 || (apt-get update -qq >/dev/null && apt-get install -y -qq $(SANDBOX_PACKAGES) >/dev/null)) \
+		|| { echo "error: apt-get could not install $(SANDBOX_PACKAGES)" >&2; exit 1; }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get install -y -qq $(SANDBOX_PACKAGES) >/dev/null \
+		|| { echo "error: apt-get could not install $(SANDBOX_PACKAGES)" >&2; exit 1; }; \
+	else \
+		echo "error: the agent's sandbox needs bubblewrap and socat; install them" \
+		     "(Debian/Ubuntu: sudo apt-get install $(SANDBOX_PACKAGES))," \
+		     "or set 'sandbox: off' in .ai/policy.yaml at your own risk" >&2; exit 1; \
 	fi
 
-test: $(STAMP) tools ## the whole suite, with coverage (fails under 80%)
+test: $(STAMP) sandbox ## the whole suite, with coverage (fails under 80%)
 	$(BIN)/coverage erase
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
 	$(BIN)/python tests/coverage_by_package.py
@@ -47,7 +54,7 @@ format: $(STAMP)
 bench: $(STAMP) ## measured figures with a same-run baseline (see bench/README.md)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
 
-demo: $(STAMP) tools ## a scripted walk through aictl on a throw-away repository
+demo: $(STAMP) sandbox ## a scripted walk through aictl on a throw-away repository
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash docs/demo.sh
 
 docs: $(STAMP) ## regenerate docs/cli.md from the CLI itself

@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.cli import aictl_command, clean_environment
 from bench.common import Goal, Measurement, Row, Settings, median, scratch_dir, summary_ms
+from connectors.claude_code.command import sdk_binary
 
 GOAL = Goal("median difference < 100 ms", "value", "<", 100.0)
 TIMEOUT_S = 60
@@ -40,8 +41,8 @@ SCRIPT: list[dict[str, Any]] = [
 TITLE = "Bench execute"
 PATHS = "src/**"
 AI_ID = "claude-1"
-#: The claude binary ``make tools`` installs in this checkout.
-CLAUDE = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "claude"
+#: The claude binary the claude-agent-sdk wheel carries (installed with aictl).
+CLAUDE = sdk_binary() or Path("claude-agent-sdk-is-not-installed")
 AGENT_KNOBS = {"CLAUDE_CODE_MAX_RETRIES": "0", "API_TIMEOUT_MS": "10000"}
 
 
@@ -146,7 +147,7 @@ def run(settings: Settings) -> Measurement:
                     "claude": str(CLAUDE), "script": SCRIPT},
     )  # fmt: skip
     if not (CLAUDE.is_file() and os.access(CLAUDE, os.X_OK)):
-        measurement.error = f"the Claude Code CLI is not installed at {CLAUDE} (`make tools`)"
+        measurement.error = f"the Claude Code CLI is not installed at {CLAUDE} (`make install`)"
         return measurement
     samples: dict[str, list[float]] = {"A": [], "B": [], "agent": [], "outside": []}
     with scratch_dir("execute") as folder, serve(SCRIPT) as server:

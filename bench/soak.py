@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Goal, Measurement, Row, Settings, scratch_dir
+from connectors.claude_code.command import sdk_binary
 
-CLAUDE = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "claude"
+CLAUDE = sdk_binary() or Path("claude-agent-sdk-is-not-installed")
 SCRIPT: list[dict[str, Any]] = [{"text": "Done.", "usage": {"input_tokens": 200}}]
 ZERO = Goal("zero", "value", "<=", 0)
 GROWTH = Goal("growth < 10% after warm-up", "value", "<", 10.0)
@@ -209,7 +210,7 @@ def run(settings: Settings) -> Measurement:
         parameters={"tasks": tasks, "crash_tasks": crash_tasks, "concurrency": concurrency},
     )
     if not os.access(CLAUDE, os.X_OK):
-        measurement.error = f"the Claude Code CLI is missing at {CLAUDE}: `make tools`"
+        measurement.error = f"the Claude Code CLI is missing at {CLAUDE}: `make install`"
         return measurement
     from aictl.model_server import serve
 

@@ -13,10 +13,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-claude="$here/.tools/node_modules/.bin/claude"
-[ -x "$claude" ] || { echo "the Claude Code CLI is missing at $claude: run \`make tools\`" >&2; exit 1; }
 python=$(command -v python3 || command -v python)
 [ -x "$here/.venv/bin/python" ] && python="$here/.venv/bin/python"
+# The claude that the claude-agent-sdk wheel carries (installed with aictl by `make install`).
+claude=$("$python" -c 'from connectors.claude_code.command import sdk_binary; print(sdk_binary())')
+[ -x "$claude" ] || { echo "the Claude Code CLI is missing at $claude: run \`make install\`" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aictl-demo.XXXXXX")
 repo="$work/repo"

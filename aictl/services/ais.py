@@ -40,7 +40,8 @@ class Detection:
 def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
     """Ask the Claude Code connector to find ``claude`` and report its version and tools.
 
-    The connector looks at ``AICTL_CLAUDE_BIN``, ``PATH`` and the project's ``.tools/``, and
+    The connector looks at ``AICTL_CLAUDE_BIN``, the binary of ``claude-agent-sdk``, then
+    ``PATH``, and
     runs ``claude --version`` through the connector process runner (the only place aictl
     starts processes). Raises ``ConnectorUnavailable`` naming every place it looked.
     """
@@ -50,9 +51,8 @@ def detect_claude_code(root: Path, environ: Mapping[str, str]) -> Detection:
     if not found.ok or found.binary is None or found.version is None:
         raise ConnectorUnavailable(
             found.error or "the Claude Code CLI did not report a version",
-            hint="`make tools` installs it into .tools/, or "
-            "`npm install @anthropic-ai/claude-code`; or set AICTL_CLAUDE_BIN to its path, "
-            "or register with --no-check",
+            hint="`pip install claude-agent-sdk` brings it (an aictl dependency); "
+            "or set AICTL_CLAUDE_BIN to its path, or register with --no-check",
         )
     return Detection(str(found.binary), found.version, found.tools)
 

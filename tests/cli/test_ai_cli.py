@@ -114,7 +114,7 @@ def test_missing_binary_is_a_clear_error(aictl: Aictl, no_claude: Path) -> None:
     assert code == 2
     # a configured path that does not exist is reported as such, not silently bypassed
     assert "the Claude Code CLI (claude) was not found" in err and str(no_claude) in err
-    assert "make tools" in err and "npm install @anthropic-ai/claude-code" in err
+    assert "pip install claude-agent-sdk" in err
     assert ok(aictl, "ai", "list", "-q") == ""
     # --no-check registers anyway, with no version recorded
     register(aictl, "claude-1")

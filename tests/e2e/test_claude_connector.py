@@ -17,7 +17,7 @@ from aictl.model_server import serve
 from connectors import RunRequest, RunResult
 from connectors.claude_code import ClaudeCodeConnector
 from connectors.claude_code.stream import AssistantTurn
-from tests.real_claude import claude_binary
+from tests.real_claude import VERSION, claude_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -130,11 +130,11 @@ def test_a_missing_binary_is_a_clear_error_naming_where_it_looked(tmp_path: Path
     configured = ClaudeCodeConnector(environ={"AICTL_CLAUDE_BIN": str(nowhere)}).detect()
     assert configured.binary is None and f"AICTL_CLAUDE_BIN={nowhere}" in str(configured.error)
     searched = ClaudeCodeConnector(
-        environ={"PATH": f"{tmp_path / 'bin'}:/nonexistent"}, repo_root=tmp_path
+        environ={"PATH": f"{tmp_path / 'bin'}:/nonexistent"}, bundled=tmp_path / "sdk/claude"
     ).detect()
     assert searched.error is not None and "not found" in searched.error
-    for place in (tmp_path / "bin" / "claude", tmp_path / ".tools/node_modules/.bin/claude"):
+    for place in (tmp_path / "bin" / "claude", tmp_path / "sdk/claude"):
         assert str(place) in searched.error
     real = ClaudeCodeConnector(environ={"AICTL_CLAUDE_BIN": str(claude_binary())}).detect()
-    assert real.ok and real.version == "2.1.197"
+    assert real.ok and real.version == VERSION
     assert {"Bash", "Edit", "Read", "Write"} <= set(real.tools)  # from the init line

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from aictl.model_server import serve
-from tests.real_claude import claude_binary
+from tests.real_claude import VERSION, claude_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +125,7 @@ def test_a_scripted_write_completes_the_task_with_evidence(tmp_path: Path) -> No
     shown = repo.aictl("task", "evidence", "1")
     assert shown.returncode == 0 and "src/hello.txt" in shown.stdout
     ai = json.loads(repo.aictl("ai", "show", "claude-1", "--json").stdout)
-    assert ai["health"]["version"] == "2.1.197" and "Write" in ai["health"]["tools"]
+    assert ai["health"]["version"] == VERSION and "Write" in ai["health"]["tools"]
 
 
 def test_failing_tests_fail_the_task_without_retry(tmp_path: Path) -> None:

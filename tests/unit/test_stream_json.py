@@ -365,16 +365,29 @@ def make_executable(path: Path, script: str = "#!/bin/sh\necho '9.9.9 (Claude Co
     return path
 
 
-def test_the_binary_is_looked_up_configured_then_path_then_tools(tmp_path: Path) -> None:
+def test_the_binary_is_looked_up_configured_then_the_sdks_then_path(tmp_path: Path) -> None:
     on_path = make_executable(tmp_path / "bin" / "claude")
-    tools = make_executable(tmp_path / "repo" / ".tools" / "node_modules" / ".bin" / "claude")
+    bundled = make_executable(tmp_path / "sdk" / "_bundled" / "claude")
     configured = make_executable(tmp_path / "mine")
-    repo = tmp_path / "repo"
     path = f"{tmp_path / 'empty'}:{tmp_path / 'bin'}"
-    assert find_binary({"AICTL_CLAUDE_BIN": str(configured), "PATH": path}, repo)[0] == configured
-    assert find_binary({"PATH": path}, repo)[0] == on_path
-    found, searched = find_binary({"PATH": str(tmp_path / "empty")}, repo)
-    assert found == tools and searched == [str(tmp_path / "empty" / "claude"), str(tools)]
+    assert (
+        find_binary({"AICTL_CLAUDE_BIN": str(configured), "PATH": path}, bundled)[0] == configured
+    )
+    assert find_binary({"PATH": path}, bundled)[0] == bundled
+    gone = tmp_path / "sdk" / "gone"
+    found, searched = find_binary({"PATH": path}, gone)
+    assert found == on_path
+    assert searched == [str(gone), str(tmp_path / "empty" / "claude"), str(on_path)]
+
+
+def test_the_sdks_binary_is_found_without_importing_the_sdk() -> None:
+    import sys
+
+    from connectors.claude_code.command import sdk_binary
+
+    found = sdk_binary()
+    assert found is not None and found.parts[-3:] == ("claude_agent_sdk", "_bundled", "claude")
+    assert "claude_agent_sdk" not in sys.modules
 
 
 def test_detect_reports_the_version_or_where_it_looked(tmp_path: Path) -> None:
@@ -385,11 +398,14 @@ def test_detect_reports_the_version_or_where_it_looked(tmp_path: Path) -> None:
     broken = make_executable(tmp_path / "broken", "#!/bin/sh\necho nope >&2\nexit 3\n")
     failed = ClaudeCodeConnector(environ={"AICTL_CLAUDE_BIN": str(broken)}).detect()
     assert not failed.ok and "exit 3" in str(failed.error) and "nope" in str(failed.error)
-    missing = ClaudeCodeConnector(environ={"PATH": str(tmp_path / "none")}, repo_root=tmp_path)
+    missing = ClaudeCodeConnector(
+        environ={"PATH": str(tmp_path / "none")}, bundled=tmp_path / "sdk" / "claude"
+    )
     detection = missing.detect()
     assert detection.binary is None and detection.error is not None
     assert str(tmp_path / "none" / "claude") in detection.error
-    assert str(tmp_path / ".tools" / "node_modules" / ".bin" / "claude") in detection.error
+    assert str(tmp_path / "sdk" / "claude") in detection.error
+    assert "pip install claude-agent-sdk" in detection.error
     with pytest.raises(connectors.ConnectorError, match="not found"):
         missing.run(RunRequest(prompt="x", cwd=tmp_path, run_dir=tmp_path))
 
