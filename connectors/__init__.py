@@ -86,16 +86,29 @@ Gate = Callable[[ToolCall], Verdict]
 
 
 @dataclass(frozen=True)
+class Sandbox:
+    """An OS sandbox around every process the agent's shell starts: it may write only under
+    ``allow_write`` (absolute paths) and never under ``deny_write`` (a deny wins over an allow).
+    A connector that cannot honour it must refuse to run rather than run unconfined."""
+
+    allow_write: tuple[str, ...] = ()
+    deny_write: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """One agent run. ``base_env`` is the environment the connector may draw from (usually
     aictl's own); a connector passes on only what its allow-list and ``allow_env`` name.
     ``run_dir`` is a private folder for the run (the agent's HOME and config live there).
     ``on_line`` gets every raw output line (a transcript); ``on_event`` the parsed events.
 
-    With a ``gate``, every tool call that needs permission is put to it while the agent runs,
-    and a call it denies never runs (the agent is told why). Permission modes that would
-    approve calls without asking (``acceptEdits``, ``bypassPermissions``) then give way to
-    the gate. A gate that raises denies the call: enforcement fails closed."""
+    With a ``gate``, every tool call is put to it while the agent runs, whatever the agent's
+    own permission settings say, and a call it denies never runs (the agent is told why). A
+    gate that raises denies the call: enforcement fails closed. With a ``sandbox``, the
+    agent's shell runs confined (see ``Sandbox``). ``setting_sources`` names the agent's own
+    settings to load (``project``, ``user``, ``local``; none by default: hermetic).
+    ``user_login`` keeps the user's HOME and agent configuration, so an agent logged in
+    with a subscription can run without an API key."""
 
     prompt: str
     cwd: Path
@@ -115,6 +128,9 @@ class RunRequest:
     on_event: Callable[[Any], None] | None = None
     on_line: Callable[[str], None] | None = None
     gate: Gate | None = None
+    sandbox: Sandbox | None = None
+    setting_sources: tuple[str, ...] = ()
+    user_login: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,7 @@ __all__ = [
     "Gate",
     "RunRequest",
     "RunResult",
+    "Sandbox",
     "ToolCall",
     "UnknownConnector",
     "Verdict",

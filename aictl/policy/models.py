@@ -15,7 +15,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -105,6 +105,12 @@ class Settings(_Model):
     """Consecutive failed runs after which an AI is quarantined (0: never)."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
+    sandbox: Literal["required", "off"] | None = None
+    """The agent's shell in an OS sandbox (default ``required``); ``off`` is at your own risk."""
+    claude_settings: list[Literal["project", "user", "local"]] | None = None
+    """Claude Code settings the agent loads (default ``[project]``: CLAUDE.md, .claude/)."""
+    claude_login: Literal["api_key", "subscription"] | None = None
+    """``subscription``: agents use the user's own Claude Code login instead of an API key."""
 
 
 class AiSettings(_Model):

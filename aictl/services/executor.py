@@ -44,6 +44,12 @@ from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import outside_paths
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
+from aictl.services.confinement import (
+    require_sandbox,
+    sandbox_for,
+    setting_sources,
+    user_login,
+)
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.services.toolgate import ToolGate
 from aictl.store.ais import AIStore
@@ -196,10 +202,11 @@ class Executor:
         idle = policy.duration("timeouts.idle") or DEFAULT_IDLE_TIMEOUT
         ttl = policy.duration("lease_ttl") or DEFAULT_TTL
         connector = connectors.get(connector_name)
+        sandbox_mode = require_sandbox(policy, task.id, self.environ.get("PATH"))
 
         claim = self.service.claim(ai_id, task_id=task.id)
         token, task = claim.token, claim.task
-        self._enforce_execute(task, ai_id, token)
+        self._enforce_execute(task, ai_id, token, sandbox_mode)
         task = self.service.start(token)
         AIStore(self.service.db, self.service.store.clock).refresh_busy()
         attempt = task.attempts
@@ -210,6 +217,7 @@ class Executor:
         base = self._git(["rev-parse", "HEAD"])
         base_commit = base[1].strip() if base and base[0] == 0 else None
         dirty_before = self._dirty() if base_commit else {}
+        confinement = self._confinement(task, policy, sandbox_mode)
         gate = ToolGate(self.workspace, task, ai_id, token, self.progress, self.service.enforcer)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
@@ -228,6 +236,7 @@ class Executor:
                 on_event=self._on_event,
                 on_line=lambda line: print(line, file=transcript),
                 gate=gate,
+                **confinement,
                 **agent_settings(policy.ai_settings(ai_id), registered_model),
             )
             result = connector.run(request)
@@ -251,16 +260,53 @@ class Executor:
             result,
             total.total_seconds() if result.ok and not stopped else None,
         )
-        evidence["tool_decisions"] = gate.summary()
-        evidence["skills"] = skills_evidence
-        evidence["heartbeat_errors"] = watch.errors[-10:]
-        evidence_path = run_dir / "evidence.json"
-        evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
-        self._summarise(task, evidence, result)
+        evidence_path = self._keep_evidence(
+            task,
+            run_dir,
+            evidence,
+            result,
+            gate=gate.summary(),
+            skills=skills_evidence,
+            watch=watch,
+        )
         try:
             return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
         finally:
             AIStore(self.service.db, self.service.store.clock).refresh_busy()
+
+    def _keep_evidence(
+        self,
+        task: Task,
+        run_dir: Path,
+        evidence: dict[str, Any],
+        result: RunResult,
+        *,
+        gate: dict[str, Any],
+        skills: dict[str, Any],
+        watch: _Watch,
+    ) -> Path:
+        """Complete the attempt's evidence, write it beside the transcript and say what the
+        agent did; returns the evidence file."""
+        evidence["tool_decisions"] = gate
+        evidence["skills"] = skills
+        evidence["heartbeat_errors"] = watch.errors[-10:]
+        evidence_path = run_dir / "evidence.json"
+        evidence_path.write_text(json.dumps(evidence, indent=2, sort_keys=True) + "\n")
+        self._summarise(task, evidence, result)
+        return evidence_path
+
+    def _confinement(self, task: Task, policy: Policy, sandbox_mode: str) -> dict[str, Any]:
+        """The run's sandbox (planned now, while the task holds its locks and the others
+        theirs) and the agent settings it loads."""
+        sandbox = None
+        if sandbox_mode == "required":
+            held = [lock.glob for lock in self.service.locks() if lock.task_id != task.id]
+            sandbox = sandbox_for(self.workspace, task.paths, held)
+        return {
+            "sandbox": sandbox,
+            "setting_sources": setting_sources(policy),
+            "user_login": user_login(policy),
+        }
 
     def _prepare_skills(
         self, task: Task, ai_id: str, run_dir: Path
@@ -360,8 +406,14 @@ class Executor:
             )
         return tripped
 
-    def _enforce_execute(self, task: Task, ai_id: str, token: LeaseToken) -> None:
-        ruling = self.service.enforcer.ruling("execute", subject=ai_id, task=task, ai=ai_id)
+    def _enforce_execute(
+        self, task: Task, ai_id: str, token: LeaseToken, sandbox_mode: str
+    ) -> None:
+        """Decide and record the execution; the record names the sandbox the run gets."""
+        resource = {"task": task.id, "paths": list(task.paths), "sandbox": sandbox_mode}
+        ruling = self.service.enforcer.ruling(
+            "execute", subject=ai_id, task=task, ai=ai_id, resource=resource
+        )
         store = self.service.store
         with self.service.db.transaction():
             store.decisions.enforce(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from connectors import ConnectorError, Detection, RunRequest, RunResult
 from connectors.claude_code import permissions
-from connectors.claude_code.command import REPO_ROOT, build_command, find_binary, scrub_env
+from connectors.claude_code.command import INSTALL_HINT, build_command, find_binary, scrub_env
 from connectors.claude_code.judge import judge
 from connectors.claude_code.stream import Event, Parsed, Result, StreamParser
 from connectors.process import InputChannel, ProcessOutcome, run_process
@@ -39,16 +39,17 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
 
 class ClaudeCodeConnector:
     """Claude Code as a connector. ``environ`` is where the binary is looked up
-    (``AICTL_CLAUDE_BIN``, ``PATH``; default ``os.environ``); ``repo_root`` holds ``.tools/``."""
+    (``AICTL_CLAUDE_BIN``, ``PATH``; default ``os.environ``); ``bundled`` replaces the binary of
+    the installed ``claude-agent-sdk`` (tests point it elsewhere)."""
 
     name = NAME
     capabilities = frozenset({"code", "edit", "read", "shell"})
 
     def __init__(
-        self, *, environ: Mapping[str, str] | None = None, repo_root: Path = REPO_ROOT
+        self, *, environ: Mapping[str, str] | None = None, bundled: Path | None = None
     ) -> None:
         self._environ = os.environ if environ is None else environ
-        self._repo_root = repo_root
+        self._bundled = bundled
         self._lock = threading.Lock()
         self._cancel: threading.Event | None = None
         self.last_parsed: Parsed | None = None
@@ -60,7 +61,7 @@ class ClaudeCodeConnector:
         one-turn run whose model is unreachable (127.0.0.1:9, no retries: nothing leaves the
         machine, and the CLI reports itself before it calls the model). When that run says
         nothing, ``claude --version`` decides, and its failure is the error."""
-        binary, searched = find_binary(self._environ, self._repo_root)
+        binary, searched = find_binary(self._environ, self._bundled)
         if binary is None:
             return Detection(NAME, error=_not_found(searched), searched=tuple(searched))
         parser = StreamParser()
@@ -118,7 +119,7 @@ class ClaudeCodeConnector:
         registration); a run then costs no extra process."""
         if self._detected is not None and self._detected.binary is not None:
             return self._detected.binary
-        binary, searched = find_binary(self._environ, self._repo_root)
+        binary, searched = find_binary(self._environ, self._bundled)
         if binary is None:
             raise ConnectorError(_not_found(searched))
         return binary
@@ -156,7 +157,11 @@ class ClaudeCodeConnector:
                 build_command(request, binary),
                 cwd=request.cwd,
                 env=scrub_env(
-                    request.base_env, home=home, config_dir=config, allow=request.allow_env
+                    request.base_env,
+                    home=home,
+                    config_dir=config,
+                    allow=request.allow_env,
+                    user_login=request.user_login,
                 ),
                 stdin_text=None if channel is not None else request.prompt,
                 channel=channel,
@@ -186,6 +191,11 @@ class ClaudeCodeConnector:
         if found is None or request.gate is None:
             return False
         request_id, body = found
+        hooked = permissions.hook_request(request_id, body)
+        if hooked is not None:
+            verdict = permissions.ask(request.gate, hooked.call)
+            channel.send(permissions.hook_response_line(request_id, verdict))
+            return True
         asked = permissions.permission_request(request_id, body)
         if asked is None:
             subtype = body.get("subtype")
@@ -213,7 +223,7 @@ def _not_found(searched: list[str]) -> str:
     return (
         "the Claude Code CLI (claude) was not found; looked at: "
         + ", ".join(searched)
-        + " (`make tools` installs it into .tools/)"
+        + f"; {INSTALL_HINT}"
     )
 
 

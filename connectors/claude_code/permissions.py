@@ -14,11 +14,15 @@ and waits for ``{"type": "control_response", "response": {"subtype": "success",
 and shows in the ``result`` line's ``permission_denials``. The CLI keeps reading input after
 the ``result`` line: stdin must be closed then, or it never exits.
 
-Only calls that need permission are asked: in ``acceptEdits`` or ``bypassPermissions`` mode
-edits are approved inside the CLI and never reach the parent, so a gated run uses ``default``
-(reads in the working directory and read-only shell commands are still allowed without
-asking; everything else is asked). Tools in ``--allowedTools`` are not asked either, so a gated
-run never pre-allows the tools that write files.
+``can_use_tool`` is asked only for calls that would prompt: a call pre-allowed by
+``--allowedTools``, by a ``permissions.allow`` rule in any settings file or by ``acceptEdits``
+never reaches it. So aictl also registers a ``PreToolUse`` hook callback in the ``initialize``
+request; the CLI then sends a ``hook_callback`` control request for *every* tool call, before
+its own permission rules, and a ``deny`` answer wins over any allow rule (observed with
+2.1.332, the CLI that claude-agent-sdk 0.2.189 ships, and the same protocol the SDK's Python
+client speaks). The gate is asked there; ``can_use_tool`` stays answered by the gate too, for
+a call the hook left undecided. A gated run still uses ``default`` mode and never pre-allows
+the tools that write files, so nothing depends on the hook alone.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ SELF_APPROVING = frozenset({"acceptEdits", "bypassPermissions"})
 #: Tools that write files: never pre-allowed in a gated run, so every call reaches the gate.
 WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 INITIALIZE_ID = "aictl-initialize"
+#: The id of aictl's ``PreToolUse`` hook callback, registered at ``initialize``.
+HOOK_ID = "aictl-pre-tool-use"
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,9 @@ def pre_allowed(tools: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def initialize_line() -> str:
-    request = {"subtype": "initialize"}
+    """The ``initialize`` request: registers aictl's hook for every tool call (no matcher)."""
+    hook = {"matcher": None, "hookCallbackIds": [HOOK_ID]}
+    request = {"subtype": "initialize", "hooks": {"PreToolUse": [hook]}}
     return json.dumps({"type": "control_request", "request_id": INITIALIZE_ID, "request": request})
 
 
@@ -95,6 +103,45 @@ def permission_request(request_id: str, request: Mapping[str, Any]) -> Permissio
             input=tool_input if isinstance(tool_input, dict) else {},
             tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
         ),
+    )
+
+
+def hook_request(request_id: str, request: Mapping[str, Any]) -> PermissionRequest | None:
+    """The tool call of a ``hook_callback`` request for aictl's ``PreToolUse`` hook."""
+    if request.get("subtype") != "hook_callback" or request.get("callback_id") != HOOK_ID:
+        return None
+    hook_input = request.get("input")
+    if not isinstance(hook_input, dict) or hook_input.get("hook_event_name") != "PreToolUse":
+        return None
+    tool_input = hook_input.get("tool_input")
+    tool_use_id = hook_input.get("tool_use_id") or request.get("tool_use_id")
+    return PermissionRequest(
+        request_id,
+        ToolCall(
+            name=str(hook_input.get("tool_name", "")),
+            input=tool_input if isinstance(tool_input, dict) else {},
+            tool_use_id=tool_use_id if isinstance(tool_use_id, str) else None,
+        ),
+    )
+
+
+def hook_response_line(request_id: str, verdict: Verdict) -> str:
+    """The hook's answer: ``allow`` or ``deny`` with the reason the agent is told."""
+    output: dict[str, Any] = {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "allow" if verdict.allow else "deny",
+        "permissionDecisionReason": verdict.message
+        or ("allowed by aictl" if verdict.allow else "denied by aictl"),
+    }
+    return json.dumps(
+        {
+            "type": "control_response",
+            "response": {
+                "subtype": "success",
+                "request_id": request_id,
+                "response": {"hookSpecificOutput": output},
+            },
+        }
     )
 
 

@@ -43,7 +43,11 @@ def test_modes_stricter_than_asking_are_kept() -> None:
 
 def test_the_opening_lines_initialise_then_send_the_prompt() -> None:
     init = json.loads(permissions.initialize_line())
-    assert init["type"] == "control_request" and init["request"] == {"subtype": "initialize"}
+    assert init["type"] == "control_request" and init["request"]["subtype"] == "initialize"
+    # aictl's hook is registered for every tool call: no matcher
+    assert init["request"]["hooks"] == {
+        "PreToolUse": [{"matcher": None, "hookCallbackIds": [permissions.HOOK_ID]}]
+    }
     prompt = json.loads(permissions.prompt_line("Task 1: go"))
     assert prompt["type"] == "user"
     assert prompt["message"] == {"role": "user", "content": "Task 1: go"}
@@ -112,3 +116,43 @@ def test_detection_probes_with_aictl_path_but_never_the_real_model_or_key(tmp_pa
     found = ClaudeCodeConnector(environ=environ).detect()
     assert found.ok and found.version == "9.9.9"
     assert found.tools == ("http://127.0.0.1:9", "aictl-detection-probe", environ["PATH"])
+
+
+def hook_call(tool: str, tool_input: dict[str, object], callback: str = "") -> dict[str, object]:
+    return {
+        "subtype": "hook_callback",
+        "callback_id": callback or permissions.HOOK_ID,
+        "input": {
+            "hook_event_name": "PreToolUse",
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "tool_use_id": "toolu_1",
+        },
+    }
+
+
+def test_a_hook_callback_is_read_as_the_tool_call_it_announces() -> None:
+    found = permissions.hook_request("7", hook_call("Bash", {"command": "ls"}))
+    assert found is not None and found.request_id == "7"
+    assert found.call.name == "Bash" and dict(found.call.input) == {"command": "ls"}
+    assert found.call.tool_use_id == "toolu_1"
+    # another callback, another event or a permission request are not aictl's hook
+    assert permissions.hook_request("7", hook_call("Bash", {}, callback="hook_9")) is None
+    other = hook_call("Bash", {})
+    other["input"] = {"hook_event_name": "PostToolUse", "tool_name": "Bash"}
+    assert permissions.hook_request("7", other) is None
+    assert permissions.hook_request("7", {"subtype": "can_use_tool", "tool_name": "Bash"}) is None
+
+
+def test_the_hook_answer_carries_the_verdict_and_its_reason() -> None:
+    denied = json.loads(permissions.hook_response_line("7", Verdict.deny("outside src/**")))
+    response = denied["response"]
+    assert response["subtype"] == "success" and response["request_id"] == "7"
+    output = response["response"]["hookSpecificOutput"]
+    assert output == {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "deny",
+        "permissionDecisionReason": "outside src/**",
+    }
+    allowed = json.loads(permissions.hook_response_line("8", Verdict(True)))
+    assert allowed["response"]["response"]["hookSpecificOutput"]["permissionDecision"] == "allow"
