@@ -152,14 +152,19 @@ def show(
 
     Example: aictl policy show --ai claude-1 --effective
     """
+    from aictl.services.confinement import sandbox_mode
+
     policy = _load(ctx, _root(ctx), ai)
+    sandbox = sandbox_mode(policy)
     if json_output:
         data = policy.to_dict()
         if not effective:
             data = {key: data[key] for key in ("ai", "hash", "layers", "default")}
-        output.emit_json(data)
+        output.emit_json({**data, "sandbox": sandbox})
         return
     _layers_table(policy)
+    set_here = "set by the policy" if policy.setting("sandbox") is not None else "the default"
+    output.line(f"sandbox: {sandbox} ({set_here})")
     if not effective:
         return
     source = f"from the {policy.default_source} layer" if policy.default_source else "built in"

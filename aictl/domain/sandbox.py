@@ -87,15 +87,15 @@ def plan_sandbox(
 
     A task without paths may write nothing: every entry of the root is denied."""
     allow = _outermost(literal_folder(glob) for glob in task_paths)
-    on_the_way = {""}
+    # the folders strictly above an allowed one (the root, when no folder is allowed)
+    on_the_way = set() if allow else {""}
     for folder in allow:
         parts = folder.split("/") if folder else []
         on_the_way.update("/".join(parts[:n]) for n in range(len(parts)))
     deny: set[str] = set(PROTECTED)
     if state_folder:
         deny.add(state_folder)
-    folders = on_the_way if allow else {""}
-    for folder in folders:
+    for folder in on_the_way:
         for name in listing(folder):
             entry = posixpath.join(folder, name) if folder else name
             if entry in on_the_way or entry in allow:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -69,6 +70,13 @@ def _permission_mode(value: str) -> str:
     return vocabulary.choose("permission mode", value, vocabulary.PERMISSION_MODES)
 
 
+def _on_off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as false: ``sandbox: off`` means what it says."""
+    if value is False:
+        return "off"
+    return value
+
+
 Duration = Annotated[str | int | float, AfterValidator(_duration)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -105,7 +113,7 @@ class Settings(_Model):
     """Consecutive failed runs after which an AI is quarantined (0: never)."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
-    sandbox: Literal["required", "off"] | None = None
+    sandbox: Annotated[Literal["required", "off"], BeforeValidator(_on_off)] | None = None
     """The agent's shell in an OS sandbox (default ``required``); ``off`` is at your own risk."""
     claude_settings: list[Literal["project", "user", "local"]] | None = None
     """Claude Code settings the agent loads (default ``[project]``: CLAUDE.md, .claude/)."""

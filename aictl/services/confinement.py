@@ -30,8 +30,10 @@ class SandboxUnavailable(AictlError):
 
 
 def sandbox_mode(policy: Policy) -> str:
-    """``required`` or ``off`` (the policy's explicit choice)."""
-    return str(policy.setting("sandbox") or DEFAULT_MODE)
+    """``required`` or ``off`` (the policy's explicit choice; YAML reads a bare ``off`` as
+    false, which the policy's schema accepts as ``off``)."""
+    value = policy.setting("sandbox")
+    return "off" if value in (False, "off") else DEFAULT_MODE
 
 
 def setting_sources(policy: Policy) -> tuple[str, ...]:
