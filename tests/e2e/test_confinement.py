@@ -12,13 +12,15 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aictl.model_server import serve
-from tests.e2e.test_execute import Repo, make_repo
+from tests.e2e.test_execute import Repo, aictl_binary, make_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -249,3 +251,47 @@ def test_sandbox_off_is_explicit_and_recorded_in_the_execute_decision(tmp_path: 
     (record,) = json.loads(shown.stdout)
     assert record["resource"]["sandbox"] == "off"
     assert "sandbox" in repo.aictl("policy", "show").stdout
+
+
+def sandboxed_shells() -> list[int]:
+    """The bubblewrap processes now running (each holds one sandboxed shell command)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "bwrap":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_the_agents_shell_children_die_with_a_killed_aictl(tmp_path: Path) -> None:
+    """SIGKILL of ``task execute`` while the agent's shell runs a foreground command: the
+    kernel kills claude (parent-death signal), bubblewrap dies with its parent, and its PID
+    namespace takes every process of the command with it: the late write never lands."""
+    late = "sleep 4; echo late > src/late.txt"
+    with serve([bash(late), {"text": "Done."}]) as server:
+        repo = make_repo(tmp_path, server.url)
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        before = set(sandboxed_shells())
+        run = subprocess.Popen(
+            [aictl_binary(), "task", "execute", "1"],
+            cwd=repo.root,
+            env=repo.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not set(sandboxed_shells()) - before and time.monotonic() < deadline:
+                assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
+                time.sleep(0.05)
+            assert set(sandboxed_shells()) - before, "the shell command never started"
+        finally:
+            run.kill()
+            run.wait()
+        time.sleep(6)  # past the command's own sleep: a survivor would have written by now
+    assert not (repo.root / "src" / "late.txt").exists()
+    assert not set(sandboxed_shells()) - before
