@@ -16,6 +16,9 @@ from typing import Any
 from aictl.domain.globs import covers
 
 WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
+#: Tools that write outside any task's paths by design (a worktree under ``.claude/`` and a
+#: git branch): never allowed to a task's agent.
+OUTSIDE_TOOLS = frozenset({"EnterWorktree"})
 PATH_KEYS = ("file_path", "notebook_path", "path")
 
 
@@ -48,6 +51,11 @@ def path_denial(
     A writing call must name its file, inside the repository, covered by one of the task's
     globs. A task without paths locks nothing, so its agent may write nothing.
     """
+    if tool in OUTSIDE_TOOLS:
+        return (
+            f"{tool} makes a worktree and a git branch outside task {task_id}'s paths; "
+            "aictl decides where a task works"
+        )
     if tool not in WRITING_TOOLS:
         return None
     named = written_paths(tool, tool_input)

@@ -218,8 +218,10 @@ class Executor:
         base_commit = base[1].strip() if base and base[0] == 0 else None
         dirty_before = self._dirty() if base_commit else {}
         confinement = self._confinement(task, policy, sandbox_mode)
-        gate = ToolGate(self.workspace, task, ai_id, token, self.progress, self.service.enforcer)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
+        gate = ToolGate(
+            self.workspace, task, ai_id, token, self.progress, self.service.enforcer, watch.lose
+        )
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
         watch.start()  # before the skills' scripts: they run under the lease too
         try:
@@ -612,6 +614,11 @@ class _Watch:
     def start(self) -> None:
         self._thread.start()
 
+    def lose(self) -> None:
+        """The lease is gone (a heartbeat or the gate found it so): stop the agent now."""
+        self.lost.set()
+        self.connector.cancel()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
@@ -630,8 +637,7 @@ class _Watch:
                 try:
                     service.heartbeat(self.token)
                 except LeaseLost:
-                    self.lost.set()
-                    self.connector.cancel()
+                    self.lose()
                     return
                 except (AictlError, sqlite3.Error) as error:
                     self.errors.append(str(error))

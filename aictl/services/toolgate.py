@@ -6,6 +6,11 @@ outside the task's globs is denied whatever the policy says: the globs are the t
 then asks the policy (``tool`` action), and writes a Policy Decision Record for each call,
 fenced with the run's lease epoch. A denied call never runs; the agent is told why.
 
+Fencing reaches the tool call: before deciding, the gate checks that the run's lease is still
+the current epoch of a live lease. A lease that was cancelled, expired or claimed again denies
+the call (rule ``aictl:lease``) and calls ``on_lease_lost``, with which the executor stops the
+agent at once rather than at its next heartbeat.
+
 The gate is called from the connector's reader thread, so it opens its own connection (handed
 off: opened there, closed by the executor's thread once the run is over), and decides through
 a sibling of the run's enforcer: under the daemon, that is the one that keeps the last valid
@@ -30,6 +35,8 @@ from connectors import ToolCall, Verdict
 
 #: The rule id recorded when the task's paths, not a policy rule, deny a call.
 PATHS_RULE = "aictl:task-paths"
+#: The rule id recorded when the run's lease is no longer held.
+LEASE_RULE = "aictl:lease"
 DENIALS_KEPT = 50
 
 
@@ -44,8 +51,10 @@ class ToolGate:
         token: LeaseToken,
         progress: Callable[[str], None],
         enforcer: Enforcer,
+        on_lease_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.workspace = workspace
+        self.on_lease_lost = on_lease_lost
         self.enforcer = enforcer
         self.task = task
         self.ai = ai
@@ -68,11 +77,14 @@ class ToolGate:
                 tool=call.name,
                 tool_input=call.input,
             )
+            lost = service.store.lease_loss(self.token)
             denial = path_denial(
                 call.name, call.input, self.task.paths, self.workspace.root, self.task.id
             )
-            if denial is not None:
-                ruling = _paths_ruling(ruling, denial)
+            if lost is not None:
+                ruling = _aictl_ruling(ruling, "lease", str(lost))
+            elif denial is not None:
+                ruling = _aictl_ruling(ruling, "task-paths", denial)
             store = service.store
             with service.db.transaction():
                 record = store.decisions.enforce(
@@ -81,6 +93,8 @@ class ToolGate:
             if ruling.effect == "allow":
                 self.allowed += 1
                 return Verdict(True)
+            if lost is not None:
+                self.on_lease_lost()
             why = ruling.reason
             if ruling.effect == "require_approval":
                 why = f"needs a person's approval, which cannot be given mid-run ({why})"
@@ -111,19 +125,19 @@ class ToolGate:
                 self._service = None
 
 
-def _paths_ruling(ruling: Ruling, denial: str) -> Ruling:
-    """``ruling`` turned into a denial by the task's paths, keeping the policy's context (its
-    hashes and the rules that applied) in the record."""
+def _aictl_ruling(ruling: Ruling, rule: str, denial: str) -> Ruling:
+    """``ruling`` turned into a denial by aictl's own ``rule`` (the task's paths, the lease),
+    keeping the policy's context (its hashes and the rules that applied) in the record."""
     fields = dict(ruling.fields)
     fields["rules"] = [
         {
             "layer": "aictl",
-            "id": "task-paths",
-            "qualified_id": PATHS_RULE,
+            "id": rule,
+            "qualified_id": f"aictl:{rule}",
             "effect": "deny",
             "reason": denial,
             "error": None,
         },
         *fields.get("rules", []),
     ]
-    return Ruling("deny", f"{PATHS_RULE}: {denial}", fields)
+    return Ruling("deny", f"aictl:{rule}: {denial}", fields)

@@ -716,6 +716,19 @@ class TaskStore:
             )
             return self._tasks([row])[0]
 
+    def lease_loss(self, token: LeaseToken) -> Exception | None:
+        """None while ``token`` is the current epoch of a live lease (a read, no write);
+        otherwise the ``LeaseLost`` that a fenced write would raise, saying why."""
+        connection = self.db.connection
+        now = self.clock.now()
+        clause, values = self._fence(token, now)
+        leased = tuple(str(status) for status in LEASED)
+        row = connection.execute(
+            f"SELECT 1 FROM tasks WHERE {clause} AND status IN ({_qmarks(len(leased))})",
+            (*values, *leased),
+        ).fetchone()
+        return None if row is not None else self._lease_lost(connection, token, "check", now)
+
     def start(self, token: LeaseToken) -> Task:
         with self.db.transaction() as connection:
             now = self.clock.now()

@@ -295,3 +295,56 @@ def test_the_agents_shell_children_die_with_a_killed_aictl(tmp_path: Path) -> No
         time.sleep(6)  # past the command's own sleep: a survivor would have written by now
     assert not (repo.root / "src" / "late.txt").exists()
     assert not set(sandboxed_shells()) - before
+
+
+def test_a_cancel_mid_run_denies_the_agents_next_call_and_stops_it(tmp_path: Path) -> None:
+    """Fencing at the tool call, with the real agent: cancelled while its shell sleeps, its
+    next Write is refused by the lease check (not by a heartbeat minutes later)."""
+    write = {"name": "Write", "input": {"file_path": "src/after.txt", "content": "late\n"}}
+    with serve([bash("sleep 2"), {"tool_use": write}, {"text": "Done."}]) as server:
+        repo = make_repo(tmp_path, server.url)
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        before = set(sandboxed_shells())
+        run = subprocess.Popen(
+            [aictl_binary(), "task", "execute", "1"],
+            cwd=repo.root,
+            env=repo.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not set(sandboxed_shells()) - before and time.monotonic() < deadline:
+                assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
+                time.sleep(0.05)
+            cancelled = repo.aictl("task", "cancel", "1")
+            assert cancelled.returncode == 0, cancelled.stderr
+            _, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert run.returncode == 4, err
+    assert "lease" in err and "lost" in err
+    assert not (repo.root / "src" / "after.txt").exists()
+    denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
+    assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:lease"]
+    assert "task 1 is cancelled" in denied[0]["rules"][0]["reason"]
+    assert repo.task(1)["status"] == "cancelled"
+    verified = repo.aictl("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_entering_a_worktree_is_decided_and_denied(tmp_path: Path) -> None:
+    enter = {"tool_use": {"name": "EnterWorktree", "input": {"name": "escape"}}}
+    repo, _, seen = run_agent(tmp_path, [enter])
+    assert not (repo.root / ".claude" / "worktrees").exists()
+    branches = subprocess.run(
+        ["git", "branch", "--list"], cwd=repo.root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "escape" not in " ".join(branches) and len(branches) == 2  # "*" and the one branch
+    denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
+    assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:task-paths"]
+    assert "EnterWorktree makes a worktree" in seen[0]
+    assert_intact(repo)

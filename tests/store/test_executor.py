@@ -213,3 +213,66 @@ def test_a_heartbeat_that_fails_for_another_reason_is_retried(
     done = Executor(service).execute(task.id, ai="bot")
     assert done.outcome == "done" and len(beats) >= 3
     assert done.evidence["heartbeat_errors"] == ["database is locked"]
+
+
+def test_a_cancelled_task_denies_the_next_tool_call_and_stops_the_agent(
+    service: TaskService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fencing at the tool call: the heartbeat would notice the cancel only at its next tick;
+    the gate notices it at the agent's very next call, denies it and stops the agent."""
+    verdicts = []
+    root = str(workspace.root)
+
+    def agent(request: RunRequest, cancelled: threading.Event) -> RunResult:
+        assert request.gate is not None
+        verdicts.append(request.gate(ToolCall("Write", {"file_path": f"{root}/src/a.py"})))
+        other = TaskService(workspace)
+        other.cancel(1)
+        other.close()
+        verdicts.append(request.gate(ToolCall("Write", {"file_path": f"{root}/src/b.py"})))
+        assert cancelled.is_set()  # stopped at once, not at the next heartbeat
+        return RunResult(status="failed", reason="cancelled")
+
+    use(agent, monkeypatch)
+    task = service.create("t", paths=["src/**"])
+    with pytest.raises(LeaseLost, match="lost during the run"):
+        Executor(service).execute(task.id, ai="bot")
+    assert [v.allow for v in verdicts] == [True, False]
+    assert "task 1 is cancelled" in verdicts[1].message
+    denied = [
+        r for r in service.store.decisions.records(task_id=task.id, action="tool")
+        if r.effect == "deny"
+    ]  # fmt: skip
+    assert len(denied) == 1 and denied[0].rules[0]["qualified_id"] == "aictl:lease"
+    assert service.get(task.id).status == "cancelled"
+
+
+def test_a_task_claimed_again_denies_the_old_runs_tool_calls(
+    service: TaskService, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old run's lease expired and another worker holds the task (and its paths) now:
+    the old agent's write is refused before it lands."""
+    from datetime import timedelta
+
+    from aictl.clock import ManualClock
+
+    verdicts = []
+    root = str(workspace.root)
+
+    def agent(request: RunRequest, cancelled: threading.Event) -> RunResult:
+        assert request.gate is not None
+        later = TaskService(workspace, clock=ManualClock(service.store.clock.now()))
+        assert isinstance(later.store.clock, ManualClock)
+        later.store.clock.advance(timedelta(hours=2))  # past the lease's TTL
+        later.sweep()
+        later.claim("other", task_id=1)
+        later.close()
+        verdicts.append(request.gate(ToolCall("Write", {"file_path": f"{root}/src/b.py"})))
+        return RunResult(status="failed", reason="cancelled")
+
+    use(agent, monkeypatch)
+    task = service.create("t", paths=["src/**"])
+    with pytest.raises(LeaseLost):
+        Executor(service).execute(task.id, ai="bot")
+    assert not verdicts[0].allow
+    assert "claimed again" in verdicts[0].message

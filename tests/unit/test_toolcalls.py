@@ -65,3 +65,8 @@ def test_outside_paths_lists_files_no_glob_covers() -> None:
     files = ["src/a.py", "docs/b.md", "src/deep/c.py", "README"]
     assert outside_paths(files, ["src/**"]) == ["docs/b.md", "README"]
     assert outside_paths(files, ["src/*.py", "docs/**"]) == ["src/deep/c.py", "README"]
+
+
+def test_entering_a_worktree_is_denied_whatever_the_tasks_paths() -> None:
+    why = path_denial("EnterWorktree", {"name": "w"}, ["**"], "/repo", 4)
+    assert why is not None and "outside task 4's paths" in why and "git branch" in why
