@@ -22,7 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, enforcement, execute, latency, locks, policy, soak, workflow
+from bench import (
+    claims,
+    cli,
+    confinement,
+    enforcement,
+    execute,
+    latency,
+    locks,
+    policy,
+    soak,
+    workflow,
+)
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
@@ -33,6 +44,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "policy": policy.run,
     "enforcement": enforcement.run,
     "execute": execute.run,
+    "confinement": confinement.run,
     "workflow": workflow.run,
     "soak": soak.run,
 }
