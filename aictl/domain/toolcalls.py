@@ -9,7 +9,7 @@ through a shell (``Bash``) name no file; policy rules decide those.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -45,11 +45,16 @@ def path_denial(
     task_paths: Sequence[str],
     root: PurePath | str,
     task_id: int,
+    resolve: Callable[[str], str] | None = None,
 ) -> str | None:
     """Why the task's paths forbid this call, or None when they allow it.
 
     A writing call must name its file, inside the repository, covered by one of the task's
     globs. A task without paths locks nothing, so its agent may write nothing.
+
+    ``resolve`` turns an absolute path into the one the file system would write (symbolic
+    links followed; the caller passes ``os.path.realpath``): a
+    file named ``src/link/x`` where ``src/link`` points elsewhere is judged where it lands.
     """
     if tool in OUTSIDE_TOOLS:
         return (
@@ -63,6 +68,12 @@ def path_denial(
         return f"{tool} names no file to write"
     for raw in named:
         path = repo_relative(raw, root)
+        if path is not None and resolve is not None:
+            landing = repo_relative(resolve(posixpath.join(str(root), path)), resolve(str(root)))
+            if landing != path:
+                if landing is None:
+                    return f"{tool} {path} leads outside the repository (a symbolic link)"
+                path = landing
         if path is None:
             return f"{tool} {raw} is outside the repository"
         if not task_paths:

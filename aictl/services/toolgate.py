@@ -20,6 +20,7 @@ run was claimed under, not refused wholesale by a half-saved edit.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -79,7 +80,12 @@ class ToolGate:
             )
             lost = service.store.lease_loss(self.token)
             denial = path_denial(
-                call.name, call.input, self.task.paths, self.workspace.root, self.task.id
+                call.name,
+                call.input,
+                self.task.paths,
+                self.workspace.root,
+                self.task.id,
+                resolve=os.path.realpath,
             )
             if lost is not None:
                 ruling = _aictl_ruling(ruling, "lease", str(lost))

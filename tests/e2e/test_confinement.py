@@ -348,3 +348,29 @@ def test_entering_a_worktree_is_decided_and_denied(tmp_path: Path) -> None:
     assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:task-paths"]
     assert "EnterWorktree makes a worktree" in seen[0]
     assert_intact(repo)
+
+
+def test_a_write_and_an_edit_through_a_symbolic_link_never_land_outside(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "e.txt").write_text("original\n")
+    write = {"name": "Write", "input": {"file_path": "src/link/x.txt", "content": "x\n"}}
+    edit = {
+        "name": "Edit",
+        "input": {"file_path": "src/link/e.txt", "old_string": "original", "new_string": "evil"},
+    }
+    read = {"name": "Read", "input": {"file_path": "src/link/e.txt"}}
+    with serve([{"tool_use": read}, {"tool_use": write}, {"tool_use": edit}, {"text": "ok"}]) as s:
+        repo = make_repo(tmp_path, s.url)
+        (repo.root / "src" / "link").symlink_to(outside)
+        (repo.root / "docs").mkdir()
+        (repo.root / "docs" / "a.txt").write_text(OTHER_WORK)
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        repo.aictl("task", "execute", "1")
+    assert not (outside / "x.txt").exists()
+    assert (outside / "e.txt").read_text() == "original\n"
+    denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
+    reasons = [r["rules"][0]["reason"] for r in denied]
+    assert len(reasons) == 2
+    assert all("leads outside the repository (a symbolic link)" in why for why in reasons)
+    assert_intact(repo)

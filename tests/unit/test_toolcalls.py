@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aictl.domain.toolcalls import outside_paths, path_denial, repo_relative, written_paths
@@ -70,3 +72,26 @@ def test_outside_paths_lists_files_no_glob_covers() -> None:
 def test_entering_a_worktree_is_denied_whatever_the_tasks_paths() -> None:
     why = path_denial("EnterWorktree", {"name": "w"}, ["**"], "/repo", 4)
     assert why is not None and "outside task 4's paths" in why and "git branch" in why
+
+
+def test_a_write_through_a_symbolic_link_is_judged_where_it_lands(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "docs").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "src" / "out").symlink_to(outside)
+    (root / "src" / "docs").symlink_to(root / "docs")
+    (root / "src" / "inner").symlink_to(root / "src")
+
+    def denial(path: str) -> str | None:
+        return path_denial("Write", {"file_path": path}, ["src/**"], str(root), 3, os.path.realpath)
+
+    out = denial("src/out/x.txt")
+    assert out is not None and "leads outside the repository" in out
+    docs = denial(f"{root}/src/docs/x.md")
+    assert docs is not None and "docs/x.md is outside task 3's paths" in docs
+    assert denial("src/inner/x.txt") is None  # lands in src/: allowed
+    assert denial("src/new/x.txt") is None  # nothing there yet: judged as named
