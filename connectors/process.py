@@ -278,7 +278,11 @@ def _await_exit(process: subprocess.Popen[bytes], pidfd: int | None, timeout: fl
     exit; ``Popen.wait(timeout)`` sleeps in steps of up to 50 ms and so notices an exit up to
     that late, which every run (a short ``git`` call as much as an agent) would pay."""
     if pidfd is not None:
-        select.select([pidfd], [], [], timeout)
+        # poll, not select: select() fails for a descriptor numbered 1024 or more, which a
+        # busy daemon (many connections, many runs) reaches
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll(max(timeout, 0.0) * 1000)
         return
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout)

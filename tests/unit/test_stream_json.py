@@ -774,3 +774,26 @@ def test_an_error_in_the_line_callback_is_raised_after_cleanup(tmp_path: Path) -
             total_timeout=30,
             on_line=explode,
         )
+
+
+def test_a_run_works_with_descriptors_numbered_past_1024(tmp_path: Path) -> None:
+    """A busy daemon holds many descriptors; select() fails for one numbered 1024 or more,
+    which made every execution crash. The exit watch polls instead."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2048
+    assert hard == resource.RLIM_INFINITY or hard >= wanted, "the test needs 2048 descriptors"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert max(held) >= 1024
+        ended = run_process(
+            python("raise SystemExit(5)"), cwd=tmp_path, env=BASE_ENV, idle_timeout=5,
+            total_timeout=30,
+        )  # fmt: skip
+        assert ended.exit_code == 5
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
