@@ -589,7 +589,9 @@ class _Watch:
         try:
             due = time.monotonic() + self.every
             while not self._stop.wait(self.TICK):
-                if self.cancel is not None and self.cancel.is_set() and not self.cancelled.is_set():
+                if self.cancel is not None and self.cancel.is_set():
+                    # every tick, not once: a cancel that came before the agent started
+                    # (the connector had nothing to stop yet) must stop it when it does
                     self.cancelled.set()
                     self.connector.cancel()
                 if time.monotonic() < due:
