@@ -82,7 +82,12 @@ class FakeConnector:
                 return RunResult(
                     status="failed", reason="api_error", retryable=True, detail="scripted failure"
                 )
-            return RunResult(status="success", num_turns=1, total_cost_usd=0.01)
+            return RunResult(
+                status="success",
+                num_turns=1,
+                total_cost_usd=0.01,
+                usage={"input_tokens": 100, "output_tokens": 20},
+            )
         finally:
             with RECORDER.lock:
                 RECORDER.active.discard(task_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,3 +62,27 @@ def lease_for(task_id: int, lease: str) -> LeaseToken:
             f"lease token {lease!r} belongs to task {token.task_id}, not task {task_id}"
         )
     return token
+
+
+@contextmanager
+def interrupt_cancels(cancel: threading.Event) -> Iterator[threading.Event]:
+    """Within the block, the first Ctrl-C (SIGINT) only sets ``cancel``, so the work in
+    progress can stop cleanly (an execution releases its task and keeps its evidence); a
+    second one raises ``KeyboardInterrupt`` at once (exit 130, the lease left to expire). The
+    first only sets a flag, as a signal handler should; the previous handler is restored
+    after."""
+
+    def on_interrupt(number: int, frame: object) -> None:
+        if cancel.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        cancel.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel  # signal handlers belong to the main thread (CLI called from a thread)
+        return
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)

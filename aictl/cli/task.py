@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from aictl.cli.common import (
     JsonOption,
     LeaseOption,
     QuietOption,
+    interrupt_cancels,
     lease_for,
     parse_task_id,
     task_service,
@@ -467,19 +469,24 @@ def execute(
     or queued again for a retry), 5 when no task or no AI is eligible, 3 when policy denies the
     execution. A retryable failure is queued again not before a backoff (`retry_backoff`,
     doubled per attempt, with jitter); `quarantine_after` failed runs in a row quarantine the AI.
+    Ctrl-C stops the agent, releases the task and its locks at once (no attempt counted), keeps
+    the evidence so far and exits 130; a second Ctrl-C aborts at once.
 
     Example: aictl task execute 12 --ai claude-1 --timeout 10m
     """
     from aictl.services.executor import Executor
 
-    with task_service(ctx) as service:
+    with task_service(ctx) as service, interrupt_cancels(threading.Event()) as cancel:
         done = Executor(service, progress=lambda text: typer.echo(text, err=True)).execute(
-            task_id, ai=ai, timeout=timeout
+            task_id, ai=ai, timeout=timeout, cancel=cancel
         )
     if json_output:
         output.emit_json(done.to_dict())
     else:
         _execution_summary(done)
+    if done.outcome == "released":
+        output.note(f"Interrupted: task {done.task.id} was released, its evidence kept")
+        raise typer.Exit(130)
     if done.outcome != "done":
         raise typer.Exit(1)
 

@@ -1,8 +1,8 @@
 """The daemon's Prometheus metrics, on a registry of its own (never the process-global one).
 
-Counters for what the daemon did (claims, executions and their durations, cost,
-quarantines, lease expiries, notifications); tasks by status and decisions by effect are
-read from the state database on each tick and served as they were last read, so they count
+Counters for what the daemon did (claims, executions and their durations, quarantines, lease
+expiries, notifications); tasks by status, decisions by effect, and the cost and tokens of the
+runs per AI are read from the state database and served as they were last read, so they count
 the work of every process on the database, not only this daemon's.
 """
 
@@ -21,6 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from aictl.store.spend import Spend
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The ``*_created`` series double every counter for no use here (the daemon's start time is in
@@ -61,11 +63,44 @@ class _Snapshot(Collector):
         yield by_effect
 
 
+class _Spend(Collector):
+    """Cost (USD) and tokens of every recorded run, per AI, as last read from the database.
+    Counters: the rows are never deleted, so the sums only grow."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ai: dict[str, Spend] = {}
+
+    def update(self, by_ai: Mapping[str, Spend]) -> None:
+        with self._lock:
+            self._by_ai = dict(by_ai)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            by_ai = dict(self._by_ai)
+        cost = CounterMetricFamily(
+            "aictl_cost_usd", "Agent cost reported by the runs, USD, per AI.", labels=["ai"]
+        )
+        tokens = CounterMetricFamily(
+            "aictl_tokens",
+            "Tokens reported by the runs, per AI and direction (input, output).",
+            labels=["ai", "direction"],
+        )
+        for ai, spend in sorted(by_ai.items()):
+            cost.add_metric([ai], spend.cost_usd)
+            tokens.add_metric([ai, "input"], spend.input_tokens)
+            tokens.add_metric([ai, "output"], spend.output_tokens)
+        yield cost
+        yield tokens
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.snapshot = _Snapshot()
         self.registry.register(self.snapshot)
+        self.spend = _Spend()
+        self.registry.register(self.spend)
         r = self.registry
         self.claims = Counter("aictl_claims", "Tasks the daemon claimed and ran.", registry=r)
         self.executions = Counter(
@@ -78,7 +113,6 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.cost = Counter("aictl_cost_usd", "Agent cost reported by the runs, USD.", registry=r)
         self.quarantines = Counter("aictl_quarantines", "AIs seen quarantined.", registry=r)
         self.lease_expiries = Counter(
             "aictl_lease_expiries", "Expired leases returned by the daemon's sweep.", registry=r

@@ -7,7 +7,9 @@ One tick (every ``tick`` seconds, sooner when an execution ends):
    logged, the previous one stays: see ``aictl.daemon.reload``);
 3. read the tasks and the AIs, notify what changed (done, failed, blocked, approval needed,
    quarantined) and refresh the metrics;
-4. unless stopping, dispatch ready tasks by priority while there is room: at most
+4. unless stopping or today's spend reached ``budgets.daily_usd`` (logged once; nothing is
+   claimed until the day turns or the budget is raised), dispatch ready tasks by priority
+   while there is room: at most
    ``concurrency`` executions in all, and at most each AI's ``max_concurrency`` (the router's
    rule), never two whose path globs intersect. Readiness (dependencies, retry backoff),
    approvals and the policy are the claim's business: an execution thread claims the task as
@@ -15,7 +17,12 @@ One tick (every ``tick`` seconds, sooner when an execution ends):
 5. write the state file (``.ai/daemon.json``), the daemon's heartbeat.
 
 Each execution runs ``Executor.execute`` in a thread of its own with its own database
-connection (a SQLite connection belongs to one thread).
+connection (a SQLite connection belongs to one thread). An execution whose connector cannot
+start (a missing ``claude``: ``ConnectorError``) hands its task back without counting an
+attempt and takes its AI ``offline`` (audited, notified, logged with what to install), so the
+router sends it nothing until a person sets it available again (``aictl ai status ID --set
+available``, or ``aictl ai register --replace``, which detects it afresh): the daemon never
+claims and releases the same task in a loop.
 
 Stopping (SIGTERM or SIGINT): no new claims; running executions get ``grace`` seconds to
 finish; then each is cancelled (the executor stops the agent's process group and releases the
@@ -59,11 +66,14 @@ from aictl.errors import (
     NothingReady,
     PolicyDenied,
 )
+from aictl.services.budgets import daily_budget_refusal
 from aictl.services.executor import Execution, Executor
 from aictl.services.tasks import TaskService
 from aictl.store.ais import AIStore
 from aictl.store.daemon import changed_since, decisions_by_effect, ready_head
+from aictl.store.spend import SpendStore
 from aictl.workspace import Workspace
+from connectors import ConnectorError
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_TICK = 0.5
@@ -103,6 +113,8 @@ class Running:
     execution: Execution | None = None
     error: str | None = None
     denied: bool = False
+    unavailable: bool = False
+    """The AI's connector could not start: the AI was taken offline."""
     version: str = ""
     """The task's ``updated_at`` when dispatched: a denial holds until the task changes."""
 
@@ -159,6 +171,11 @@ class Daemon:
         would record one more denial)."""
         self._lock = threading.Lock()
         self.journal: JsonLog | None = None
+        self._over_budget: str | None = None
+        self._spent = False
+        """An execution ended since the spend metrics were last read."""
+        self._kept: KeptEnforcer | None = None
+        """Why dispatch is paused for the daily budget (logged once), or None."""
 
     # ------------------------------------------------------------------ control
 
@@ -373,6 +390,11 @@ class Daemon:
         if self.ticks % DECISIONS_EVERY == 0 or self.stopping:
             # A scan of every decision record: every few seconds is enough for a counter.
             self._decisions = decisions_by_effect(service.db)
+        if self.ticks % DECISIONS_EVERY == 0 or self.stopping or self._spent:
+            # Cost and tokens per AI: a sum over every run, after each finished run here
+            # and every few seconds for the runs of other processes.
+            self._spent = False
+            self.metrics.spend.update(SpendStore(service.db).totals_by_ai())
         self.metrics.snapshot.update(self.counts, self._decisions)
         first = self._tasks is None
         known = self._tasks if self._tasks is not None else {}
@@ -427,7 +449,7 @@ class Daemon:
 
     def _dispatch(self, service: TaskService) -> None:
         room = self.concurrency - len(self.running)
-        if room <= 0:
+        if room <= 0 or self._budget_spent(service):
             return
         # The head of the ready index, enough to fill the room past tasks skipped for locks,
         # denials or busy AIs; never the whole queue.
@@ -460,6 +482,25 @@ class Daemon:
             room -= 1
             inflight[answer.ai] += 1
             held += task.paths
+
+    def _budget_spent(self, service: TaskService) -> bool:
+        """Whether today's spend reached the daily budget; logged (and notified) once when
+        dispatch pauses, and once when it resumes. The executor checks again before each
+        claim, with the AI's own policy, and records its refusal."""
+        assert self.journal is not None
+        if self._kept is None:  # the policy in force: the last valid one while a file is not
+            self._kept = KeptEnforcer(self.workspace, service.store, self.keeper)
+        why = daily_budget_refusal(service, self._kept.policy(None))
+        if why is not None and self._over_budget is None:
+            self.notifier.notify(
+                "budget.daily_reached",
+                f"no task is dispatched: {why}; it resets at 00:00 UTC",
+            )
+            self.journal.warning("budget.daily_reached", f"dispatch paused: {why}")
+        elif why is None and self._over_budget is not None:
+            self.journal.info("budget.daily_available", "dispatch resumed: within the daily budget")
+        self._over_budget = why
+        return why is not None
 
     def _note_unroutable(self, task: Task, answer: dict[str, Any]) -> None:
         """Log why no AI can take a ready task, once per distinct reason."""
@@ -521,6 +562,10 @@ class Daemon:
             entry.error = error.message
             entry.denied = True
             journal.warning("task.denied", error.message, task=entry.task_id, ai=entry.ai)
+        except ConnectorError as error:
+            entry.error = error.message
+            entry.unavailable = True
+            self._take_offline(service, entry.ai, error)
         except AictlError as error:
             entry.error = error.message
             journal.warning("task.error", error.message, task=entry.task_id, ai=entry.ai)
@@ -536,6 +581,26 @@ class Daemon:
             service.close()
             self._wake.set()
 
+    def _take_offline(self, service: TaskService, ai: str, error: ConnectorError) -> None:
+        """The AI's connector cannot start (its program is missing or cannot run): set the AI
+        offline, keeping the error in its health, and say what to do. The task was released
+        by the executor with its attempt given back."""
+        assert self.journal is not None
+        store = AIStore(service.db, self.clock, actor=ACTOR)
+        try:
+            health = {**store.get(ai).health, "last_error": error.message[:1000]}
+            store.set_status(ai, AIStatus.OFFLINE, health=health)
+        except AictlError as failed:  # removed meanwhile: nothing left to take offline
+            self.journal.warning("ai.not_offline", f"AI {ai} not set offline: {failed.message}")
+            return
+        self.notifier.notify(
+            "ai.offline",
+            f"AI {ai} is offline, its agent cannot start: {error.message}. Once it is "
+            f"installed, `aictl ai status {ai} --set available` (or `aictl ai register {ai} "
+            "--replace ...`, which detects it again) puts it back to work",
+            ai=ai,
+        )
+
     def _reap(self) -> None:
         """Collect finished execution threads: metrics and a log line for each."""
         assert self.journal is not None
@@ -544,6 +609,7 @@ class Daemon:
                 continue
             entry.thread.join()
             del self.running[task_id]
+            self._spent = True
             if entry.denied:
                 self._denied[task_id] = (self.keeper.hash, entry.version)
             done = entry.execution
@@ -554,8 +620,6 @@ class Daemon:
             self.metrics.executions.labels(done.outcome).inc()
             self.metrics.duration.labels(done.outcome).observe(elapsed)
             cost = (done.evidence.get("agent") or {}).get("total_cost_usd")
-            if isinstance(cost, int | float) and cost > 0:
-                self.metrics.cost.inc(cost)
             self.journal.info(
                 "task.finished",
                 f"task {task_id} {done.outcome} ({done.ai}, {elapsed:.1f}s)"

@@ -42,6 +42,8 @@ NOTIFICATION_EVENTS: Mapping[str, str] = {
     "task.blocked": "a task is blocked (a dependency failed or was cancelled)",
     "approval.needed": "policy sent a task to wait for a person's approval",
     "ai.quarantined": "an AI was quarantined after consecutive failed runs",
+    "ai.offline": "an AI was taken offline: its connector cannot start (e.g. a missing binary)",
+    "budget.daily_reached": "today's spend reached the daily budget: no run starts until tomorrow",
 }
 """What the daemon notifies about (``notifications:`` in a policy file)."""
 

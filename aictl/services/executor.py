@@ -44,6 +44,7 @@ from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import outside_paths
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
+from aictl.services.budgets import account_run, check_budgets
 from aictl.services.confinement import (
     require_sandbox,
     sandbox_for,
@@ -131,6 +132,22 @@ def read_evidence(
     return chosen, data
 
 
+def new_run_dir(workspace: Workspace, task: Task) -> Path:
+    """A new folder for this run's evidence, ``.ai/runs/<task>/<n>/``, created. ``n`` is the
+    task's attempt count, unless an earlier run already used that number (``task retry``
+    starts the count afresh, and a released run gives its attempt back), then one past the
+    highest: a new run never overwrites an earlier run's evidence. ``n`` is the attempt
+    number that ``task evidence --attempt`` shows."""
+    folder = runs_dir(workspace) / str(task.id)
+    used = [int(p.name) for p in folder.glob("*") if p.name.isdigit()] if folder.is_dir() else []
+    number = max(task.attempts, 1)
+    if number <= max(used, default=0):
+        number = max(used) + 1
+    run_dir = folder / str(number)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 class Executor:
     def __init__(
         self,
@@ -203,15 +220,15 @@ class Executor:
         ttl = policy.duration("lease_ttl") or DEFAULT_TTL
         connector = connectors.get(connector_name)
         sandbox_mode = require_sandbox(policy, task.id, self.environ.get("PATH"))
+        budget = check_budgets(self.service, task, ai_id, policy)  # before the claim is spent
 
         claim = self.service.claim(ai_id, task_id=task.id)
         token, task = claim.token, claim.task
         self._enforce_execute(task, ai_id, token, sandbox_mode)
         task = self.service.start(token)
         AIStore(self.service.db, self.service.store.clock).refresh_busy()
-        attempt = task.attempts
-        run_dir = runs_dir(self.workspace) / str(task.id) / str(attempt)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = new_run_dir(self.workspace, task)
+        attempt = int(run_dir.name)
         self.progress(f"task {task.id} attempt {attempt}: running as {ai_id} ({connector_name})")
 
         base = self._git(["rev-parse", "HEAD"])
@@ -239,9 +256,12 @@ class Executor:
                 on_line=lambda line: print(line, file=transcript),
                 gate=gate,
                 **confinement,
-                **agent_settings(policy.ai_settings(ai_id), registered_model),
+                **agent_settings(policy.ai_settings(ai_id), registered_model, budget),
             )
-            result = connector.run(request)
+            # what the run cost is recorded, and judged against its budget, whatever its end
+            result = account_run(
+                self.service, task, ai_id, token, attempt, connector.run(request), budget
+            )
         except connectors.ConnectorError as error:  # it could not start: not the task's fault
             self.service.release(token)
             AIStore(self.service.db, self.service.store.clock).refresh_busy()
@@ -628,7 +648,9 @@ class _Watch:
         try:
             due = time.monotonic() + self.every
             while not self._stop.wait(self.TICK):
-                if self.cancel is not None and self.cancel.is_set() and not self.cancelled.is_set():
+                if self.cancel is not None and self.cancel.is_set():
+                    # every tick, not once: a cancel that came before the agent started
+                    # (the connector had nothing to stop yet) must stop it when it does
                     self.cancelled.set()
                     self.connector.cancel()
                 if time.monotonic() < due:
@@ -645,12 +667,15 @@ class _Watch:
             service.close()
 
 
-def agent_settings(settings: Mapping[str, Any], registered_model: str | None) -> dict[str, Any]:
-    """The ``RunRequest`` fields that come from the policy's per-AI settings."""
+def agent_settings(
+    settings: Mapping[str, Any], registered_model: str | None, budget_usd: float | None = None
+) -> dict[str, Any]:
+    """The ``RunRequest`` fields that come from the policy's per-AI settings; the run's budget
+    is ``budget_usd`` when given (see ``budget_for_run``), else the AI's ``max_cost_usd``."""
     return {
         "model": settings.get("model") or registered_model,
         "max_turns": settings.get("max_turns"),
-        "max_budget_usd": settings.get("max_cost_usd"),
+        "max_budget_usd": settings.get("max_cost_usd") if budget_usd is None else budget_usd,
         "permission_mode": settings.get("permission_mode") or DEFAULT_PERMISSION_MODE,
         "allowed_tools": tuple(settings.get("allowed_tools") or ()),
         "disallowed_tools": tuple(settings.get("denied_tools") or ()),

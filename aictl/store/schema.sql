@@ -72,6 +72,17 @@ CREATE TABLE policy_overrides (
     PRIMARY KEY (key, ai)
 ) WITHOUT ROWID;
 
+CREATE TABLE run_spend (
+    task_id       INTEGER NOT NULL REFERENCES tasks (id),
+    attempt       INTEGER NOT NULL CHECK (attempt >= 1),
+    ai            TEXT    NOT NULL,
+    finished_at   TEXT    NOT NULL,
+    cost_usd      REAL    NOT NULL DEFAULT 0 CHECK (cost_usd >= 0),
+    input_tokens  INTEGER NOT NULL DEFAULT 0 CHECK (input_tokens >= 0),
+    output_tokens INTEGER NOT NULL DEFAULT 0 CHECK (output_tokens >= 0),
+    PRIMARY KEY (task_id, attempt)
+) WITHOUT ROWID;
+
 CREATE TABLE skill_settings (
     scope      TEXT    NOT NULL DEFAULT '' CHECK (length(scope) <= 128),
     name       TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
@@ -166,6 +177,8 @@ CREATE INDEX audit_log_task ON audit_log (task_id, seq) WHERE task_id IS NOT NUL
 CREATE INDEX decisions_subject ON decisions (subject, at);
 
 CREATE INDEX decisions_task ON decisions (task_id, at) WHERE task_id IS NOT NULL;
+
+CREATE INDEX run_spend_day ON run_spend (finished_at, cost_usd);
 
 CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
 

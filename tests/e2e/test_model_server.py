@@ -1,5 +1,5 @@
 """The project's scripted Messages API server: first with a plain HTTP client, then driving the
-real Claude Code CLI (installed by `make tools`) end to end, offline."""
+real Claude Code CLI (the one the claude-agent-sdk wheel carries) end to end, offline."""
 
 from __future__ import annotations
 
