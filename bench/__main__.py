@@ -22,13 +22,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import claims, cli, enforcement, execute, latency, locks, policy, soak, workflow
+from bench import (
+    claims,
+    cli,
+    enforcement,
+    execute,
+    globs,
+    latency,
+    locks,
+    policy,
+    soak,
+    workflow,
+)
 from bench.common import Measurement, Settings, render
 
 PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "claims": claims.run,
     "latency": latency.run,
     "locks": locks.run,
+    "globs": globs.run,
     "cli": cli.run,
     "policy": policy.run,
     "enforcement": enforcement.run,
