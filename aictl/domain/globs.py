@@ -53,8 +53,10 @@ cheapest-first steps, each exact:
    particular a directory lock ``P/**`` (``P`` literal) against any glob is always decided
    (``**/*.lock`` against ``pkg/**``: ``pkg/x.lock``), as is every pair without ``**`` whose
    wildcard segments never meet;
-5. otherwise a breadth-first search of the two globs' product automaton
-   (:mod:`aictl.domain.glob_automata`), one automaton built and cached per glob.
+5. otherwise a reachability search on the product of the two globs' path automata
+   (:mod:`aictl.domain.glob_automata`: polynomial, no determinisation, bounded by
+   :data:`OVERLAP_BUDGET`), one automaton built and cached per glob. Step 4 is skipped for
+   globs with many segments, where its table costs more than the automata.
 
 Answers past step 2 are cached per unordered pair. :func:`intersection_witness` returns a
 shortest common path; past step 3 it always asks the automaton, whichever step decided overlap.
