@@ -53,8 +53,10 @@ cheapest-first steps, each exact:
    particular a directory lock ``P/**`` (``P`` literal) against any glob is always decided
    (``**/*.lock`` against ``pkg/**``: ``pkg/x.lock``), as is every pair without ``**`` whose
    wildcard segments never meet;
-5. otherwise a breadth-first search of the two globs' product automaton
-   (:mod:`aictl.domain.glob_automata`), one automaton built and cached per glob.
+5. otherwise a reachability search on the product of the two globs' path automata
+   (:mod:`aictl.domain.glob_automata`: polynomial, no determinisation, bounded by
+   :data:`OVERLAP_BUDGET`), one automaton built and cached per glob. Step 4 is skipped for
+   globs with many segments, where its table costs more than the automata.
 
 Answers past step 2 are cached per unordered pair. :func:`intersection_witness` returns a
 shortest common path; past step 3 it always asks the automaton, whichever step decided overlap.
@@ -77,17 +79,14 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aictl.domain import glob_automata
 from aictl.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from interegular.fsm import FSM
-
 __all__ = [
     "GlobConflict",
     "GlobError",
+    "GlobTooComplex",
     "covers",
     "find_conflicts",
     "glob_to_regex",
@@ -101,8 +100,21 @@ __all__ = [
 _META = frozenset("*?[")
 _RE_SPECIAL_OUTSIDE = frozenset(".^$*+?{}[]\\|()")
 _RE_SPECIAL_IN_CLASS = frozenset(string.punctuation)
-_MAX_RANGE = 256
 _WHOLE_REPO_HINT = "use ** to lock the whole repository"
+
+MAX_GLOB_LENGTH = 1024
+"""The longest glob accepted, in characters (as given, before normalisation)."""
+MAX_SEGMENT_LENGTH = 255
+"""The longest segment accepted, in characters: the usual limit of a file name."""
+OVERLAP_BUDGET = 50_000
+"""How many set steps one overlap search may take before it gives up with
+:class:`GlobTooComplex`. Globs within the limits above take about two per automaton state
+(2,048 measured for adversarial pairs of 1,000 characters): the budget is a guard that only
+globs stored before the limits existed could reach."""
+SEARCH_BUDGET = 10_000
+"""How many states a witness or containment search may visit (each costs a few microseconds)
+before it gives up with :class:`GlobTooComplex`: a shortest common path of two long globs full
+of ``**`` and a containment search (over sets of states, exponential at worst) can need more."""
 
 
 class GlobError(InvalidInput):
@@ -115,6 +127,22 @@ class GlobError(InvalidInput):
         super().__init__(f"invalid glob {glob!r}: {reason}", hint=hint)
         self.glob = glob
         self.reason = reason
+
+
+class GlobTooComplex(GlobError):
+    """A question about two globs whose search would exceed :data:`SEARCH_BUDGET`.
+
+    Raised instead of computing on (a claim holds the database's write lock while it checks
+    its globs); the claim or check is refused, exit code 2. ``other`` is the second glob.
+    """
+
+    def __init__(self, glob: str, reason: str, *, other: str) -> None:
+        super().__init__(
+            glob,
+            reason,
+            hint="split it into simpler globs, with fewer '*' and '**' and shorter segments",
+        )
+        self.other = other
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -132,6 +160,12 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
     """
     if raw == "":
         raise GlobError(raw, "it is empty", hint=_WHOLE_REPO_HINT + ", or name a path in it")
+    if len(raw) > MAX_GLOB_LENGTH:
+        raise GlobError(
+            _shortened(raw),
+            f"it is {len(raw):,} characters long, over the limit of {MAX_GLOB_LENGTH:,}",
+            hint="lock a directory (dir/**) instead of listing paths in one glob",
+        )
     if "\0" in raw:
         raise GlobError(raw, "it contains a NUL byte", hint="remove the NUL byte")
     if "\\" in raw:
@@ -151,6 +185,13 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
     if raw.startswith("/"):
         segments = _relative_to_root(raw, segments, root)
     for index, segment in enumerate(segments):
+        if len(segment) > MAX_SEGMENT_LENGTH:
+            raise GlobError(
+                _shortened(raw),
+                f"segment {index + 1} is {len(segment):,} characters long, over the limit "
+                f"of {MAX_SEGMENT_LENGTH}",
+                hint="a file or directory name is at most 255 characters on common file systems",
+            )
         if "**" in segment and segment != "**":
             raise GlobError(
                 raw,
@@ -164,6 +205,11 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
     if not segments:
         raise GlobError(raw, "it names no path", hint=_WHOLE_REPO_HINT)
     return "/".join(segments)
+
+
+def _shortened(raw: str) -> str:
+    """A glob too long to quote whole: its start and end around an ellipsis."""
+    return raw if len(raw) <= 80 else f"{raw[:40]}...{raw[-20:]}"
 
 
 def _relative_to_root(raw: str, segments: list[str], root: Path | None) -> list[str]:
@@ -223,64 +269,20 @@ def _class_regex(segment: str, start: int, raw: str) -> tuple[str, int]:
     """Translate the class opening at ``segment[start]``; return its regex and the end index.
 
     The class never matches ``/``: a negated class excludes it explicitly, and a positive range
-    spanning it (``[+-0]``) is split around it.
+    spanning it (``[+-0]``) is split around it. The syntax is read by
+    :func:`aictl.domain.glob_automata.parse_class`, the one reader of classes.
     """
-    pos = start + 1
-    negated = pos < len(segment) and segment[pos] in "!^"
-    if negated:
-        pos += 1
-    body_start = pos
-    if pos < len(segment) and segment[pos] == "]":
-        pos += 1
-    close = segment.find("]", pos)
-    if close < 0:
-        raise GlobError(
-            raw,
-            f"unbalanced '[' in {segment!r}",
-            hint="close the class with ] in the same segment, or write [[] for a literal [",
-        )
-    body = segment[body_start:close]
-    ranges: list[tuple[str, str]] = []
-    i = 0
-    while i < len(body):
-        if i + 2 < len(body) and body[i + 1] == "-":
-            low, high = body[i], body[i + 2]
-            if low > high:
-                raise GlobError(
-                    raw,
-                    f"empty character range '{low}-{high}'",
-                    hint=f"write the range low to high: {high}-{low}",
-                )
-            if ord(high) - ord(low) >= _MAX_RANGE:
-                raise GlobError(
-                    raw,
-                    f"character range '{low}-{high}' is wider than {_MAX_RANGE} characters",
-                    hint="use a negated class such as [!...] or * instead",
-                )
-            ranges.extend(_split_around_slash(low, high))
-            i += 3
-        else:
-            ranges.append((body[i], body[i]))
-            i += 1
+    try:
+        spec = glob_automata.parse_class(segment, start)
+    except glob_automata.ClassSyntaxError as error:
+        raise GlobError(raw, error.reason, hint=error.hint) from None
     items = "".join(
         _escape(low, in_class=True)
         if low == high
         else f"{_escape(low, in_class=True)}-{_escape(high, in_class=True)}"
-        for low, high in ranges
+        for low, high in spec.members
     )
-    return (f"[^{items}/]" if negated else f"[{items}]"), close + 1
-
-
-def _split_around_slash(low: str, high: str) -> list[tuple[str, str]]:
-    """The range ``low-high`` without ``/``: one, two or (never, here) zero sub-ranges."""
-    if not low <= "/" <= high:
-        return [(low, high)]
-    out = []
-    if low < "/":
-        out.append((low, chr(ord("/") - 1)))
-    if high > "/":
-        out.append((chr(ord("/") + 1), high))
-    return out
+    return (f"[^{items}/]" if spec.negated else f"[{items}]"), spec.end
 
 
 def _segment_regex(segment: str, raw: str) -> str:
@@ -335,17 +337,14 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=8192)
-def _compiled(glob: str) -> re.Pattern[str]:
-    return re.compile(glob_to_regex(glob), re.DOTALL)
-
-
 def covers(glob: str, path: str) -> bool:
     """Whether canonical ``glob`` covers the concrete repository-relative ``path``.
 
     ``path`` is matched as given (``/``-separated, no leading ``./``); the caller normalises it.
+    Linear in the path (the glob's automaton, one set step per character): a regular expression
+    engine that backtracks would take exponential time on ``*a*a*a*b`` against ``aaaa...``.
     """
-    return _compiled(glob).fullmatch(path) is not None
+    return glob_automata.accepts(_automaton(glob), path)
 
 
 # --------------------------------------------------------------------------- intersection
@@ -388,9 +387,10 @@ def _pair_overlaps(a: str, b: str) -> bool:
     quick = _aligned_overlap(a, b)
     if quick is not None:
         return quick
-    return _pair_witness(a, b) is not None
+    return _pair_search_overlaps(a, b)
 
 
+_ALIGNMENT_CELLS = 64  # the largest alignment table worth filling in Python
 _NO, _UNKNOWN, _YES = 0, 1, 2  # Kleene's three truth values: "and" is min, "or" is max
 
 
@@ -412,6 +412,8 @@ def _aligned_overlap(a: str, b: str) -> bool | None:
     """
     segments_a, segments_b = _segments(a), _segments(b)
     size_a, size_b = len(segments_a), len(segments_b)
+    if size_a * size_b > _ALIGNMENT_CELLS:
+        return None  # the automata are cheaper than this table for long globs
     # value[i][j]: whether a[i:] and b[j:] lay out onto one (possibly empty) segment sequence.
     after = [_NO] * (size_b + 1)  # the row i + 1
     for i in range(size_a, -1, -1):
@@ -451,9 +453,9 @@ def _segments_overlap(x: str, y: str) -> int:
     if literal_x and literal_y:
         return _NO
     if literal_x:
-        return _YES if _compiled_segment(y).fullmatch(x) is not None else _NO
+        return _YES if covers(y, x) else _NO
     if literal_y:
-        return _YES if _compiled_segment(x).fullmatch(y) is not None else _NO
+        return _YES if covers(x, y) else _NO
     # Every string x matches starts with its literal prefix and ends with its literal suffix.
     (start_x, end_x), (start_y, end_y) = _segment_ends(x), _segment_ends(y)
     if not (start_x.startswith(start_y) or start_y.startswith(start_x)):
@@ -479,11 +481,6 @@ def _segment_ends(segment: str) -> tuple[str, str]:
     return _literal_prefix(segment), segment[after_last:]
 
 
-@functools.lru_cache(maxsize=8192)
-def _compiled_segment(segment: str) -> re.Pattern[str]:
-    return re.compile(_segment_regex(segment, segment), re.DOTALL)
-
-
 def globs_intersect(a: str, b: str) -> bool:
     """Whether canonical globs ``a`` and ``b`` cover at least one common path (exact).
 
@@ -501,8 +498,9 @@ def intersection_witness(a: str, b: str) -> str | None:
     Used to explain a conflict ("both cover src/x/a.py"). The path is among the shortest in the
     intersection, avoids segments starting with ``.`` when it can, writes characters left free
     by the globs as plain letters, and has been checked against :func:`covers` for both globs.
-    Unless one glob is literal, it comes from the product automaton, even for a pair whose
-    overlap was decided without one: explaining costs more than deciding.
+    Unless one glob is literal, it comes from a breadth-first search over pairs of automaton
+    states, even for a pair whose overlap was decided without one: explaining costs more than
+    deciding. Raises :class:`GlobTooComplex` if that search would exceed its budget.
     """
     if not globs_intersect(a, b):
         return None
@@ -561,7 +559,8 @@ def find_conflicts(
     """Every (wanted glob, held glob) pair that overlaps, in wanted order then held order.
 
     ``held`` yields ``(holder, glob)`` pairs and is consumed once. With ``explain`` each conflict
-    carries a witness path; without it the witness is None and no extra work is done.
+    carries a witness path, unless finding one would exceed the search budget (an explanation
+    is never worth refusing for); without it the witness is None and no extra work is done.
     """
     held_list = list(held)
     conflicts: list[GlobConflict] = []
@@ -569,9 +568,16 @@ def find_conflicts(
         prefix = _literal_prefix(want)
         for holder, glob in held_list:
             if _overlap(want, prefix, glob):
-                witness = intersection_witness(want, glob) if explain else None
+                witness = _explain(want, glob) if explain else None
                 conflicts.append(GlobConflict(want, glob, holder, witness))
     return conflicts
+
+
+def _explain(a: str, b: str) -> str | None:
+    try:
+        return intersection_witness(a, b)
+    except GlobTooComplex:
+        return None
 
 
 def has_conflict(wanted: Sequence[str], held_globs: Iterable[str]) -> bool:
@@ -591,19 +597,49 @@ def has_conflict(wanted: Sequence[str], held_globs: Iterable[str]) -> bool:
 # --------------------------------------------------------------------------- automata
 
 
+@functools.lru_cache(maxsize=8192)
+def _automaton(glob: str) -> glob_automata.Automaton:
+    """The automaton of one glob (or one segment pattern), built once and shared by matching
+    and by every pair search; building is linear in the glob."""
+    return glob_automata.build(glob)
+
+
 @functools.lru_cache(maxsize=4096)
-def _glob_fsm(glob: str) -> FSM:
-    """The automaton of one glob: built once per glob, not per pair, as building dominates."""
-    return glob_automata.build(glob_to_regex(glob))
+def _glob_fsm(glob: str) -> glob_automata.Automaton:
+    """The automaton a pair search uses: the one :func:`covers` uses too. A separate name so
+    that the steps which decide a pair without any search can be told apart (and tested)."""
+    return _automaton(glob)
+
+
+def _too_complex(
+    a: str, b: str, budget: int, question: str, unit: str = "states"
+) -> GlobTooComplex:
+    return GlobTooComplex(
+        a, f"deciding whether it {question} {b!r} would take more than {budget:,} {unit}", other=b
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_search_overlaps(a: str, b: str) -> bool:
+    """The product search's answer for a pair (``a <= b``); raises :class:`GlobTooComplex`."""
+    first, second = _glob_fsm(a), _glob_fsm(b)
+    if len(first.moves) > len(second.moves):
+        first, second = second, first  # the longer glob is the bit set, the shorter the worklist
+    try:
+        return glob_automata.intersects(first, second, budget=OVERLAP_BUDGET)
+    except glob_automata.SearchBudgetExceeded:
+        raise _too_complex(a, b, OVERLAP_BUDGET, "overlaps", "steps") from None
 
 
 @functools.lru_cache(maxsize=65536)
 def _pair_witness(a: str, b: str) -> str | None:
-    """A shortest path covered by both globs (``a <= b``), or None; the cached core of overlap.
-
-    The automaton search's answer is checked here with :func:`covers` for both globs.
-    """
-    witness = glob_automata.shortest_common_path(_glob_fsm(a), _glob_fsm(b))
+    """A shortest path covered by both globs (``a <= b``), or None; decided by the explicit
+    pair search, checked here with :func:`covers` for both globs. Raises
+    :class:`GlobTooComplex` past the search budget."""
+    try:
+        witness = glob_automata.common_path(_glob_fsm(a), _glob_fsm(b), budget=SEARCH_BUDGET)
+    except glob_automata.SearchBudgetExceeded:
+        raise _too_complex(a, b, SEARCH_BUDGET, "shares a path with") from None
     if witness is not None and not (covers(a, witness) and covers(b, witness)):
         raise RuntimeError(f"glob witness {witness!r} is not covered by both {a!r} and {b!r}")
     return witness
@@ -613,9 +649,14 @@ def _pair_witness(a: str, b: str) -> str | None:
 def _pair_outside(inner: str, outer: str) -> str | None:
     """A shortest path ``inner`` covers and ``outer`` does not, or None; cached per pair.
 
-    The automaton search's answer is checked here with :func:`covers` for both globs.
+    The search's answer is checked here with :func:`covers` for both globs. Raises
+    :class:`GlobTooComplex` past the search budget (containment is the one question whose
+    search can grow exponentially).
     """
-    path = glob_automata.shortest_path_outside(_glob_fsm(inner), _glob_fsm(outer))
+    try:
+        path = glob_automata.path_outside(_glob_fsm(inner), _glob_fsm(outer), budget=SEARCH_BUDGET)
+    except glob_automata.SearchBudgetExceeded:
+        raise _too_complex(inner, outer, SEARCH_BUDGET, "lies within") from None
     if path is not None and not (covers(inner, path) and not covers(outer, path)):
         raise RuntimeError(f"path {path!r} is not covered by {inner!r} alone, outside {outer!r}")
     return path

@@ -175,6 +175,14 @@ BAD_INPUTS = [
     (["task", "create", "x", "--path", "../outside"], "'..'"),
     (["task", "create", "x", "--path", "/etc/passwd"], "/etc/passwd"),
     (["task", "create", "x", "--path", "src/\x00"], "NUL"),
+    (
+        ["task", "create", "x", "--path", "a/" * 600],
+        "1,200 characters long, over the limit of 1,024",
+    ),
+    (
+        ["task", "create", "x", "--path", "src/" + "x" * 256],
+        "256 characters long, over the limit of 255",
+    ),
     (["task", "create", "x", "--label", "novalue"], "invalid label 'novalue'"),
     (["task", "create", "x", "--depends-on", "99"], "unknown task id(s): 99"),
     (["task", "create", " "], "needs a title"),

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aictl.clock import ManualClock
+from aictl.domain import globs
+from aictl.domain.globs import GlobTooComplex
 from aictl.domain.tasks import LeaseToken, Status, format_time
 from aictl.errors import (
     DependencyCycle,
@@ -133,6 +135,26 @@ def test_claim_by_id_with_conflicting_lock_names_the_holder(service: TaskService
         service.claim("w2", ttl=TTL, task_id=wanted.id)
     assert caught.value.exit_code == 4
     assert snapshot(service) == before
+
+
+def test_a_lock_check_over_its_budget_refuses_the_claim_and_changes_nothing(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim checks globs inside its write transaction: a check that would run past its
+    # budget must refuse the claim with a clear error (exit 2), not hold every writer up.
+    holder = service.create("holder", paths=["lib/*.py"])
+    wanted = service.create("wanted", paths=["lib/q*"])
+    service.claim("w1", ttl=TTL, task_id=holder.id)
+    before = snapshot(service)
+    monkeypatch.setattr(globs, "OVERLAP_BUDGET", 1)
+    for task_id in (wanted.id, None):
+        with pytest.raises(GlobTooComplex, match=r"'lib/\*\.py'.*'lib/q\*'") as caught:
+            service.claim("w2", ttl=TTL, task_id=task_id)
+        assert caught.value.exit_code == 2
+        assert snapshot(service) == before
+    monkeypatch.setattr(globs, "OVERLAP_BUDGET", 50_000)
+    with pytest.raises(LockHeld, match=r"both cover 'lib/q\.py'"):
+        service.claim("w2", ttl=TTL, task_id=wanted.id)
 
 
 def test_locks_are_held_while_leased_and_released_after(service: TaskService) -> None:

@@ -488,7 +488,14 @@ def test_glob_error_exit_code_and_fields() -> None:
 @pytest.fixture
 def cold_caches() -> Iterator[None]:
     # Hold the cached functions themselves: a test may monkeypatch the module attributes.
-    caches = (globs._pair_overlaps, globs._pair_witness, globs._pair_outside, globs._glob_fsm)
+    caches = (
+        globs._pair_overlaps,
+        globs._pair_search_overlaps,
+        globs._pair_witness,
+        globs._pair_outside,
+        globs._glob_fsm,
+        globs._automaton,
+    )
     for cache in caches:
         cache.cache_clear()
     yield
@@ -523,22 +530,23 @@ def test_cache_shares_one_entry_per_unordered_pair(
     monkeypatch: pytest.MonkeyPatch, cold_caches: None
 ) -> None:
     builds: list[str] = []
-    real_build = globs._glob_fsm.__wrapped__
+    real_build = glob_automata.build
 
-    def counting(glob: str) -> object:
+    def counting(glob: str) -> glob_automata.Automaton:
         builds.append(glob)
         return real_build(glob)
 
-    monkeypatch.setattr(globs, "_glob_fsm", counting)
+    monkeypatch.setattr(glob_automata, "build", counting)
     a, b = "src/**/a*.py", "src/x/*b.py"
     assert globs_intersect(a, b)
     assert sorted(builds) == sorted([a, b])
     assert globs_intersect(b, a)
     assert intersection_witness(b, a) == "src/x/ab.py"
     assert intersection_witness(a, b) == "src/x/ab.py"
-    assert len(builds) == 2
+    assert len(builds) == 2  # one automaton per glob, whatever the pairs and questions
     assert globs._pair_witness.cache_info().currsize == 1
     assert globs._pair_overlaps.cache_info().currsize == 1
+    assert globs._pair_search_overlaps.cache_info().currsize == 1
 
 
 def test_segmentwise_check_settles_common_pairs_without_automata(
@@ -562,21 +570,22 @@ def test_segmentwise_check_settles_common_pairs_without_automata(
 def test_a_witness_not_covered_by_both_globs_is_refused(
     monkeypatch: pytest.MonkeyPatch, cold_caches: None
 ) -> None:
-    monkeypatch.setattr(glob_automata, "shortest_common_path", lambda _a, _b: "src/x/a.md")
+    monkeypatch.setattr(glob_automata, "common_path", lambda _a, _b, **_: "src/x/a.md")
     with pytest.raises(RuntimeError, match="not covered by both"):
-        globs_intersect("src/**/a*.py", "src/x/*b.py")
+        intersection_witness("src/**/a*.py", "src/x/*b.py")
 
 
-def test_interegular_is_imported_lazily() -> None:
+def test_interegular_is_never_imported_by_the_glob_code() -> None:
     code = (
         "import sys\n"
-        "from aictl.domain.globs import globs_intersect, normalize_glob, covers\n"
+        "from aictl.domain.globs import globs_intersect, glob_within, intersection_witness\n"
+        "from aictl.domain.globs import normalize_glob, covers\n"
         "assert normalize_glob('./src/') == 'src/**'\n"
-        "assert not globs_intersect('src/a.py', 'docs/*.md')\n"
         "assert covers('src/*.py', 'src/a.py')\n"
-        "assert 'interegular' not in sys.modules, 'imported eagerly'\n"
         "assert globs_intersect('src/**/a*.py', 'src/x/*b.py')\n"
-        "assert 'interegular' in sys.modules\n"
+        "assert intersection_witness('src/**/a*.py', 'src/x/*b.py') == 'src/x/ab.py'\n"
+        "assert not glob_within('src/**/a*.py', 'src/x/*b.py')\n"
+        "assert 'interegular' not in sys.modules, 'imported'\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     completed = subprocess.run(
@@ -940,18 +949,18 @@ def test_within_reuses_the_per_glob_automata(
 
 
 def test_shortest_path_outside_reads_like_a_path() -> None:
-    build = glob_automata.build
-    assert glob_automata.shortest_path_outside(build("a/.*"), build("a/.*")) is None
-    assert glob_automata.shortest_path_outside(build(r"a(/.*)?"), build("a/.*")) == "a"
-    assert glob_automata.shortest_path_outside(build(r"(.*/)?[^/]*\.py"), build("x/.*")) == "z.py"
+    build, outside = glob_automata.build, glob_automata.path_outside
+    assert outside(build("a/**"), build("a/**")) is None
+    assert outside(build("a/**"), build("a/*/**")) == "a"
+    assert outside(build("**/*.py"), build("x/**")) == ".py"  # a shortest one
     # Strings that are no path (empty, a/, /a, a//b) are never the answer.
-    assert glob_automata.shortest_path_outside(build("a/[^/]*"), build("a/[^/][^/]*")) is None
-    assert glob_automata.shortest_path_outside(build(".*"), build(r"[^/]+(/[^/]+)*")) is None
+    assert outside(build("a/*"), build("a/?*")) is None
+    assert outside(build("**"), build("*/**")) is None
 
 
 def test_a_path_outside_not_checked_by_covers_is_refused(
     monkeypatch: pytest.MonkeyPatch, cold_caches: None
 ) -> None:
-    monkeypatch.setattr(glob_automata, "shortest_path_outside", lambda _a, _b: "src/x/b.py")
+    monkeypatch.setattr(glob_automata, "path_outside", lambda _a, _b, **_: "src/x/b.py")
     with pytest.raises(RuntimeError, match="not covered by"):
         globs.glob_within("src/**/a*.py", "src/x/*b.py")
