@@ -88,11 +88,14 @@ Gate = Callable[[ToolCall], Verdict]
 @dataclass(frozen=True)
 class Sandbox:
     """An OS sandbox around every process the agent's shell starts: it may write only under
-    ``allow_write`` (absolute paths) and never under ``deny_write`` (a deny wins over an allow).
+    ``allow_write`` (absolute paths) and never under ``deny_write`` (a deny wins over an allow),
+    and may not read under ``deny_read`` except under ``allow_read``.
     A connector that cannot honour it must refuse to run rather than run unconfined."""
 
     allow_write: tuple[str, ...] = ()
     deny_write: tuple[str, ...] = ()
+    deny_read: tuple[str, ...] = ()
+    allow_read: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

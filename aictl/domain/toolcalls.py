@@ -32,6 +32,41 @@ def repo_relative(path: str, root: PurePath | str) -> str | None:
     return joined[len(base.rstrip("/")) + 1 :]
 
 
+#: Tools that read files, and the input keys that name what they read.
+READING_TOOLS: Mapping[str, tuple[str, ...]] = {
+    "Read": ("file_path",),
+    "NotebookRead": ("notebook_path",),
+    "Glob": ("path", "pattern"),
+    "Grep": ("path",),
+    "LS": ("path",),
+}
+
+
+def read_denial(
+    tool: str,
+    tool_input: Mapping[str, Any],
+    root: PurePath | str,
+    resolve: Callable[[str], str] | None = None,
+) -> str | None:
+    """Why a read outside the repository is refused (policy ``reads: repository``), or None.
+    A relative path is read in the repository; an absolute one, or one that a symbolic link
+    leads out, must stay in it. A ``Glob`` pattern is judged only when it is absolute."""
+    for key in READING_TOOLS.get(tool, ()):
+        raw = tool_input.get(key)
+        if not isinstance(raw, str) or not raw or (key == "pattern" and not raw.startswith("/")):
+            continue
+        path = repo_relative(raw, root)
+        if raw.rstrip("/") in (str(root).rstrip("/"), "."):
+            continue  # the repository itself
+        if path is not None and resolve is not None:
+            inside = repo_relative(resolve(posixpath.join(str(root), path)), resolve(str(root)))
+            if inside is None:
+                return f"{tool} {path} leads outside the repository (a symbolic link)"
+        if path is None:
+            return f"{tool} {raw} is outside the repository, and the policy says reads: repository"
+    return None
+
+
 def written_paths(tool: str, tool_input: Mapping[str, Any]) -> list[str]:
     """The files a call writes, as the agent named them; empty for tools that write none."""
     if tool not in WRITING_TOOLS:

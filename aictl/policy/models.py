@@ -117,6 +117,8 @@ class Settings(_Model):
     """The agent's shell in an OS sandbox (default ``required``); ``off`` is at your own risk."""
     claude_settings: list[Literal["project", "user", "local"]] | None = None
     """Claude Code settings the agent loads (default ``[project]``: CLAUDE.md, .claude/)."""
+    reads: Literal["repository", "anywhere"] | None = None
+    """Where an agent may read: the repository only (default), or anywhere it can."""
     claude_login: Literal["api_key", "subscription"] | None = None
     """``subscription``: agents use the user's own Claude Code login instead of an API key."""
 

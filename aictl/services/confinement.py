@@ -70,6 +70,26 @@ def require_sandbox(policy: Policy, task_id: int, path: str | None = None) -> st
     return mode
 
 
+#: Under ``reads: repository``, what the agent's shell may not read in the user's home: where
+#: credentials live. (Not the whole home: toolchains such as pyenv or nvm live there too.)
+CREDENTIALS = (
+    ".ssh", ".aws", ".azure", ".gnupg", ".config", ".docker", ".kube", ".claude",
+    ".netrc", ".git-credentials", ".npmrc", ".pypirc", ".pgpass", ".terraform.d",
+)  # fmt: skip
+
+
+def private_reads(home: str | None, root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paths under the user's ``home`` the shell may not read, and the repository carved
+    out again when it lies in one of them."""
+    if not home:
+        return (), ()
+    denied = tuple(
+        str(Path(home) / name) for name in CREDENTIALS if os.path.lexists(Path(home) / name)
+    )
+    inside = any(root.is_relative_to(path) for path in denied)
+    return denied, (str(root),) if inside else ()
+
+
 def _listing(root: Path) -> Callable[[str], list[str]]:
     def listing(folder: str) -> list[str]:
         try:
@@ -81,10 +101,14 @@ def _listing(root: Path) -> Callable[[str], list[str]]:
 
 
 def sandbox_for(
-    workspace: Workspace, task_paths: Sequence[str], held_by_others: Iterable[str]
+    workspace: Workspace,
+    task_paths: Sequence[str],
+    held_by_others: Iterable[str],
+    home: str | None = None,
 ) -> Sandbox:
     """The sandbox of a run of a task with ``task_paths`` in ``workspace``; denies of paths
-    that do not exist are left out (bubblewrap mounts only what exists)."""
+    that do not exist are left out (bubblewrap mounts only what exists). With ``home`` (the
+    user's, under ``reads: repository``) its credential folders are unreadable."""
     root = workspace.root.resolve()
     state = workspace.db_path.resolve().parent
     state_folder = str(state.relative_to(root)) if state.is_relative_to(root) else None
@@ -92,6 +116,10 @@ def sandbox_for(
         list(task_paths), list(held_by_others), _listing(root), state_folder=state_folder
     )
     allow, deny = plan.absolute(str(root))
+    deny_read, allow_read = private_reads(home, root)
     return Sandbox(
-        allow_write=allow, deny_write=tuple(path for path in deny if os.path.lexists(path))
+        allow_write=allow,
+        deny_write=tuple(path for path in deny if os.path.lexists(path)),
+        deny_read=deny_read,
+        allow_read=allow_read,
     )

@@ -323,7 +323,8 @@ class Executor:
         sandbox = None
         if sandbox_mode == "required":
             held = [lock.glob for lock in self.service.locks() if lock.task_id != task.id]
-            sandbox = sandbox_for(self.workspace, task.paths, held)
+            home = None if policy.setting("reads") == "anywhere" else self.environ.get("HOME")
+            sandbox = sandbox_for(self.workspace, task.paths, held, home)
         return {
             "sandbox": sandbox,
             "setting_sources": setting_sources(policy),

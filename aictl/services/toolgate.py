@@ -9,7 +9,8 @@ fenced with the run's lease epoch. A denied call never runs; the agent is told w
 Fencing reaches the tool call: before deciding, the gate checks that the run's lease is still
 the current epoch of a live lease. A lease that was cancelled, expired or claimed again denies
 the call (rule ``aictl:lease``) and calls ``on_lease_lost``, with which the executor stops the
-agent at once rather than at its next heartbeat.
+agent at once rather than at its next heartbeat. Under the policy's ``reads: repository`` (the
+default) a read of a file outside the repository is denied too (rule ``aictl:reads``).
 
 The gate is called from the connector's reader thread, so it opens its own connection (handed
 off: opened there, closed by the executor's thread once the run is over), and decides through
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aictl.domain.tasks import LeaseToken, Task
-from aictl.domain.toolcalls import path_denial
+from aictl.domain.toolcalls import path_denial, read_denial
 from aictl.services.enforcement import Enforcer
 from aictl.services.tasks import TaskService
 from aictl.store.db import Database
@@ -87,10 +88,17 @@ class ToolGate:
                 self.task.id,
                 resolve=os.path.realpath,
             )
+            reading = None
+            if service.enforcer.policy(self.ai).setting("reads") != "anywhere":
+                reading = read_denial(
+                    call.name, call.input, self.workspace.root, resolve=os.path.realpath
+                )
             if lost is not None:
                 ruling = _aictl_ruling(ruling, "lease", str(lost))
             elif denial is not None:
                 ruling = _aictl_ruling(ruling, "task-paths", denial)
+            elif reading is not None:
+                ruling = _aictl_ruling(ruling, "reads", reading)
             store = service.store
             with service.db.transaction():
                 record = store.decisions.enforce(

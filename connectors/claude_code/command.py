@@ -132,6 +132,8 @@ def sandbox_settings(sandbox: Sandbox) -> dict[str, object]:
             "filesystem": {
                 "allowWrite": list(sandbox.allow_write),
                 "denyWrite": list(sandbox.deny_write),
+                "denyRead": list(sandbox.deny_read),
+                "allowRead": list(sandbox.allow_read),
             },
         }
     }

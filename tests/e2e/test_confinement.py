@@ -374,3 +374,36 @@ def test_a_write_and_an_edit_through_a_symbolic_link_never_land_outside(tmp_path
     assert len(reasons) == 2
     assert all("leads outside the repository (a symbolic link)" in why for why in reasons)
     assert_intact(repo)
+
+
+@pytest.mark.parametrize("reads", ["repository", "anywhere"])
+def test_reads_outside_the_repository_follow_the_policy(tmp_path: Path, reads: str) -> None:
+    """A Read of the user's key (``~/.ssh/id_rsa`` stand-in) is refused by the gate, and the
+    same file is out of the shell's reach in the sandbox; ``reads: anywhere`` allows both."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    key = home / ".ssh" / "id_rsa"
+    key.write_text("PRIVATE-KEY\n")
+    read = {"name": "Read", "input": {"file_path": str(key)}}
+    steps = [{"tool_use": read}, bash(f"cat {key} > src/leak.txt; true"), {"text": "Done."}]
+    with serve(steps) as server:
+        repo = make_repo(tmp_path, server.url, f"settings:\n  reads: {reads}\n")
+        repo.env["HOME"] = str(home)
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        repo.aictl("task", "execute", "1")
+        seen = " ".join(
+            str(block.get("content"))
+            for request in server.requests
+            for message in request.get("messages", [])
+            if isinstance(message.get("content"), list)
+            for block in message["content"]
+            if block.get("type") == "tool_result"
+        )
+    leaked = (repo.root / "src" / "leak.txt").read_text()
+    denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
+    if reads == "repository":
+        assert "PRIVATE-KEY" not in seen and leaked == ""
+        assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:reads"]
+    else:
+        assert "PRIVATE-KEY" in seen and leaked == "PRIVATE-KEY\n"
+        assert denied == []

@@ -112,3 +112,24 @@ def test_the_sandbox_of_a_workspace_lists_only_what_exists(tmp_path: Path) -> No
     )
     assert sandbox.allow_write == (str(tmp_path / "src"),)
     assert sandbox.deny_write == (str(tmp_path / ".ai"), str(tmp_path / "docs"))
+
+
+def test_the_users_credential_folders_are_unreadable_and_the_repository_carved_out(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    for name in (".ssh", ".aws", ".config", ".pyenv"):
+        (home / name).mkdir(parents=True)
+    repo = home / ".config" / "work" / "repo"
+    (repo / ".ai").mkdir(parents=True)
+    sandbox = confinement.sandbox_for(
+        Workspace(repo, repo / ".ai" / "state.db"), ["src/**"], [], str(home)
+    )
+    assert set(sandbox.deny_read) == {str(home / n) for n in (".ssh", ".aws", ".config")}
+    assert sandbox.allow_read == (str(repo),)  # inside .config: read again
+    assert (
+        confinement.sandbox_for(
+            Workspace(repo, repo / ".ai" / "state.db"), ["src/**"], []
+        ).deny_read
+        == ()
+    )

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from aictl.domain.toolcalls import outside_paths, path_denial, repo_relative, written_paths
+from aictl.domain.toolcalls import (
+    outside_paths,
+    path_denial,
+    read_denial,
+    repo_relative,
+    written_paths,
+)
 
 ROOT = "/work/repo"
 
@@ -95,3 +101,39 @@ def test_a_write_through_a_symbolic_link_is_judged_where_it_lands(tmp_path: Path
     assert docs is not None and "docs/x.md is outside task 3's paths" in docs
     assert denial("src/inner/x.txt") is None  # lands in src/: allowed
     assert denial("src/new/x.txt") is None  # nothing there yet: judged as named
+
+
+@pytest.mark.parametrize(
+    ("tool", "tool_input", "refused"),
+    [
+        ("Read", {"file_path": "src/a.py"}, False),
+        ("Read", {"file_path": "/repo/src/a.py"}, False),
+        ("Read", {"file_path": "/home/me/.ssh/id_rsa"}, True),
+        ("Read", {"file_path": "../secrets.txt"}, True),
+        ("Grep", {"pattern": "x", "path": "/etc"}, True),
+        ("Grep", {"pattern": "x"}, False),
+        ("Glob", {"pattern": "**/*.py"}, False),
+        ("Glob", {"pattern": "/etc/**"}, True),
+        ("Glob", {"pattern": "*.py", "path": "/repo"}, False),
+        ("LS", {"path": "/"}, True),
+        ("Write", {"file_path": "/etc/x"}, False),  # writes are path_denial's
+        ("Bash", {"command": "cat /etc/passwd"}, False),  # the sandbox's
+    ],
+)
+def test_reads_outside_the_repository_are_refused(
+    tool: str, tool_input: dict[str, object], refused: bool
+) -> None:
+    found = read_denial(tool, tool_input, "/repo")
+    assert (found is not None) == refused
+    if refused:
+        assert found is not None and "outside the repository" in found
+
+
+def test_a_read_through_a_symbolic_link_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "key").symlink_to(tmp_path / "secret")
+    found = read_denial("Read", {"file_path": "key"}, str(root), os.path.realpath)
+    assert found is not None and "(a symbolic link)" in found
