@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import connectors
+from aictl.domain.actors import AGENT_RUN_ENV
 from aictl.domain.ais import AIStatus
 from aictl.domain.backoff import (
     DEFAULT_QUARANTINE_AFTER,
@@ -57,8 +58,10 @@ DEFAULT_IDLE_TIMEOUT = timedelta(minutes=2)
 DEFAULT_PERMISSION_MODE = "acceptEdits"
 TEST_OUTPUT_LINES = 200
 GIT_TIMEOUT = 60.0
-#: Environment names passed to the agent when aictl has them (test and operator knobs).
-AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS")
+#: Environment names passed to the agent when aictl has them (test and operator knobs), and
+#: the agent-run marker, which tells aictl that a request comes from inside an agent run
+#: (approvals and overrides refuse it: aictl.domain.actors).
+AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS", AGENT_RUN_ENV)
 #: Paths of aictl's own state, never counted as the agent's changes.
 OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/", ".ai/daemon.")
 
@@ -221,7 +224,7 @@ class Executor:
                 context=context,
                 cwd=self.workspace.root,
                 run_dir=run_dir / "agent",
-                base_env=self.environ,
+                base_env={**self.environ, AGENT_RUN_ENV: f"{task.id}:{attempt}"},
                 allow_env=AGENT_ENV,
                 idle_timeout=idle.total_seconds(),
                 total_timeout=total.total_seconds(),
