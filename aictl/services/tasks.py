@@ -23,7 +23,6 @@ from aictl.domain.tasks import (
     parse_label,
 )
 from aictl.errors import InvalidInput
-from aictl.services.actors import refuse_agents
 from aictl.services.enforcement import Enforcer
 from aictl.store.db import Database
 from aictl.store.decisions import Ruling
@@ -233,6 +232,8 @@ class TaskService:
         """Approve a task that policy sent to await approval (itself a policy decision).
         A person's decision: from inside an agent run, or by an actor that is an AI, it is
         refused and recorded (``PolicyDenied``) and the task stays as it is."""
+        from aictl.services.actors import refuse_agents  # approvals are rare: not on every path
+
         task = self.store.get(task_id)
         refuse_agents(self, "approve", f"the approval of task {task_id}", task=task)
         ruling = self.enforcer.ruling("approve", subject=self.store.actor, task=task)
@@ -243,6 +244,8 @@ class TaskService:
         person's decision, refused to agents as ``approve`` is."""
         if not check_text(reason, "reason").strip():
             raise InvalidInput("a rejection needs a --reason")
+        from aictl.services.actors import refuse_agents
+
         task = self.store.get(task_id)
         resource = {"task": task_id, "paths": task.paths, "verdict": "reject"}
         refuse_agents(
