@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from aictl.errors import NotInitialised
+from aictl.errors import InvalidInput, NotInitialised
 
 STATE_DIR = ".ai"
 STATE_DB = "state.db"
@@ -49,21 +49,50 @@ def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
     )
 
 
+def is_git_marker(path: Path) -> bool:
+    """Whether ``path`` (a ``.git`` entry) makes its folder a git work tree, by the files git
+    itself looks for: a directory holding ``HEAD`` and ``objects/``, or a file ``gitdir: ...``
+    (a linked worktree or a submodule). An empty folder named ``.git`` is not a repository.
+    Read from the file system, not by running git: this runs on every command's fast path."""
+    if path.is_dir():
+        return (path / "HEAD").is_file() and (path / "objects").is_dir()
+    try:
+        with path.open("rb") as marker:
+            return marker.read(8) == b"gitdir: "
+    except OSError:
+        return False
+
+
+def git_root(cwd: Path) -> Path | None:
+    """The enclosing git work tree, or None when ``cwd`` is in none."""
+    for directory in (cwd, *cwd.parents):
+        if is_git_marker(directory / ".git"):
+            return directory
+    return None
+
+
 def repository_root(cwd: Path) -> Path:
     """The enclosing git work tree, or ``cwd`` when there is none."""
-    for directory in (cwd, *cwd.parents):
-        if (directory / ".git").exists():
-            return directory
-    return cwd
+    return git_root(cwd) or cwd
 
 
 def initialise(cwd: Path | None = None) -> tuple[Workspace, list[str]]:
     """Create ``.ai/`` (state database, commented example policy, .gitignore) at the
     repository root. Idempotent: existing files are kept as they are. Returns the workspace
-    and the paths it created, relative to the root."""
+    and the paths it created, relative to the root.
+
+    Raises ``InvalidInput`` (exit 2) outside a git repository, creating nothing: the evidence
+    of every run (base commit, changed files, diff) comes from git."""
     from aictl.store.db import Database
 
-    root = repository_root(Path(cwd or Path.cwd()).resolve())
+    start = Path(cwd or Path.cwd()).resolve()
+    root = git_root(start)
+    if root is None:
+        raise InvalidInput(
+            f"{start} is not inside a git repository; aictl takes the evidence of every run "
+            "(base commit, changed files, diff) from git",
+            hint="run `git init` (and commit your files) first, then `aictl init`",
+        )
     state = root / STATE_DIR
     created = []
     if not state.is_dir():

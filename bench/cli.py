@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import Goal, Measurement, Row, Settings, scratch_dir, summary_ms
+from bench.common import Goal, Measurement, Row, Settings, git_init, scratch_dir, summary_ms
 from bench.fixtures import HistoryShape, build_history
 
 GOAL = Goal("median < 100 ms", "value", "<", 100.0)
@@ -86,8 +86,7 @@ def _workspace(folder: Path, seed: int) -> Path:
     """A repository root with ``.ai/state.db`` holding ``TASKS`` tasks."""
     from aictl.workspace import initialise
 
-    root = folder / "repo"
-    (root / ".git").mkdir(parents=True)  # pins the repository root here
+    root = git_init(folder / "repo")  # pins the repository root here
     workspace, _ = initialise(root)
     build_history(workspace.db_path, HistoryShape(size=TASKS, seed=seed))
     return root

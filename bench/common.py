@@ -122,6 +122,15 @@ class Measurement:
 # --------------------------------------------------------------------------- statistics
 
 
+def git_init(root: Path) -> Path:
+    """An empty git repository at ``root`` (created if missing): `aictl init` needs one."""
+    import subprocess
+
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True, capture_output=True)
+    return root
+
+
 def median(samples: Sequence[float]) -> float:
     return statistics.median(samples) if samples else math.nan
 

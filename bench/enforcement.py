@@ -54,7 +54,16 @@ from pathlib import Path
 from typing import Any
 
 from aictl.store.tasks import NewTask
-from bench.common import Goal, Measurement, Row, Settings, median, run_workers, scratch_dir
+from bench.common import (
+    Goal,
+    Measurement,
+    Row,
+    Settings,
+    git_init,
+    median,
+    run_workers,
+    scratch_dir,
+)
 from bench.fixtures import create_in_batches, open_store
 
 GOAL = Goal("ratio >= 0.70", "ratio", ">=", 0.7)
@@ -218,12 +227,11 @@ def no_global_policy() -> Iterator[None]:
 def build_repository(root: Path, policy: str, tasks: int) -> None:
     """An initialised repository at ``root`` with ``policy`` and ``tasks`` queued tasks.
 
-    The ``.git`` folder anchors ``initialise`` (it walks up to the enclosing work tree).
+    The git repository anchors ``initialise`` (it walks up to the enclosing work tree).
     """
     from aictl.workspace import initialise
 
-    root.mkdir(parents=True)
-    (root / ".git").mkdir()
+    git_init(root)
     workspace, _ = initialise(root)
     if workspace.root != root:
         raise RuntimeError(f"initialise chose {workspace.root}, not {root}")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import connectors
-from bench.common import Goal, Measurement, Row, Settings, scratch_dir, summary_ms
+from bench.common import Goal, Measurement, Row, Settings, git_init, scratch_dir, summary_ms
 from connectors import Detection, RunRequest, RunResult
 
 STEPS = 100
@@ -35,7 +35,7 @@ def _repo(folder: Path) -> Path:
     from aictl.store.ais import AIStore
     from aictl.workspace import initialise
 
-    (folder / ".git").mkdir(parents=True)
+    git_init(folder)
     workspace, _ = initialise(folder)
     service = TaskService(workspace)
     now = datetime.now(UTC)

@@ -10,13 +10,12 @@ import pytest
 from aictl.clock import ManualClock
 from aictl.services.tasks import TaskService
 from aictl.workspace import Workspace, initialise
+from tests.gitrepo import git_init
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    return root
+    return git_init(tmp_path / "repo")
 
 
 @pytest.fixture

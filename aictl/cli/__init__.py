@@ -117,7 +117,8 @@ def root(
 
 
 def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Create .ai/ (state database, example policy) at the repository root. Safe to run twice.
+    """Create .ai/ (state database, example policy) at the root of the enclosing git
+    repository; refused outside one (run evidence comes from git). Safe to run twice.
 
     Example: aictl init   (at the root of a repository)
     """

@@ -499,6 +499,7 @@ def _execution_summary(done: Any) -> None:
         output.line(f"retry not before: {done.task.not_before:%Y-%m-%d %H:%M:%S} UTC")
     if done.quarantined:
         output.line(f"AI {done.ai} is quarantined: `aictl ai status {done.ai} --set available`")
+    _outside_changes(done.evidence)
     changed = done.evidence["files_changed"]
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     output.line(f"tests: {done.evidence['tests']['status']}")
@@ -527,6 +528,7 @@ def evidence(
         return
     agent = data.get("agent", {})
     tests = data.get("tests", {})
+    _outside_changes(data)
     output.line(f"Task {task_id} attempt {chosen} by {data.get('ai')}")
     output.line(f"base commit: {data.get('base_commit') or 'none (not a git repository)'}")
     output.line(f"agent: {agent.get('status')} {agent.get('reason') or ''}".rstrip())
@@ -539,6 +541,20 @@ def evidence(
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     if data.get("diff"):
         output.line(data["diff"])
+
+
+def _outside_changes(evidence: Any) -> None:
+    """Changes outside the task's paths, first and in capitals (they fail the task under
+    ``outside_changes: fail``), then those another task running at the time accounts for."""
+    outside = evidence.get("changes_outside_paths") or []
+    if outside:
+        output.line(f"CHANGED OUTSIDE THE TASK'S PATHS ({len(outside)}): {', '.join(outside)}")
+    others = evidence.get("changes_of_other_tasks") or {}
+    if others:
+        listed = ", ".join(
+            f"{path} (task {', '.join(map(str, owners))})" for path, owners in others.items()
+        )
+        output.line(f"changes in paths of other tasks running at the time: {listed}")
 
 
 # `task watch` lives in its own module (a live view); it is a task command all the same.

@@ -66,6 +66,10 @@ def _actions(value: list[str]) -> list[str]:
     return value
 
 
+def _outside_changes(value: str) -> str:
+    return vocabulary.choose("outside_changes value", value, vocabulary.OUTSIDE_CHANGES)
+
+
 def _permission_mode(value: str) -> str:
     return vocabulary.choose("permission mode", value, vocabulary.PERMISSION_MODES)
 
@@ -111,6 +115,8 @@ class Settings(_Model):
     """Cap on the retry delay."""
     quarantine_after: Annotated[int, Field(ge=0)] | None = None
     """Consecutive failed runs after which an AI is quarantined (0: never)."""
+    outside_changes: Annotated[str, AfterValidator(_outside_changes)] | None = None
+    """``fail`` (default) or ``warn``: a run that changed files outside its task's paths."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
     sandbox: Annotated[Literal["required", "off"], BeforeValidator(_on_off)] | None = None

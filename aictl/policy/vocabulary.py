@@ -55,6 +55,12 @@ PERMISSION_MODES: Mapping[str, str] = {
     "bypassPermissions": "every tool call is accepted (use only in a sandbox)",
 }
 
+OUTSIDE_CHANGES: Mapping[str, str] = {
+    "fail": "a run that changed files outside its task's paths fails the task (not retried)",
+    "warn": "such a run completes; the progress output and the evidence name the files",
+}
+"""What ``settings.outside_changes`` may say; the first is the default."""
+
 # ----------------------------------------------------------------------------- the request
 
 TASK_FIELDS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Task))

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from aictl.domain.durations import parse_duration
 from aictl.errors import AictlError, InvalidInput, PolicyDenied
+from aictl.services.actors import refuse_agents
 from aictl.services.tasks import TaskService
 from aictl.store.decisions import DecisionRecord, Override
 
@@ -100,8 +101,13 @@ class DecisionService:
         )
 
     def _decide(self, resource: dict[str, Any], apply: Callable[[datetime], T]) -> T:
-        """Record the override decision and, when allowed, apply it, in one transaction."""
+        """Record the override decision and, when allowed, apply it, in one transaction.
+        Overrides are a person's: an agent's request is refused and recorded first."""
         actor = self.tasks.store.actor
+        what = "unsetting" if resource.get("unset") else "setting"
+        refuse_agents(
+            self.tasks, "override", f"{what} the override {resource['key']!r}", resource=resource
+        )
         ruling = self.tasks.enforcer.ruling("override", subject=actor, resource=resource)
         refusal: AictlError | None = None
         with self.tasks.db.transaction():

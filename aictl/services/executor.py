@@ -23,13 +23,14 @@ import random as random_module
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import connectors
+from aictl.domain.actors import AGENT_RUN_ENV
 from aictl.domain.ais import AIStatus
 from aictl.domain.backoff import (
     DEFAULT_QUARANTINE_AFTER,
@@ -64,8 +65,10 @@ DEFAULT_IDLE_TIMEOUT = timedelta(minutes=2)
 DEFAULT_PERMISSION_MODE = "acceptEdits"
 TEST_OUTPUT_LINES = 200
 GIT_TIMEOUT = 60.0
-#: Environment names passed to the agent when aictl has them (test and operator knobs).
-AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS")
+#: Environment names passed to the agent when aictl has them (test and operator knobs), and
+#: the agent-run marker, which tells aictl that a request comes from inside an agent run
+#: (approvals and overrides refuse it: aictl.domain.actors).
+AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS", AGENT_RUN_ENV)
 #: Paths of aictl's own state, never counted as the agent's changes.
 OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/", ".ai/daemon.")
 
@@ -248,7 +251,7 @@ class Executor:
                 context=context,
                 cwd=self.workspace.root,
                 run_dir=run_dir / "agent",
-                base_env=self.environ,
+                base_env={**self.environ, AGENT_RUN_ENV: f"{task.id}:{attempt}"},
                 allow_env=AGENT_ENV,
                 idle_timeout=idle.total_seconds(),
                 total_timeout=total.total_seconds(),
@@ -364,7 +367,16 @@ class Executor:
             task = self.service.release(token)
             self.progress(f"task {task.id} released: the run was cancelled")
             return Execution(task, ai_id, attempt, "released", "cancelled", evidence_path, evidence)
-        outcome, reason = judge_outcome(result, evidence["tests"])
+        outside = evidence.get("changes_outside_paths") or []
+        on_outside = str(policy.setting("outside_changes") or "fail")
+        outcome, reason = judge_outcome(
+            result, evidence["tests"], outside=outside, on_outside=on_outside, paths=task.paths
+        )
+        if outside and on_outside == "warn":
+            self.progress(
+                f"warning: task {task.id}'s run changed {len(outside)} file(s) outside its "
+                f"paths: {_listing(outside)} (outside_changes: warn)"
+            )
         if reason is None:
             summary = f"{ai_id} finished in {result.num_turns} turns; "
             changed = len(evidence["files_changed"])
@@ -530,13 +542,15 @@ class Executor:
                 covered = not task.paths or not outside_paths([path], task.paths)
                 (changed if covered else elsewhere).append(path)
             diff = self._diff(base, changed, after)
+        outside, others = self._attribute(task, elsewhere)
         return {
             "task": task.id,
             "ai": ai_id,
             "attempt": attempt,
             "base_commit": base,
             "files_changed": changed,
-            "changes_outside_paths": elsewhere,
+            "changes_outside_paths": outside,
+            "changes_of_other_tasks": others,
             "diff": diff,
             "tests": {"status": "not run"} if test_timeout is None else self._tests(test_timeout),
             "agent": {
@@ -555,6 +569,26 @@ class Executor:
             },
             "transcript": "transcript.jsonl",
         }
+
+    def _attribute(self, task: Task, paths: list[str]) -> tuple[list[str], dict[str, list[int]]]:
+        """Split changes outside ``task``'s paths into those no other task accounts for (the
+        run's own escapes: they fail the task under ``outside_changes: fail``) and those inside
+        the paths of a task that held a lease during this run (several agents share one working
+        tree; the path locks kept that task's paths apart from this one's), by path."""
+        if not paths or task.claimed_at is None:
+            return paths, {}
+        leased = self.service.store.leased_since(task.claimed_at, exclude=task.id)
+        outside: list[str] = []
+        others: dict[str, list[int]] = {}
+        for path in paths:
+            owners = [
+                other for other, globs in sorted(leased.items()) if not outside_paths([path], globs)
+            ]
+            if owners:
+                others[path] = owners
+            else:
+                outside.append(path)
+        return outside, others
 
     def _diff(
         self, base: str, files: list[str], status: Mapping[str, tuple[str, str | None]]
@@ -692,8 +726,30 @@ def build_prompt(task: Task) -> str:
     return "\n\n".join(parts)
 
 
-def judge_outcome(result: RunResult, tests: Mapping[str, Any]) -> tuple[str, str | None]:
-    """``("done", None)``, or ``("retry"|"fail", reason)``."""
+def _listing(paths: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def judge_outcome(
+    result: RunResult,
+    tests: Mapping[str, Any],
+    *,
+    outside: Sequence[str] = (),
+    on_outside: str = "fail",
+    paths: Sequence[str] = (),
+) -> tuple[str, str | None]:
+    """``("done", None)``, or ``("retry"|"fail", reason)``.
+
+    Changes ``outside`` the task's ``paths`` with ``on_outside == "fail"`` decide first, and
+    are not retryable: a run that wrote where it must not is not mended by running it again,
+    whatever else happened."""
+    if outside and on_outside == "fail":
+        where = ", ".join(paths) or "(none)"
+        return "fail", (
+            f"outside_changes: {len(outside)} file(s) changed outside the task's paths "
+            f"({where}): {_listing(outside)}"
+        )[:2000]
     if not result.ok:
         kind = "retry" if result.retryable else "fail"
         return kind, f"{result.reason}: {result.detail}"[:2000]

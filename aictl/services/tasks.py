@@ -229,17 +229,28 @@ class TaskService:
         return self.store.claim(holder, lease, task_id, decide=decide)
 
     def approve(self, task_id: int) -> Task:
-        """Approve a task that policy sent to await approval (itself a policy decision)."""
+        """Approve a task that policy sent to await approval (itself a policy decision).
+        A person's decision: from inside an agent run, or by an actor that is an AI, it is
+        refused and recorded (``PolicyDenied``) and the task stays as it is."""
+        from aictl.services.actors import refuse_agents  # approvals are rare: not on every path
+
         task = self.store.get(task_id)
+        refuse_agents(self, "approve", f"the approval of task {task_id}", task=task)
         ruling = self.enforcer.ruling("approve", subject=self.store.actor, task=task)
         return self.store.approve(task_id, ruling, self.store.actor)
 
     def reject(self, task_id: int, *, reason: str) -> Task:
-        """Reject a task awaiting approval: it is cancelled (itself a policy decision)."""
+        """Reject a task awaiting approval: it is cancelled (itself a policy decision). A
+        person's decision, refused to agents as ``approve`` is."""
         if not check_text(reason, "reason").strip():
             raise InvalidInput("a rejection needs a --reason")
+        from aictl.services.actors import refuse_agents
+
         task = self.store.get(task_id)
         resource = {"task": task_id, "paths": task.paths, "verdict": "reject"}
+        refuse_agents(
+            self, "approve", f"the rejection of task {task_id}", task=task, resource=resource
+        )
         ruling = self.enforcer.ruling(
             "approve", subject=self.store.actor, task=task, resource=resource
         )

@@ -218,6 +218,22 @@ class TaskStore:
         ).fetchall()
         return [HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows]
 
+    def leased_since(self, since: datetime, *, exclude: int) -> dict[int, list[str]]:
+        """The paths of every task but ``exclude`` that held a lease at some time since
+        ``since``: leased now, claimed since, or finished since (claimed before). With several
+        agents in one working tree, a change under these paths may be that task's work.
+
+        Scans the tasks table (no index on these times): called once per executed run, a few
+        milliseconds at 100,000 tasks, next to a run that takes seconds."""
+        stamp = format_time(since)
+        rows = self.db.connection.execute(
+            "SELECT id, paths FROM tasks WHERE id != ? AND paths != '[]' AND ("
+            " status IN ('claimed', 'running') OR claimed_at >= ?"
+            " OR (finished_at >= ? AND claimed_at IS NOT NULL))",
+            (exclude, stamp, stamp),
+        ).fetchall()
+        return {row[0]: json.loads(row[1]) for row in rows}
+
     def edges(self, task_id: int | None = None, *, direction: str = "up") -> list[tuple[int, int]]:
         """Dependency edges (task, depends_on): all of them, or those reachable from
         ``task_id`` going up (its dependencies) or down (its dependents)."""

@@ -13,6 +13,7 @@ import pytest
 
 from aictl.workspace import Workspace, initialise
 from tests.cli.conftest import Result
+from tests.gitrepo import git_init
 
 
 @pytest.fixture
@@ -135,9 +136,7 @@ def test_an_empty_log_checkpoint_holds_after_later_writes(
     aictl: Callable[..., Result], workspace: Workspace
 ) -> None:
     """The checkpoint `aictl init` users take first, before anything happened."""
-    empty = workspace.root / "empty"
-    empty.mkdir()
-    (empty / ".git").mkdir()
+    empty = git_init(workspace.root / "empty")
     fresh, _ = initialise(empty)
     db = ["--db", str(fresh.db_path)]
     assert aictl(*db, "audit", "checkpoint", "--json")[0] == 0

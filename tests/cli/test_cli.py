@@ -141,6 +141,32 @@ def test_init_creates_state_at_the_repository_root(
     assert capsys.readouterr().out == "1\n"
 
 
+def test_init_outside_a_git_repository_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Evidence comes from git: without a repository aictl could not tell what an agent did."""
+    bare = tmp_path / "not-a-repo"
+    (bare / ".git").mkdir(parents=True)  # an empty folder named .git is not a repository
+    monkeypatch.chdir(bare)
+    assert run(["init"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {bare.resolve()} is not inside a git repository")
+    assert "git init" in err
+    assert not (bare / ".ai").exists()
+
+
+def test_init_in_a_linked_worktree_finds_its_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A linked worktree (or a submodule) has a `.git` file pointing at its git directory."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / ".git").write_text("gitdir: /somewhere/.git/worktrees/tree\n")
+    monkeypatch.chdir(tree / "sub")
+    assert run(["init", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["root"] == str(tree.resolve())
+
+
 def test_outside_a_repository_says_to_run_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

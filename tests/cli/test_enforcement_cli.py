@@ -70,6 +70,27 @@ def test_approval_through_the_cli(aictl: Callable[..., Result]) -> None:
     assert len(ids) == 2 and all(i.startswith("d-") for i in ids)
 
 
+def test_an_approval_from_inside_an_agent_run_exits_3_and_the_task_stays_blocked(
+    aictl: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aictl("task", "create", "add column", "--path", "db/schema.sql")
+    aictl("task", "claim", "1", "--as", "claude-1")
+    monkeypatch.setenv("AICTL_AGENT_RUN", "4:1")
+    code, out, err = aictl("task", "approve", "1")
+    assert code == 3 and out == ""
+    assert "aictl:person-only" in err and "AICTL_AGENT_RUN=4:1" in err
+    assert "Hint:" in err and "outside any agent run" in err
+    assert aictl("task", "reject", "1", "--reason", "no")[0] == 3
+    shown = json.loads(aictl("task", "show", "1", "--json")[1])
+    assert (shown["status"], shown["approval"]) == ("blocked", "pending")
+    denied = json.loads(aictl("policy", "decisions", "--effect", "deny", "--json")[1])
+    assert [(d["action"], d["rules"][0]["id"]) for d in denied] == [
+        ("approve", "aictl:person-only"),
+        ("approve", "aictl:person-only"),
+    ]
+    assert aictl("audit", "verify")[0] == 0
+
+
 def test_reject_through_the_cli(aictl: Callable[..., Result]) -> None:
     aictl("task", "create", "add column", "--path", "db/schema.sql")
     aictl("task", "claim", "1", "--as", "claude-1")

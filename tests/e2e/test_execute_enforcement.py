@@ -275,3 +275,47 @@ def test_a_missing_claude_binary_is_a_clear_error_and_the_task_is_given_back(
     assert "released" in ran.stderr
     task = repo.task(1)
     assert (task["status"], task["attempts"], task["lease_expires_at"]) == ("queued", 0, None)
+
+
+def test_an_agent_s_shell_cannot_approve_a_task_gated_for_a_person(tmp_path: Path) -> None:
+    """The real agent runs `aictl task approve` from its Bash tool, once as it is and once with
+    the marker removed from the command's environment: both are refused and recorded, and
+    the gated task stays blocked."""
+    policy = (
+        "rules:\n  - id: deploys-need-a-person\n    actions: [create]\n"
+        '    when: task.title.startsWith("Deploy")\n'
+        "    effect: require_approval\n    reason: a person decides on deploys\n"
+    )
+    aictl = aictl_binary()
+    command = (
+        f"{aictl} task approve 2; echo first=$?; "
+        f"env -u AICTL_AGENT_RUN {aictl} task approve 2; echo second=$?"
+    )
+    script: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Bash", "input": {"command": command, "description": "approve"}}},
+        {"text": "Approved task 2."},  # the model's words are not evidence
+    ]
+    with serve(script) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        create(repo)
+        gated = repo.aictl("task", "create", "Deploy to production", "-q")
+        assert gated.returncode == 0, gated.stderr
+        assert repo.task(2)["approval"] == "pending"
+        ran = repo.aictl("task", "execute", "1")
+    assert ran.returncode == 0, ran.stderr
+    transcript = (repo.root / ".ai" / "runs" / "1" / "1" / "transcript.jsonl").read_text()
+    assert "first=3" in transcript and "second=3" in transcript, transcript[-3000:]
+    assert "aictl:person-only" in transcript  # the refusal the agent's shell saw
+    task = repo.task(2)
+    assert (task["status"], task["approval"], task["approval_by"]) == ("blocked", "pending", None)
+    shown = repo.aictl("policy", "decisions", "--task", "2", "--action", "approve", "--json")
+    records = json.loads(shown.stdout)
+    assert [(r["effect"], r["rules"][0]["id"]) for r in records] == [
+        ("deny", "aictl:person-only"),
+        ("deny", "aictl:person-only"),
+    ]
+    own, ancestor = (r["resource"]["agent"] for r in records)
+    assert own["run"] == ancestor["run"] == "1:1"
+    assert own["pid"] is None and isinstance(ancestor["pid"], int)  # found up the tree
+    verified = repo.aictl("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr

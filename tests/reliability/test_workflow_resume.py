@@ -16,6 +16,7 @@ import pytest
 
 from aictl.services.tasks import TaskService
 from aictl.workspace import initialise
+from tests.gitrepo import git_init
 from tests.workflow_fakes import register_ai
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def driver(repo: Path, *args: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_resume_after_sigkill_finishes_without_redoing_finished_steps(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    (repo / ".git").mkdir(parents=True)
+    git_init(repo)
     workspace, _ = initialise(repo)
     (repo / ".ai" / "policy.yaml").write_text(POLICY)
     (repo / "flow.yaml").write_text(FLOW)

@@ -276,3 +276,25 @@ def test_a_task_claimed_again_denies_the_old_runs_tool_calls(
         Executor(service).execute(task.id, ai="bot")
     assert not verdicts[0].allow
     assert "claimed again" in verdicts[0].message
+
+
+def test_the_agent_runs_with_the_agent_run_marker(
+    service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker that makes approvals refuse the agent reaches the agent's own environment:
+    it is in the request's environment and on the allow-list of names the connector passes
+    on (the RunRequest contract), whatever aictl's own environment holds."""
+    seen: list[RunRequest] = []
+
+    def agent(request: RunRequest, cancelled: threading.Event) -> RunResult:
+        seen.append(request)
+        return RunResult(status="success", num_turns=1)
+
+    use(agent, monkeypatch)
+    task = service.create("t", paths=["src/**"])
+    Executor(service, environ={"PATH": "/bin", "AICTL_AGENT_RUN": "forged"}).execute(
+        task.id, ai="bot"
+    )
+    (request,) = seen
+    assert request.base_env["AICTL_AGENT_RUN"] == f"{task.id}:1"
+    assert "AICTL_AGENT_RUN" in request.allow_env

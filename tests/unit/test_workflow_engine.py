@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aictl.errors import InvalidInput
+from aictl.errors import InvalidInput, PolicyDenied
 from aictl.services.tasks import TaskService
 from aictl.services.workflows import WorkflowService
 from aictl.workspace import Workspace
@@ -259,6 +259,18 @@ def test_a_workflow_level_approve_releases_the_gate(engine: WorkflowService) -> 
     assert engine.resume(report.run.id).run.status == "done"
     with pytest.raises(InvalidInput):
         engine.approve(report.run.id, "nowhere")
+
+
+def test_a_workflow_approve_from_inside_an_agent_run_is_refused(
+    engine: WorkflowService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = engine.execute(define(engine, APPROVAL))
+    monkeypatch.setenv("AICTL_AGENT_RUN", "1:1")
+    with pytest.raises(PolicyDenied, match="aictl:person-only"):
+        engine.approve(report.run.id, "deploy")
+    assert engine.resume(report.run.id).run.status == "waiting"
+    gate = steps_of(report)["deploy#0"]["task"]
+    assert engine.service.get(gate).approval == "pending"
 
 
 def test_cancel_cancels_the_waiting_task_and_the_run(engine: WorkflowService) -> None:
