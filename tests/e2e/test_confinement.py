@@ -407,3 +407,17 @@ def test_reads_outside_the_repository_follow_the_policy(tmp_path: Path, reads: s
     else:
         assert "PRIVATE-KEY" in seen and leaked == "PRIVATE-KEY\n"
         assert denied == []
+
+
+def test_a_new_file_the_sandbox_lets_through_fails_the_task_naming_it(tmp_path: Path) -> None:
+    """The repository root stays writable to the shell (Claude Code keeps the working folder
+    open), so a new file there is the one write the sandbox cannot stop: the check after the
+    run fails the task and names it."""
+    repo, ran, _ = run_agent(tmp_path, [bash("echo in > src/in.txt; echo x > stray.txt")])
+    assert ran.returncode == 1, ran.stderr
+    task = repo.task(1)
+    assert task["status"] == "failed" and task["failure_reason"].startswith("outside_changes")
+    assert "stray.txt" in task["failure_reason"]
+    shown = repo.aictl("task", "evidence", "1")
+    assert shown.stdout.startswith("CHANGED OUTSIDE THE TASK'S PATHS"), shown.stdout[:200]
+    assert_intact(repo)
