@@ -33,7 +33,7 @@ from bench.cli import aictl_command, clean_environment
 from bench.common import Goal, Measurement, Row, Settings, median, scratch_dir, summary_ms
 from connectors.claude_code.command import sdk_binary
 
-GOAL = Goal("median difference < 100 ms", "value", "<", 100.0)
+GOAL = Goal("median of paired differences < 100 ms", "value", "<", 100.0)
 TIMEOUT_S = 60
 SCRIPT: list[dict[str, Any]] = [
     {"text": "Nothing to change: the task is done.", "usage": {"input_tokens": 900}}
@@ -178,9 +178,9 @@ def run(settings: Settings) -> Measurement:
         Row("aictl task execute, median", a_stats["median_ms"], "ms", direct,
             b_stats["median_ms"], detail=a_stats),
         Row("aictl task execute, p95", a_stats["p95_ms"], "ms", direct, b_stats["p95_ms"]),
-        Row("added: median(A) - median(B)", difference, "ms", goal=GOAL,
+        Row("added: median(A) - median(B)", difference, "ms",
             detail={"a": a_stats, "b": b_stats, "paired_median_ms": median(paired)}),
-        Row("added: median of paired (A - B)", median(paired), "ms"),
+        Row("added: median of paired (A - B)", median(paired), "ms", goal=GOAL),
     ]  # fmt: skip
     if samples["outside"]:
         agent_stats = summary_ms(samples["agent"])

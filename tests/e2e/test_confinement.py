@@ -421,3 +421,19 @@ def test_a_new_file_the_sandbox_lets_through_fails_the_task_naming_it(tmp_path: 
     shown = repo.aictl("task", "evidence", "1")
     assert shown.stdout.startswith("CHANGED OUTSIDE THE TASK'S PATHS"), shown.stdout[:200]
     assert_intact(repo)
+
+
+@pytest.mark.parametrize(("sources", "loaded"), [(None, True), ("[]", False)])
+def test_the_projects_claude_md_reaches_the_agent_by_default(
+    tmp_path: Path, sources: str | None, loaded: bool
+) -> None:
+    marker = "PROJECT-RULE-7f3a: tabs, never spaces"
+    policy = "" if sources is None else f"settings:\n  claude_settings: {sources}\n"
+    with serve([{"text": "Done."}]) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        (repo.root / "CLAUDE.md").write_text(f"# Conventions\n\n{marker}\n")
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        ran = repo.aictl("task", "execute", "1")
+        sent = json.dumps(server.requests)
+    assert ran.returncode == 0, ran.stderr
+    assert (marker in sent) == loaded

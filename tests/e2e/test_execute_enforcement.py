@@ -280,8 +280,11 @@ def test_a_missing_claude_binary_is_a_clear_error_and_the_task_is_given_back(
 def test_an_agent_s_shell_cannot_approve_a_task_gated_for_a_person(tmp_path: Path) -> None:
     """The real agent runs `aictl task approve` from its Bash tool, once as it is and once with
     the marker removed from the command's environment: both are refused and recorded, and
-    the gated task stays blocked."""
+    the gated task stays blocked. The sandbox is off here, so that this check alone stops it:
+    inside the sandbox the state database is read-only to the agent as well
+    (tests/e2e/test_confinement.py)."""
     policy = (
+        "settings:\n  sandbox: off\n"
         "rules:\n  - id: deploys-need-a-person\n    actions: [create]\n"
         '    when: task.title.startsWith("Deploy")\n'
         "    effect: require_approval\n    reason: a person decides on deploys\n"
