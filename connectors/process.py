@@ -386,7 +386,30 @@ def _kill_group(pgid: int) -> bool:
         return True
     deadline = time.monotonic() + GROUP_EXIT_WAIT
     while time.monotonic() < deadline:
-        if not _signal_group(pgid, signal.SIGKILL):
+        if not _signal_group(pgid, signal.SIGKILL) or not _live_members(pgid):
             return True
         time.sleep(POLL_INTERVAL)
+    return False
+
+
+def _live_members(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. A killed orphan (the socat of Claude
+    Code's sandbox, say) stays a zombie until PID 1 reaps it, which in a container can take
+    over a second, and signals still "reach" a zombie; a zombie runs nothing, so it does not
+    count. Without ``/proc`` every member counts."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # after the command: state, ppid, pgrp
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
     return False

@@ -4,6 +4,7 @@ small ``python -c`` children."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -797,3 +798,34 @@ def test_a_run_works_with_descriptors_numbered_past_1024(tmp_path: Path) -> None
         for descriptor in held:
             os.close(descriptor)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_killed_orphan_left_a_zombie_does_not_hold_up_the_run(tmp_path: Path) -> None:
+    """Claude Code's sandbox leaves an orphan (socat) in the group; once killed it stays a
+    zombie until PID 1 reaps it, which in a container took over a second per run. The runner
+    counts only members that still run. Here this test process stands in for a slow PID 1: a
+    subreaper that reaps the orphan only after the run."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    set_child_subreaper = 36
+    assert libc.prctl(set_child_subreaper, 1, 0, 0, 0) == 0
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+    )
+    try:
+        ended = run_process(
+            python(code), cwd=tmp_path, env=BASE_ENV, idle_timeout=None, total_timeout=30
+        )
+    finally:
+        libc.prctl(set_child_subreaper, 0, 0, 0, 0)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:  # the orphan, reaped at last
+                pass
+    assert ended.exit_code == 0
+    assert not ended.group_left  # the zombie does not count, and the run did not wait on it
