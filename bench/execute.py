@@ -51,9 +51,14 @@ def _prompt() -> str:
     return f"Task 1: {TITLE}\n\nYou may edit only these paths: {PATHS}"
 
 
-def _direct_command(folder: Path, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment the connector would use, built by the connector's helpers."""
+def _direct_command(
+    folder: Path, env: dict[str, str], sandboxed_in: Path | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment the connector would use, built by the connector's helpers;
+    with ``sandboxed_in`` (a repository), inside the sandbox aictl would plan for the task."""
+    from aictl.services.confinement import sandbox_for
     from aictl.services.executor import AGENT_ENV, DEFAULT_PERMISSION_MODE
+    from aictl.workspace import Workspace
     from connectors import RunRequest
     from connectors.claude_code.command import build_command, scrub_env
 
@@ -67,6 +72,11 @@ def _direct_command(folder: Path, env: dict[str, str]) -> tuple[list[str], dict[
         base_env=env,
         allow_env=AGENT_ENV,
         permission_mode=DEFAULT_PERMISSION_MODE,
+        sandbox=None
+        if sandboxed_in is None
+        else sandbox_for(
+            Workspace(sandboxed_in, sandboxed_in / ".ai" / "state.db"), [PATHS], [], env["HOME"]
+        ),
     )
     argv = build_command(request, CLAUDE)
     return argv, scrub_env(env, home=home, config_dir=config, allow=request.allow_env)
@@ -118,11 +128,13 @@ def _execute_round(
     return elapsed, None if duration is None else float(duration)
 
 
-def _direct_round(folder: Path, aictl: list[str], env: dict[str, str]) -> float:
+def _direct_round(
+    folder: Path, aictl: list[str], env: dict[str, str], *, sandboxed: bool = False
+) -> float:
     """(B) one timed ``claude -p`` run as the connector would start it, in a repository made
-    as A's."""
-    argv, child_env = _direct_command(folder, env)
+    as A's; (C) the same inside the sandbox aictl plans for the task."""
     work = _repository(folder, aictl, env)
+    argv, child_env = _direct_command(folder, env, work if sandboxed else None)
     started = time.perf_counter()
     stdout = _run(argv, work, child_env, stdin=_prompt())
     elapsed = time.perf_counter() - started
@@ -149,7 +161,7 @@ def run(settings: Settings) -> Measurement:
     if not (CLAUDE.is_file() and os.access(CLAUDE, os.X_OK)):
         measurement.error = f"the Claude Code CLI is not installed at {CLAUDE} (`make install`)"
         return measurement
-    samples: dict[str, list[float]] = {"A": [], "B": [], "agent": [], "outside": []}
+    samples: dict[str, list[float]] = {"A": [], "B": [], "C": [], "agent": [], "outside": []}
     with scratch_dir("execute") as folder, serve(SCRIPT) as server:
         env = clean_environment(folder / "pycache")
         env.update(AGENT_KNOBS)
@@ -160,13 +172,16 @@ def run(settings: Settings) -> Measurement:
         })  # fmt: skip
         for round_ in range(warmup + runs):
             a_folder, b_folder = folder / f"a{round_}", folder / f"b{round_}"
-            a_folder.mkdir()
-            b_folder.mkdir()
+            c_folder = folder / f"c{round_}"
+            for made in (a_folder, b_folder, c_folder):
+                made.mkdir()
             a, agent = _execute_round(a_folder, aictl, env)
             b = _direct_round(b_folder, aictl, env)
+            c = _direct_round(c_folder, aictl, env, sandboxed=True)
             if round_ >= warmup:
                 samples["A"].append(a)
                 samples["B"].append(b)
+                samples["C"].append(c)
                 if agent is not None:
                     samples["agent"].append(agent)
                     samples["outside"].append(a - agent)
@@ -182,6 +197,13 @@ def run(settings: Settings) -> Measurement:
             detail={"a": a_stats, "b": b_stats, "paired_median_ms": median(paired)}),
         Row("added: median of paired (A - B)", median(paired), "ms", goal=GOAL),
     ]  # fmt: skip
+    c_stats = summary_ms(samples["C"])
+    paired_c = [(a - c) * 1000 for a, c in zip(samples["A"], samples["C"], strict=True)]
+    measurement.rows += [
+        Row("claude -p in aictl's sandbox (C), median", c_stats["median_ms"], "ms", direct,
+            b_stats["median_ms"], detail=c_stats),
+        Row("added beside C: median of paired (A - C)", median(paired_c), "ms"),
+    ]  # fmt: skip
     if samples["outside"]:
         agent_stats = summary_ms(samples["agent"])
         outside_stats = summary_ms(samples["outside"])
@@ -192,7 +214,9 @@ def run(settings: Settings) -> Measurement:
                 detail=outside_stats),
         ]  # fmt: skip
     measurement.notes += [
-        f"{runs} timed rounds after {warmup} warm-up round(s), A then B in each round",
+        f"{runs} timed rounds after {warmup} warm-up round(s), A, B, then C in each round",
+        "C: the same direct run inside the sandbox aictl plans for the task (Claude Code's "
+        "own sandbox start-up, not aictl's)",
         f"claude -p (direct): median {b_stats['median_ms']:.0f} ms, p95 {b_stats['p95_ms']:.0f} ms",
         "A outside the agent = A's wall time - the agent's duration in evidence.json "
         "(process start, claim, policy, git, evidence, completion)",
