@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from aictl.model_server import serve
-from tests.e2e.test_execute import Repo, aictl_binary, make_repo
+from tests.e2e.test_execute import Repo, kill, make_repo, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -253,13 +253,16 @@ def test_sandbox_off_is_explicit_and_recorded_in_the_execute_decision(tmp_path: 
     assert "sandbox" in repo.aictl("policy", "show").stdout
 
 
-def sandboxed_shells() -> list[int]:
-    """The bubblewrap processes now running (each holds one sandboxed shell command)."""
+def sandboxed_shells(repo: Repo) -> list[int]:
+    """The bubblewrap processes now running in ``repo`` (each holds one sandboxed shell
+    command; other tests' sandboxes on the machine are not this one's)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "bwrap":
+                if (entry / "comm").read_text().strip() == "bwrap" and os.readlink(
+                    entry / "cwd"
+                ) == str(repo.root):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -275,26 +278,14 @@ def test_the_agents_shell_children_die_with_a_killed_aictl(tmp_path: Path) -> No
     with serve([bash(late), {"text": "Done."}]) as server:
         repo = make_repo(tmp_path, server.url)
         assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
-        before = set(sandboxed_shells())
-        run = subprocess.Popen(
-            [aictl_binary(), "task", "execute", "1"],
-            cwd=repo.root,
-            env=repo.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        run = repo.start("task", "execute", "1")
         try:
-            deadline = time.monotonic() + 60
-            while not set(sandboxed_shells()) - before and time.monotonic() < deadline:
-                assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
-                time.sleep(0.05)
-            assert set(sandboxed_shells()) - before, "the shell command never started"
+            wait_for(run, lambda: sandboxed_shells(repo), "the shell command")
         finally:
-            run.kill()
-            run.wait()
+            kill(run)
         time.sleep(6)  # past the command's own sleep: a survivor would have written by now
     assert not (repo.root / "src" / "late.txt").exists()
-    assert not set(sandboxed_shells()) - before
+    assert not sandboxed_shells(repo)
 
 
 def test_a_cancel_mid_run_denies_the_agents_next_call_and_stops_it(tmp_path: Path) -> None:
@@ -304,27 +295,14 @@ def test_a_cancel_mid_run_denies_the_agents_next_call_and_stops_it(tmp_path: Pat
     with serve([bash("sleep 2"), {"tool_use": write}, {"text": "Done."}]) as server:
         repo = make_repo(tmp_path, server.url)
         assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
-        before = set(sandboxed_shells())
-        run = subprocess.Popen(
-            [aictl_binary(), "task", "execute", "1"],
-            cwd=repo.root,
-            env=repo.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        run = repo.start("task", "execute", "1")
         try:
-            deadline = time.monotonic() + 60
-            while not set(sandboxed_shells()) - before and time.monotonic() < deadline:
-                assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
-                time.sleep(0.05)
+            wait_for(run, lambda: sandboxed_shells(repo), "the shell command")
             cancelled = repo.aictl("task", "cancel", "1")
             assert cancelled.returncode == 0, cancelled.stderr
             _, err = run.communicate(timeout=60)
         finally:
-            if run.poll() is None:
-                run.kill()
-                run.wait()
+            kill(run)
     assert run.returncode == 4, err
     assert "lease" in err and "lost" in err
     assert not (repo.root / "src" / "after.txt").exists()

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,17 @@ class Repo:
             check=False,
         )
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``aictl ARGS`` started in the background, its output piped."""
+        return subprocess.Popen(
+            [aictl_binary(), *args],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def git(self, *args: str) -> None:
         subprocess.run(
             ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
@@ -72,6 +85,25 @@ class Repo:
         assert shown.returncode == 0, shown.stderr
         data: dict[str, Any] = json.loads(shown.stdout)
         return data
+
+
+def wait_for(
+    run: subprocess.Popen[str], ready: Callable[[], object], what: str, timeout: float = 60.0
+) -> None:
+    """Wait until ``ready()`` is true while ``run`` still runs; fail if it ends first or
+    ``what`` never happens."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        assert run.poll() is None, f"aictl ended first, with exit code {run.returncode}"
+        time.sleep(0.05)
+    assert ready(), f"{what} never happened"
+
+
+def kill(run: subprocess.Popen[str]) -> None:
+    """SIGKILL ``run`` if it still runs, and collect it (its pipes closed)."""
+    if run.poll() is None:
+        run.kill()
+    run.communicate()
 
 
 def make_repo(tmp_path: Path, url: str, policy: str = "", *, register: bool = True) -> Repo:
