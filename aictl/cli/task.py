@@ -18,6 +18,7 @@ from aictl.cli.common import (
     QuietOption,
     interrupt_cancels,
     lease_for,
+    parse_count,
     parse_task_id,
     task_service,
 )
@@ -510,7 +511,12 @@ def evidence(
     ctx: typer.Context,
     task_id: TaskId,
     attempt: Annotated[
-        int | None, typer.Option(help="Which attempt; default: the latest with evidence.")
+        int | None,
+        typer.Option(
+            help="Which attempt; default: the latest with evidence.",
+            parser=parse_count,
+            metavar="INTEGER",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
