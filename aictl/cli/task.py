@@ -478,7 +478,7 @@ def execute(
     from aictl.services.executor import Executor
 
     with task_service(ctx) as service, interrupt_cancels(threading.Event()) as cancel:
-        done = Executor(service, progress=lambda text: typer.echo(text, err=True)).execute(
+        done = Executor(service, progress=output.note).execute(
             task_id, ai=ai, timeout=timeout, cancel=cancel
         )
     if json_output:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, TextIO
 
 from aictl.daemon.jsonlog import JsonLog
 from aictl.domain.durations import parse_duration
+from aictl.domain.terminal import printable
 from aictl.policy.vocabulary import NOTIFICATION_EVENTS
 
 SIGNATURE_HEADER = "X-Aictl-Signature"
@@ -94,7 +95,7 @@ class ConsoleChannel:
         self.events = frozenset(events)
 
     def send(self, notice: Notice) -> None:
-        self.stream.write(f"[{notice.event}] {notice.message}\n")
+        self.stream.write(printable(f"[{notice.event}] {notice.message}") + "\n")
         self.stream.flush()
 
 
