@@ -515,7 +515,7 @@ def evidence(
         typer.Option(
             help="Which attempt; default: the latest with evidence.",
             parser=parse_count,
-            metavar="INTEGER",
+            metavar="<int>",
         ),
     ] = None,
     json_output: JsonOption = False,
