@@ -44,8 +44,18 @@ class DependencyCycle(InvalidInput):
         super().__init__(f"dependency cycle: {path}", hint="remove one of these dependencies")
 
 
+class NotAnAictlDatabase(InvalidInput):
+    """The file given as the state database is not one: not SQLite at all, an empty file, or
+    another program's database. aictl refuses it untouched (``aictl init`` makes one)."""
+
+
 class IllegalTransition(InvalidInput):
     """A status change the state machine does not allow (for example retrying a done task)."""
+
+
+class DatabaseUnusable(AictlError):
+    """The state database cannot be used as it is: the disk is full, it is on a read-only
+    file system, it is damaged, or a newer aictl wrote it. Nothing was changed."""
 
 
 class PolicyDenied(AictlError):

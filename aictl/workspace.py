@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from aictl.errors import InvalidInput, NotInitialised
+from aictl.errors import InvalidInput, NotAnAictlDatabase, NotInitialised
 
 STATE_DIR = ".ai"
 STATE_DB = "state.db"
@@ -38,11 +38,11 @@ def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
             )
         parent = db_path.parent
         root = parent.parent if parent.name == STATE_DIR else cwd
-        return Workspace(root, db_path)
+        return Workspace(root, _not_empty(db_path))
     for directory in (cwd, *cwd.parents):
         candidate = directory / STATE_DIR / STATE_DB
         if candidate.is_file():
-            return Workspace(directory, candidate)
+            return Workspace(directory, _not_empty(candidate))
     raise NotInitialised(
         f"not inside an aictl repository (no {STATE_DIR}/{STATE_DB} in {cwd} or above)",
         hint="run `aictl init` at the root of your repository",
@@ -69,6 +69,23 @@ def git_root(cwd: Path) -> Path | None:
         if is_git_marker(directory / ".git"):
             return directory
     return None
+
+
+def _not_empty(db_path: Path) -> Path:
+    """``db_path``, unless the file is empty: SQLite would silently make any empty file a new
+    database, and an empty file named as the state is a mistake, not a state. (A database
+    aictl made is never empty: switching it to WAL writes its first page at once.)"""
+    try:
+        empty = db_path.stat().st_size == 0
+    except OSError:
+        return db_path  # opening it reports what is wrong
+    if empty:
+        raise NotAnAictlDatabase(
+            f"{db_path} is not an aictl database: the file is empty",
+            hint="`aictl init` makes the state database (.ai/state.db); "
+            "--db / AICTL_DB must name one",
+        )
+    return db_path
 
 
 def repository_root(cwd: Path) -> Path:

@@ -19,7 +19,7 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.common import State
-from aictl.errors import AictlError
+from aictl.errors import AictlError, InvalidInput
 
 #: Every command group: its module, imported only when the group is used (or for help), so
 #: `aictl task list` does not pay for the daemon's or the workflows' imports.
@@ -150,6 +150,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         output.note("Interrupted")
         return 130
     except Exception as error:
+        known = _not_a_bug(error)
+        if known is not None:
+            output.error(known.message, known.hint)
+            return known.exit_code
         if os.environ.get("AICTL_DEBUG"):
             raise
         output.error(
@@ -158,6 +162,23 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _not_a_bug(error: Exception) -> AictlError | None:
+    """What ``error`` means when it is not a bug although it is no ``AictlError``: a failure of
+    the state database met outside the store's own translation (a read, for example: a full
+    disk, a damaged file), or a number too large for SQLite that reached a query."""
+    if isinstance(error, OverflowError) and "SQLite INTEGER" in str(error):
+        return InvalidInput(
+            "a number is too large: aictl stores ids, epochs and counts as 64-bit integers "
+            "(at most 9223372036854775807)",
+            hint="check the ids and numbers on the command line",
+        )
+    if type(error).__module__ == "sqlite3":
+        from aictl.store.failures import explain
+
+        return explain(error)
+    return None
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from aictl.domain.tasks import LeaseToken
+from aictl.domain.tasks import MAX_INTEGER, LeaseToken
 from aictl.errors import InvalidInput
 from aictl.services.tasks import TaskService
 from aictl.workspace import locate
@@ -49,8 +49,20 @@ def parse_task_id(text: str) -> int:
     """Typer parser for task ids: names the bad value instead of 'not a valid integer'."""
     if isinstance(text, int):
         return text
-    if not text.strip().isdigit() or int(text) < 1:
-        raise typer.BadParameter(f"{text!r} is not a task id (a positive integer, such as 12)")
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_INTEGER:
+        raise typer.BadParameter(
+            f"{text!r} is not a task id (a positive integer up to {MAX_INTEGER}, such as 12)"
+        )
+    return int(text)
+
+
+def parse_count(text: str) -> int:
+    """Typer parser for other ids and counts (a workflow run, an attempt): 0 up to SQLite's
+    largest integer, so that a huge number is named instead of overflowing in a query."""
+    if isinstance(text, int):
+        return text
+    if not text.strip().isdigit() or int(text) > MAX_INTEGER:
+        raise typer.BadParameter(f"{text!r} is not a whole number from 0 to {MAX_INTEGER}")
     return int(text)
 
 

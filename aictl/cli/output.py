@@ -2,6 +2,12 @@
 
 Data goes to stdout; errors, warnings and hints to stderr. Every listing has three forms: a
 human table, ``--json`` with stable keys, and ``-q`` with ids only.
+
+Text for people never drives the terminal: titles, reasons and names come from users and
+agents, and an ANSI escape in a title could clear the screen, retitle the window or forge
+output. Every human path (:func:`line`, :func:`error`, :func:`note`, table cells) shows
+control characters escaped (:func:`aictl.domain.terminal.printable`); JSON output keeps values
+exact (JSON escapes control characters itself).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from aictl.domain.tasks import Task, format_time
+from aictl.domain.terminal import printable
 
 
 class Format(Enum):
@@ -48,17 +55,17 @@ def compact(data: Any, limit: int = 80) -> str:
 
 
 def line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def error(message: str, hint: str | None = None) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+    sys.stderr.write(f"Error: {printable(message)}\n")
     if hint:
-        sys.stderr.write(f"Hint: {hint}\n")
+        sys.stderr.write(f"Hint: {printable(hint)}\n")
 
 
 def note(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(printable(message) + "\n")
 
 
 def _console() -> Any:
@@ -86,11 +93,11 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
     def cell(value: Any) -> Text:
         if isinstance(value, Styled):
-            return Text(value.text, style=value.style)
-        return Text("" if value is None else str(value))
+            return Text(printable(value.text), style=value.style)
+        return Text("" if value is None else printable(str(value)))
 
     grid = Table(
-        title=None if title is None else Text(title, style="table.title"),
+        title=None if title is None else Text(printable(title), style="table.title"),
         title_justify="left",
         header_style="bold",
         box=None,

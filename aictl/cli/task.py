@@ -18,6 +18,7 @@ from aictl.cli.common import (
     QuietOption,
     interrupt_cancels,
     lease_for,
+    parse_count,
     parse_task_id,
     task_service,
 )
@@ -477,7 +478,7 @@ def execute(
     from aictl.services.executor import Executor
 
     with task_service(ctx) as service, interrupt_cancels(threading.Event()) as cancel:
-        done = Executor(service, progress=lambda text: typer.echo(text, err=True)).execute(
+        done = Executor(service, progress=output.note).execute(
             task_id, ai=ai, timeout=timeout, cancel=cancel
         )
     if json_output:
@@ -511,7 +512,12 @@ def evidence(
     ctx: typer.Context,
     task_id: TaskId,
     attempt: Annotated[
-        int | None, typer.Option(help="Which attempt; default: the latest with evidence.")
+        int | None,
+        typer.Option(
+            help="Which attempt; default: the latest with evidence.",
+            parser=parse_count,
+            metavar="<int>",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, task_service
+from aictl.cli.common import JsonOption, QuietOption, parse_count, task_service
 
 if TYPE_CHECKING:
     from aictl.services.workflows import RunReport, WorkflowService
 
 app = typer.Typer(help="Workflows: YAML graphs of steps run as tasks, with loops and gates.")
 
-RunId = Annotated[int, typer.Argument(help="The run id.", metavar="RUN", show_default=False)]
+RunId = Annotated[
+    int,
+    typer.Argument(help="The run id.", metavar="RUN", show_default=False, parser=parse_count),
+]
 
 
 @contextmanager

@@ -3,11 +3,18 @@
 ``/health`` answers 200 with the daemon's health as JSON while the loop ticks, and 503 with the
 same JSON (``status: "stuck"``) when the last tick is older than the stall limit: a supervisor
 or a load balancer can then restart it. ``/metrics`` is the Prometheus text format.
+
+Connections are bounded, so that nothing that can reach the port can take the daemon's
+threads or descriptors (1,500 idle connections used to hold 1,500 threads forever): each is
+served by its own thread with a read timeout (:data:`READ_TIMEOUT`, closed when the client
+says nothing for that long), and at most :data:`MAX_CONNECTIONS` are served at once; one more
+is closed as soon as it is accepted.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,12 +23,20 @@ from typing import Any
 from aictl.daemon.metrics import CONTENT_TYPE
 
 HOST = "127.0.0.1"
+READ_TIMEOUT = 5.0
+"""Seconds a connection may stay silent (before or within its request) before it is closed."""
+MAX_CONNECTIONS = 64
+"""Connections served at once; the next ones are closed on accept until one ends."""
 
 Health = Callable[[], Mapping[str, Any]]
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.read_timeout)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: requests are not worth a line in the daemon's log."""
@@ -48,18 +63,59 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst waits for accept, not for SYN retries
 
-    def __init__(self, port: int, health: Health, metrics: Callable[[], bytes]) -> None:
-        super().__init__((HOST, port), _Handler)
+    def __init__(
+        self,
+        port: int,
+        health: Health,
+        metrics: Callable[[], bytes],
+        *,
+        read_timeout: float,
+        max_connections: int,
+    ) -> None:
         self.health = health
         self.metrics = metrics
+        self.read_timeout = read_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__((HOST, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve ``request`` in a thread if a slot is free; close it at once otherwise (the
+        accept loop never waits, so a crowd of idle clients cannot hold it either)."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(
+            target=self._serve, args=(request, client_address), name="status-request", daemon=True
+        )
+        thread.start()
+
+    def _serve(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a client that resets or times out is not the daemon's error to print."""
 
 
 class StatusServer:
     """Serves in a background thread; ``port`` is the one bound (0 picks a free one)."""
 
-    def __init__(self, port: int, health: Health, metrics: Callable[[], bytes]) -> None:
-        self._server = _Server(port, health, metrics)
+    def __init__(
+        self,
+        port: int,
+        health: Health,
+        metrics: Callable[[], bytes],
+        *,
+        read_timeout: float = READ_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._server = _Server(
+            port, health, metrics, read_timeout=read_timeout, max_connections=max_connections
+        )
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="status-http", daemon=True

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from aictl.clock import Clock, SystemClock
 from aictl.domain.tasks import format_time
+from aictl.domain.terminal import printable
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -60,7 +61,7 @@ class JsonLog:
                 and LEVELS.index(level) >= self._echo_from
                 and not event.startswith("notify.")
             ):
-                self._echo.write(format_line(record) + "\n")
+                self._echo.write(printable(format_line(record)) + "\n")
                 self._echo.flush()
         return record
 

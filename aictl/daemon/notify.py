@@ -13,6 +13,11 @@ delivers it to the configured channels (``notifications:`` in the policy; see
 
 Delivery never blocks or stops the scheduler: a channel that fails is retried as configured,
 then the failure itself is logged (``notification.failed``) and the daemon goes on.
+
+Every notice is delivered or logged as failed, also at stop: :meth:`Notifier.close` waits a
+bounded time for the queue to drain, then logs a ``notification.failed`` line for each channel
+that has not had its notice yet, queued or in flight (a webhook that never answers used to
+make the notices behind it vanish without a word).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Protocol, TextIO
 
 from aictl.daemon.jsonlog import JsonLog
 from aictl.domain.durations import parse_duration
+from aictl.domain.terminal import printable
 from aictl.policy.vocabulary import NOTIFICATION_EVENTS
 
 SIGNATURE_HEADER = "X-Aictl-Signature"
@@ -40,6 +46,10 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 RETRY_PAUSE = 0.5
 """Seconds before the first retry; doubled for each later one."""
+
+
+_OWN_FIELDS = frozenset({"at", "level", "event", "message", "channel", "notification", "error"})
+"""Fields of a ``notification.failed`` line that a notice's own data may not replace."""
 
 
 class NotificationFailed(Exception):
@@ -85,7 +95,7 @@ class ConsoleChannel:
         self.events = frozenset(events)
 
     def send(self, notice: Notice) -> None:
-        self.stream.write(f"[{notice.event}] {notice.message}\n")
+        self.stream.write(printable(f"[{notice.event}] {notice.message}") + "\n")
         self.stream.flush()
 
 
@@ -241,6 +251,9 @@ class Notifier:
         self._queue: queue.Queue[Notice | None] = queue.Queue()
         self._thread = threading.Thread(target=self._deliver, name="notifier", daemon=True)
         self._lock = threading.Lock()
+        self._in_flight: tuple[Notice, list[Channel]] | None = None
+        """The notice being delivered and the channels it has not reached yet."""
+        self._abandoned = False
 
     def configure(self, channels: list[Channel]) -> None:
         with self._lock:
@@ -255,10 +268,44 @@ class Notifier:
         self._queue.put(Notice(event, message, at, data))
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (for at most ``timeout`` seconds), then stop."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
+        """Deliver what is queued for at most ``timeout`` seconds, then stop. Whatever is
+        not delivered by then (the notice in flight, the ones behind it) is logged as
+        ``notification.failed``, one line per notice and channel; a send still in progress
+        is left to the daemon thread, whose outcome is then no longer logged."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            return
+        with self._lock:
+            self._abandoned = True
+            undelivered = [self._in_flight] if self._in_flight else []
+            while True:
+                try:
+                    queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if queued is not None:
+                    undelivered.append((queued, self._channels_for(queued)))
+            why = f"not delivered: the daemon stopped after waiting {timeout:g}s for the channel"
+            for notice, channels in undelivered:
+                for channel in channels:
+                    self._failed(channel, notice, why)
+
+    def _channels_for(self, notice: Notice) -> list[Channel]:
+        return [channel for channel in self._channels if notice.event in channel.events]
+
+    def _failed(self, channel: Channel, notice: Notice, error: str) -> None:
+        self.on_result(channel.name, False)
+        self.journal.warning(
+            "notification.failed",
+            f"{channel.name} notification of {notice.event} failed: {error}",
+            channel=channel.name,
+            notification=notice.event,
+            error=error,
+            **{key: value for key, value in notice.data.items() if key not in _OWN_FIELDS},
+        )
 
     def _deliver(self) -> None:
         while True:
@@ -266,20 +313,24 @@ class Notifier:
             if notice is None:
                 return
             with self._lock:
-                channels = list(self._channels)
-            for channel in channels:
-                if notice.event not in channel.events:
-                    continue
+                if self._abandoned:
+                    return
+                remaining = self._channels_for(notice)
+                self._in_flight = (notice, remaining)
+            for channel in list(remaining):
                 try:
                     channel.send(notice)
                 except Exception as error:
-                    self.on_result(channel.name, False)
-                    self.journal.warning(
-                        "notification.failed",
-                        f"{channel.name} notification of {notice.event} failed: {error}",
-                        channel=channel.name,
-                        notification=notice.event,
-                        error=str(error),
-                    )
+                    problem: str | None = str(error)
                 else:
-                    self.on_result(channel.name, True)
+                    problem = None
+                with self._lock:
+                    if self._abandoned:  # close() has logged this one and the rest
+                        return
+                    remaining.remove(channel)
+                    if problem is None:
+                        self.on_result(channel.name, True)
+                    else:
+                        self._failed(channel, notice, problem)
+            with self._lock:
+                self._in_flight = None

@@ -77,6 +77,10 @@ def failure_event(attempts: int, max_attempts: int, *, retry: bool) -> str:
     return "requeue" if retry and attempts < max_attempts else "fail"
 
 
+MAX_INTEGER = 2**63 - 1
+"""The largest id, epoch or count SQLite stores (a signed 64-bit integer)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseToken:
     """Proof of a claim: the task and the epoch the claim created.
@@ -94,7 +98,7 @@ class LeaseToken:
     @classmethod
     def parse(cls, text: str) -> LeaseToken:
         match = re.fullmatch(r"\s*(\d+):(\d+)\s*", text)
-        if not match:
+        if not match or int(match[1]) > MAX_INTEGER or int(match[2]) > MAX_INTEGER:
             raise InvalidInput(
                 f"invalid lease token {text!r}",
                 hint="a token looks like 12:3 (task 12, epoch 3), as printed by `aictl task claim`",

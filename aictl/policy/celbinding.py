@@ -1,13 +1,57 @@
 """The CEL implementation: the Rust-backed ``common-expression-language`` package, loaded once,
-lazily, when the first condition is compiled or evaluated (see :func:`cel`)."""
+lazily, when the first condition is compiled or evaluated (see :func:`cel`).
+
+A panic inside the Rust library (its parser panics formatting the error of a long expression
+with a syntax error) reaches Python as ``pyo3_runtime.PanicException``, which derives from
+``BaseException``: an ``except Exception`` lets it through, and it used to kill the daemon on a
+policy reload. :func:`compile_program` and :func:`panics_as_errors` turn it into an ordinary
+error, so that it is an invalid expression like any other.
+"""
 
 from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+
+class CelPanic(RuntimeError):
+    """The CEL library panicked (a bug of the library, caught as an error of the expression)."""
+
+
+def is_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a panic of the Rust library (``pyo3_runtime.PanicException``, a
+    class that cannot be imported: it is created by the first panic)."""
+    return type(error).__name__ == "PanicException" and not isinstance(error, Exception)
+
+
+@contextmanager
+def panics_as_errors() -> Iterator[None]:
+    """Within the block, a panic of the Rust library is raised as ``CelPanic``; every other
+    exception (``KeyboardInterrupt`` included) passes unchanged."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as error:
+        if not is_panic(error):
+            raise
+        raise CelPanic(f"the CEL library failed on this expression: {error}") from None
+
+
+def compile_program(source: str) -> Any:
+    """``cel.compile(source)``; raises ``ValueError`` for an expression it cannot compile,
+    a panic of its parser included."""
+    try:
+        with panics_as_errors():
+            return cel().compile(source)
+    except CelPanic as error:
+        raise ValueError(str(error)) from None
 
 
 def cel() -> ModuleType:

@@ -14,6 +14,15 @@ from dataclasses import dataclass
 
 from aictl.policy.celbinding import cel
 
+MAX_EXPRESSION_CHARS = 4096
+"""The longest condition or workflow expression: a rule is a line or a few, not a program."""
+MAX_MACRO_NESTING = 2
+"""How deeply comprehension macros (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
+may nest. Each level multiplies the work of every evaluation by the length of a list, and
+conditions are evaluated inside the claim's write transaction: three levels over a task's
+paths made one claim take 16 s."""
+_MACRO_CALL = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*(\()")
+
 
 @dataclass(frozen=True)
 class Literal:
@@ -68,6 +77,51 @@ def scan(source: str) -> Scanned:
             continue
         index += 1
     return Scanned(source, "".join(out), tuple(literals))
+
+
+def scan_within_bounds(source: str) -> Scanned | tuple[int, str]:
+    """``scan(source)``, or the first bound it passes as (line within it, why): the length is
+    checked before anything reads the text, the nesting of macros after the scan."""
+    beyond = too_long(source)
+    if beyond is not None:
+        return beyond
+    scanned = scan(source)
+    return too_costly(source, scanned.blank) or scanned
+
+
+def too_long(source: str) -> tuple[int, str] | None:
+    """(1, why) when ``source`` is longer than :data:`MAX_EXPRESSION_CHARS`, else None:
+    checked before anything else reads the text."""
+    if len(source) <= MAX_EXPRESSION_CHARS:
+        return None
+    return 1, (
+        f"the expression is {len(source):,} characters long; at most "
+        f"{MAX_EXPRESSION_CHARS:,} are allowed (split the rule, or use a helper such as "
+        "touches() or within())"
+    )
+
+
+def too_costly(source: str, blank: str) -> tuple[int, str] | None:
+    """(line within ``source``, why) at the first comprehension macro nested deeper than
+    :data:`MAX_MACRO_NESTING`, else None. ``blank`` is ``scan(source).blank``, so that words
+    inside string literals are not taken for macros."""
+    opens_macro = {match.start(1) for match in _MACRO_CALL.finditer(blank)}
+    opened: list[bool] = []
+    depth = 0
+    for index, char in enumerate(blank):
+        if char in "([{":
+            macro = index in opens_macro
+            opened.append(macro)
+            depth += macro
+            if depth > MAX_MACRO_NESTING:
+                return source.count("\n", 0, index) + 1, (
+                    f"comprehensions (all, exists, exists_one, map, filter) are nested "
+                    f"{depth} deep; at most {MAX_MACRO_NESTING} are allowed, as each level "
+                    "multiplies the work of every evaluation by the length of a list"
+                )
+        elif char in ")]}" and opened:
+            depth -= opened.pop()
+    return None
 
 
 def _string_end(source: str, start: int, quote: str, raw: bool) -> int:

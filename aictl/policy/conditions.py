@@ -29,8 +29,8 @@ from typing import Any
 
 from aictl.domain import globs
 from aictl.policy import vocabulary
-from aictl.policy.celbinding import cel
-from aictl.policy.celtext import Scanned, calls, literal_arguments, scan
+from aictl.policy.celbinding import compile_program
+from aictl.policy.celtext import Scanned, calls, literal_arguments, scan_within_bounds
 from aictl.policy.functions import FUNCTIONS
 
 BUILTIN_FUNCTIONS = frozenset(
@@ -126,12 +126,15 @@ _GLOB_ARGUMENT = {"touches": 1, "within": 1, "covers": 0}
 def compile_condition(source: str) -> CompiledCondition:
     """Compile ``source`` and check it against the request schema; problems are collected."""
     result = CompiledCondition(source)
+    scanned = scan_within_bounds(source)
+    if not isinstance(scanned, Scanned):
+        result.problems.append(scanned)
+        return result
     try:
-        result.program = cel().compile(source)
+        result.program = compile_program(source)
     except ValueError as error:
         result.problems.append(_syntax_problem(str(error)))
         return result
-    scanned = scan(source)
     comprehension = _comprehension_variables(scanned.blank)
     references = result.program.references()
     for name in sorted(set(references["variables"]) - set(vocabulary.VARIABLES) - comprehension):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aictl.errors import InvalidInput
 from aictl.policy import vocabulary
+from aictl.policy.celbinding import is_panic
 from aictl.policy.layers import Needs, Policy, Rule
 
 if TYPE_CHECKING:
@@ -269,9 +270,17 @@ def _run(rule: Rule, context: Any) -> tuple[bool, str | None]:
         value = rule.program.execute(context)
     except Exception as error:
         return False, _error_text(error)
+    except BaseException as error:  # a panic of the CEL library: an error of this rule
+        if not is_panic(error):
+            raise
+        return False, _panic_text(error)
     if not isinstance(value, bool):
         return False, f"the condition gave {value!r}, not true or false"
     return value, None
+
+
+def _panic_text(error: BaseException) -> str:
+    return f"the CEL library failed on this condition: {str(error)[:200]}"
 
 
 def _error_text(error: Exception) -> str:
@@ -306,6 +315,10 @@ def evaluate(policy: Policy, request: Mapping[str, Any]) -> Decision:
                 value = program.execute(context)
             except Exception as exception:
                 error = _error_text(exception)
+            except BaseException as exception:  # a panic of the CEL library (see celbinding)
+                if not is_panic(exception):
+                    raise
+                error = _panic_text(exception)
             else:
                 if value is False:
                     continue

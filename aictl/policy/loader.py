@@ -69,14 +69,13 @@ def load_file(
     validates without errors is cached. The result is the same either way (tests compare).
     """
     name = display or str(path)
+    from aictl.policy import source
+
     try:
-        raw = path.read_bytes()
-        # As text mode would read it: universal newlines (\r\n and \r become \n).
-        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as error:
-        return _failed(name, layer, f"not UTF-8 text: {error.reason} at byte {error.start}")
-    except OSError as error:
-        return _failed(name, layer, f"cannot read the file: {error.strerror or error}")
+        raw = source.read_bytes(path)
+        text = source.decode(raw)
+    except source.Unreadable as problem:
+        return _failed(name, layer, problem.message, problem.line)
     if cache is None or trivial_document(text) is not None:
         return load_text(text, display=name, layer=layer)
     key = cache.key(raw, layer)
@@ -102,8 +101,8 @@ def _from_cache(entry: Entry, name: str, layer: str) -> LoadedFile | None:
     return result if result.ok else None
 
 
-def _failed(name: str, layer: str, message: str) -> LoadedFile:
-    return LoadedFile(name, layer, issues=[PolicyIssue(name, 1, "", message)])
+def _failed(name: str, layer: str, message: str, line: int = 1) -> LoadedFile:
+    return LoadedFile(name, layer, issues=[PolicyIssue(name, line, "", message)])
 
 
 def load_text(text: str, *, display: str, layer: str = "project") -> LoadedFile:

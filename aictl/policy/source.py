@@ -5,19 +5,39 @@ value keeps its line and nothing but plain data (mappings, lists, scalars) can c
 duplicate key is an error naming both lines: PyYAML's own loaders silently keep the last one,
 which turns a pasted rule into a silent override.
 
-Only the loader imports this module, and only for a file that the fast path
+Only the loaders import this module, and only for a file that the fast path
 (:func:`aictl.policy.digest.trivial_document`) could not read.
+
+Every input is bounded before anything is expanded, so that no file can take the memory or the
+time of the process reading it (the daemon reloads these files while it runs):
+
+- :data:`MAX_FILE_BYTES` (1 MiB): a larger file is refused before it is read whole;
+- the text must be UTF-8; the first bad byte is named with its offset, line and column;
+- :data:`MAX_DEPTH` levels of nested mappings and lists;
+- :data:`MAX_ALIAS_NODES`: aliases (``*name``) may repeat at most that many nodes in all. A
+  "billion laughs" file (ten aliases of ten aliases of ...) expands to a billion strings from a
+  few hundred bytes: the check counts, in one streaming pass over the parser's events, how many
+  nodes each anchor stands for, and stops at the first alias that passes the bound.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import yaml
 
     from aictl.policy.issues import PolicyIssue
+
+MAX_FILE_BYTES = 1 << 20
+"""The largest YAML file aictl reads (1 MiB): far beyond any real policy, workflow or skill."""
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest."""
+MAX_ALIAS_NODES = 10_000
+"""How many nodes aliases may repeat in one file, counting each alias as the whole subtree it
+names (so the nodes hidden in aliases of aliases count too)."""
 
 Path_ = tuple[str | int, ...]
 """A node's place in the document: mapping keys and list indexes from the top."""
@@ -56,6 +76,55 @@ class Parsed:
     problems: list[YamlProblem]
 
 
+class Unreadable(Exception):
+    """A file that cannot be read as text: ``line`` is where the problem is (1 when unknown)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, at most :data:`MAX_FILE_BYTES` of them; raises ``Unreadable``
+    for a larger file (read no further than the limit) or one that cannot be read."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise Unreadable(1, f"cannot read the file: {error.strerror or error}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise Unreadable(1, _too_large())
+    return raw
+
+
+def decode(raw: bytes) -> str:
+    """``raw`` as text the way text mode reads it (UTF-8, universal newlines); raises
+    ``Unreadable`` naming the first byte that is not UTF-8: offset, line and column."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise Unreadable(
+            line,
+            f"not UTF-8 text: {error.reason} at byte {error.start} (line {line}, column {column})",
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text(path: Path) -> str:
+    """:func:`read_bytes` then :func:`decode`."""
+    return decode(read_bytes(path))
+
+
+def _too_large() -> str:
+    return (
+        f"the file is larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the limit for aictl's "
+        "YAML files (policy, workflow, skill)"
+    )
+
+
 def field_path(path: Path_) -> str:
     """``("rules", 2, "when")`` → ``rules[2].when``."""
     out = ""
@@ -84,13 +153,20 @@ def parse(text: str) -> Parsed:
     """Parse one YAML document into plain data with lines; problems are collected, not raised.
 
     A syntax error stops the file (nothing after it can be trusted) and is reported with its
-    line and column. Duplicate keys are all reported; the first occurrence is kept.
+    line and column, as is text over a bound (see the module docstring), which is refused
+    before any node is built. Duplicate keys are all reported; the first occurrence is kept.
     """
     import yaml
 
     lines = Lines()
+    if len(text) > MAX_FILE_BYTES:
+        return Parsed(None, lines, [YamlProblem(1, "", _too_large())])
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        beyond = _beyond_bounds(text, loader)
+        if beyond is not None:
+            return Parsed(None, lines, [beyond])
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 1
@@ -106,6 +182,51 @@ def parse(text: str) -> Parsed:
     builder = _Builder(lines)
     data = builder.build(node, ())
     return Parsed(data, lines, builder.problems)
+
+
+def _beyond_bounds(text: str, loader: Any) -> YamlProblem | None:
+    """The first bound the text passes, from one pass over the parser's events (iterative:
+    no recursion, and no node built); None when it is within every bound."""
+    import yaml
+
+    opened: list[list[Any]] = []  # per open collection: [anchor, nodes so far]
+    sizes: dict[str, int] = {}  # per anchor: the nodes it stands for
+    repeated = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            opened.append([event.anchor, 1])
+            if len(opened) > MAX_DEPTH:
+                return YamlProblem(
+                    _line_of(event),
+                    "",
+                    f"mappings and lists are nested more than {MAX_DEPTH} levels deep",
+                )
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = opened.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, count = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, count = None, sizes.get(event.anchor or "", 1)
+            repeated += count
+            if repeated > MAX_ALIAS_NODES:
+                return YamlProblem(
+                    _line_of(event),
+                    "",
+                    f"aliases (*{event.anchor}) expand to more than {MAX_ALIAS_NODES:,} nodes; "
+                    "write the values out, or use fewer aliases",
+                )
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = count
+        if opened:
+            opened[-1][1] += count
+    return None
+
+
+def _line_of(event: yaml.Event) -> int:
+    return event.start_mark.line + 1 if event.start_mark else 1
 
 
 class _Builder:

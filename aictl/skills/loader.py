@@ -98,15 +98,12 @@ class _Collector:
 
 
 def _read(path: Path, display: str, issues: list[PolicyIssue]) -> str | None:
+    from aictl.policy import source
+
     try:
-        raw = path.read_bytes()
-        return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as error:
-        issues.append(
-            PolicyIssue(display, 1, "", f"not UTF-8 text: {error.reason} at byte {error.start}")
-        )
-    except OSError as error:
-        issues.append(PolicyIssue(display, 1, "", f"cannot read the file: {error.strerror}"))
+        return source.read_text(path)
+    except source.Unreadable as problem:
+        issues.append(PolicyIssue(display, problem.line, "", problem.message))
     return None
 
 

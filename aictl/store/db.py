@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aictl.errors import DatabaseUnusable, NotAnAictlDatabase
+from aictl.store.failures import explain, remember
+
 BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -70,20 +73,31 @@ class Database:
         mode = (synchronous or os.environ.get("AICTL_SYNCHRONOUS") or "FULL").upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
-        self.connection = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=not handoff,
-        )
-        self.connection.row_factory = sqlite3.Row
         self._depth = 0
-        execute = self.connection.execute
-        self._enter_wal()
-        execute(f"PRAGMA synchronous={mode}")
-        execute("PRAGMA foreign_keys=ON")
-        execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.migrate()
+        remember(self.path)
+        try:
+            self.connection = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=not handoff,
+            )
+        except sqlite3.Error as error:
+            raise explain(error, self.path) or error from error
+        try:
+            self.connection.row_factory = sqlite3.Row
+            execute = self.connection.execute
+            self._enter_wal()
+            execute(f"PRAGMA synchronous={mode}")
+            execute("PRAGMA foreign_keys=ON")
+            execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self.migrate()
+        except BaseException as error:
+            self.connection.close()
+            translated = explain(error, self.path)
+            if translated is None:
+                raise
+            raise translated from error
 
     def close(self) -> None:
         self.connection.close()
@@ -131,14 +145,20 @@ class Database:
             finally:
                 self._depth -= 1
             return
-        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise explain(error, self.path) or error from error
         self._depth = 1
         try:
             yield connection
             connection.execute("COMMIT")
-        except BaseException:
+        except BaseException as error:
             self._roll_back("ROLLBACK")
-            raise
+            translated = explain(error, self.path)
+            if translated is None:
+                raise
+            raise translated from error
         finally:
             self._depth = 0
 
@@ -159,6 +179,24 @@ class Database:
             except sqlite3.Error:
                 return
 
+    def _refuse_foreign(self) -> None:
+        """A database at version 0 is new (no tables yet) or not aictl's: refuse the latter.
+
+        The version is read again in the same statement as the tables (one snapshot): another
+        process may have committed the first migration since it was read.
+        """
+        rows = self.connection.execute(
+            "SELECT name, (SELECT user_version FROM pragma_user_version) FROM sqlite_master"
+            " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 6"
+        ).fetchall()
+        if rows and rows[0][1] == 0:
+            names = ", ".join(row[0] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise NotAnAictlDatabase(
+                f"{self.path} is not an aictl database: it holds another program's tables "
+                f"({names})",
+                hint="--db / AICTL_DB must name an .ai/state.db; `aictl init` makes one",
+            )
+
     def schema_version(self) -> int:
         return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
 
@@ -167,8 +205,21 @@ class Database:
 
         The version is re-read after taking the write lock, so two processes opening a new
         database at once apply each migration exactly once.
+
+        Raises ``DatabaseUnusable`` for a database from a newer aictl (its version above every
+        migration known here) and ``NotAnAictlDatabase`` for another program's database
+        (version 0 with tables of its own): migrating either would damage it.
         """
-        if self.schema_version() >= latest_version():
+        version, latest = self.schema_version(), latest_version()
+        if version > latest:
+            raise DatabaseUnusable(
+                f"the state database {self.path} has schema version {version}, newer than "
+                f"this aictl knows (up to {latest}): a newer aictl wrote it",
+                hint="upgrade aictl to use it; it was left unchanged",
+            )
+        if version == 0:
+            self._refuse_foreign()
+        if version >= latest:
             return
         for version, script in migrations():
             with self.transaction() as connection:

@@ -23,8 +23,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aictl.policy.celbinding import cel
-from aictl.policy.celtext import scan
+from aictl.policy.celbinding import cel, compile_program, panics_as_errors
+from aictl.policy.celtext import Scanned, scan_within_bounds
 from aictl.policy.conditions import BUILTIN_FUNCTIONS, _comprehension_variables, _syntax_problem
 from aictl.policy.functions import FUNCTIONS
 from aictl.workflows.definition import Expression, Template
@@ -65,12 +65,14 @@ def compile_expression(
     source: str, scope: Scope
 ) -> tuple[Expression | None, list[tuple[int, str]]]:
     """The compiled expression, or None, and every problem as (line within it, message)."""
+    scanned = scan_within_bounds(source)
+    if not isinstance(scanned, Scanned):
+        return None, [scanned]
     try:
-        program = cel().compile(source)
+        program = compile_program(source)
     except ValueError as error:
         return None, [_syntax_problem(str(error))]
     problems: list[tuple[int, str]] = []
-    scanned = scan(source)
     blank = scanned.blank
     comprehension = _comprehension_variables(blank)
     references = program.references()
@@ -178,7 +180,8 @@ class ExpressionError(Exception):
 
 def evaluate(expression: Expression, variables: Mapping[str, Any]) -> Any:
     try:
-        return expression.program.execute(_context(variables))
+        with panics_as_errors():
+            return expression.program.execute(_context(variables))
     except Exception as error:
         text = str(error).strip() or type(error).__name__
         raise ExpressionError(f"{expression.source!r}: {text[:300]}") from None

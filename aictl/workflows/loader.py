@@ -69,14 +69,12 @@ def load(path: Path, *, display: str | None = None) -> Workflow:
 
 def load_file(path: Path, *, display: str | None = None) -> Loaded:
     name = display or str(path)
+    from aictl.policy import source
+
     try:
-        text = path.read_bytes().decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except UnicodeDecodeError as error:
-        return Loaded(name, issues=[PolicyIssue(name, 1, "", f"not UTF-8 text: {error.reason}")])
-    except OSError as error:
-        return Loaded(
-            name, issues=[PolicyIssue(name, 1, "", f"cannot read the file: {error.strerror}")]
-        )
+        text = source.read_text(path)
+    except source.Unreadable as problem:
+        return Loaded(name, issues=[PolicyIssue(name, problem.line, "", problem.message)])
     return load_text(text, display=name)
 
 
