@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from aictl.clock import Clock, SystemClock
 from aictl.domain.durations import parse_duration
@@ -151,28 +151,23 @@ class AuditService:
         ``InvalidInput`` for a file that cannot be written or lies in the repository outside
         ``.ai/`` (agents could delete it or put back an older one), ``CheckpointNotSent`` when
         a webhook does not take it."""
-        target = str(to) if to is not None else None
-        path = (
-            None
-            if target is not None and checkpoints.is_url(target)
-            else Path(target or self.default_checkpoint)
-        )
-        if path is not None:
-            self._outside_repository(path)
+        target, record = self.prepare_checkpoint(to)
+        return Checkpoint(record["seq"], record["hash"], record["rows"]), deliver(target, record)
+
+    def prepare_checkpoint(self, to: str | Path | None = None) -> tuple[str | Path, dict[str, Any]]:
+        """The signed record of the head now, and where it goes (a URL or a checked path):
+        the part of ``checkpoint`` that reads the database. ``deliver`` does the rest, in
+        another thread if need be (a webhook may be slow)."""
+        target: str | Path = str(to) if to is not None else self.default_checkpoint
+        if not checkpoints.is_url(str(target)):
+            target = Path(target)
+            self._outside_repository(target)
         key = self._key(create=True)
         mark = self.log.checkpoint()
         record = checkpoints.signed_record(
             mark, key, written_at=self.clock.now(), database=self.workspace.db_path
         )
-        if path is None:
-            assert target is not None
-            checkpoints.post(target, record)
-            return mark, target
-        try:
-            checkpoints.write_atomically(path, json.dumps(record, indent=2) + "\n")
-        except OSError as error:
-            raise cannot_write(path, error) from None
-        return mark, str(path)
+        return target, record
 
     def _key(self, *, create: bool) -> bytes:
         return checkpoints.load_key(
@@ -206,6 +201,19 @@ class AuditService:
             stream.write(json.dumps(entry.to_dict(), sort_keys=True) + "\n")
             count += 1
         return count
+
+
+def deliver(target: str | Path, record: dict[str, Any]) -> str:
+    """Write ``record`` atomically to a path, or POST it to a URL; returns where it went.
+    Raises ``InvalidInput`` (a file that cannot be written) or ``CheckpointNotSent``."""
+    if isinstance(target, str):
+        checkpoints.post(target, record)
+        return target
+    try:
+        checkpoints.write_atomically(target, json.dumps(record, indent=2) + "\n")
+    except OSError as error:
+        raise cannot_write(target, error) from None
+    return str(target)
 
 
 def cannot_write(path: Path, error: OSError) -> InvalidInput:

@@ -241,6 +241,11 @@ class AuditLog:
     def _bad(rows: int, seq: int, head: str, bad: int, problem: str) -> Verification:
         return Verification(False, rows, seq, head, problem, bad)
 
+    def head_seq(self) -> int:
+        """The last row's sequence number (0 for an empty log): one index lookup."""
+        row = self.connection.execute("SELECT max(seq) FROM audit_log").fetchone()
+        return int(row[0] or 0)
+
     def checkpoint(self) -> Checkpoint:
         head = self.connection.execute(
             "SELECT seq, hash, (SELECT count(*) FROM audit_log) FROM audit_log"
