@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -283,3 +284,44 @@ def test_rows_written_before_the_new_fields_are_checked_as_far_as_they_go(
     ok, problem, result = verify(workspace)
     assert not ok and "has effect 'deny' but its audit row" in problem
     assert result.bad_decision is not None
+
+
+def test_verify_reads_one_snapshot_while_another_connection_writes(
+    workspace: Workspace, clock: ManualClock
+) -> None:
+    """The state is compared at the same commit as the chain: a writer committing task changes
+    between the two reads must not look like tampering."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    done = [0]
+
+    def write() -> None:
+        writer = TaskService(workspace, clock=clock)
+        try:
+            while not stop.is_set():
+                task = writer.create("busy", paths=[f"w/{task_count()}/**"])
+                token = writer.claim("w", ttl="1m", task_id=task.id).token
+                writer.start(token)
+                writer.complete(token, result="r", evidence={"n": task.id})
+                done[0] += 1
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+        finally:
+            writer.close()
+
+    def task_count() -> int:
+        return done[0]
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    outcomes = []
+    try:
+        # verify while the writer works: at least 30 times, and across 20 of its cycles
+        while (len(outcomes) < 30 or done[0] < 20) and not errors and len(outcomes) < 5000:
+            outcomes.append(verify(workspace))
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    assert done[0] >= 20
+    assert all(ok for ok, _, _ in outcomes), [problem for ok, problem, _ in outcomes if not ok]
