@@ -160,7 +160,7 @@ class AuditService:
         another thread if need be (a webhook may be slow)."""
         target: str | Path = str(to) if to is not None else self.default_checkpoint
         if not checkpoints.is_url(str(target)):
-            target = Path(target)
+            target = Path(target).expanduser()
             self._outside_repository(target)
         key = self._key(create=True)
         mark = self.log.checkpoint()

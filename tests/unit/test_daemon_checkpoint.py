@@ -141,3 +141,16 @@ def test_a_failing_target_is_logged_and_not_fatal(
     assert periodic.send() is False and periodic.failures == 1
     [failed] = events(workspace, "audit.checkpoint_failed")
     assert "No such file or directory" in failed["message"] and failed["level"] == "error"
+
+
+def test_a_target_under_home_is_expanded(
+    workspace: Workspace, journal: JsonLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YAML does not expand ``~`` the way a shell does: the policy's ``to`` is expanded here."""
+    home = tmp_path / "home"
+    (home / "anchors").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    periodic = PeriodicCheckpoint(workspace, journal, clock=ManualClock())
+    periodic.configure({"to": "~/anchors/repo.json"})
+    assert periodic.send() is True
+    assert json.loads((home / "anchors" / "repo.json").read_text())["signature"]
