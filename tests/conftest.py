@@ -40,6 +40,8 @@ def service(workspace: Workspace, clock: ManualClock) -> Iterator[TaskService]:
 def no_global_policy(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Tests must not read the developer's ~/.config/aictl/policy.yaml, nor write ~/.cache."""
+    """Tests must not read the developer's ~/.config/aictl/policy.yaml, nor write ~/.cache,
+    nor create or use the developer's audit key."""
     monkeypatch.setenv("AICTL_GLOBAL_POLICY", "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    monkeypatch.setenv("AICTL_AUDIT_KEY_FILE", str(tmp_path_factory.mktemp("audit-key") / "key"))

@@ -74,31 +74,33 @@ def verify(
     ctx: typer.Context,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="A checkpoint file (default: .ai/audit-checkpoint.json if present)."),
+        typer.Option(
+            help="A signed checkpoint file (default: .ai/audit-checkpoint.json if present)."
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Check the hash chain row by row; exit 1 naming the first changed, missing or reordered
-    row, or a truncation against the checkpoint. With --json the outcome is printed either way
-    ("ok" false, "bad_seq" and "problem" when broken).
+    """Check the hash chain row by row, the chain against a checkpoint (its signature, and
+    that the chain still holds its head), and the tasks and decision records against what the
+    chain says. Exit 1 naming the first changed, missing or reordered row, the first task or
+    decision that differs, a truncation, or a bad signature. With --json the outcome is
+    printed either way ("ok" false, "bad_seq", "bad_task", "bad_decision" and "problem" when
+    broken).
 
-    Example: aictl audit verify
+    Example: aictl audit verify --checkpoint ~/aictl-checkpoints/repo.json
     """
     with audit_service(ctx) as service:
         result = service.verify(checkpoint)
     if json_output:
-        output.emit_json(
-            {
-                "ok": result.ok,
-                "rows": result.rows,
-                "head_seq": result.head_seq,
-                "head_hash": result.head_hash,
-                "bad_seq": result.bad_seq,
-                "problem": result.problem,
-            }
-        )
+        output.emit_json(result.to_dict())
     elif result.ok:
-        output.line(f"audit log intact: {result.rows} rows, head {result.head_hash[:16]}")
+        output.line(
+            f"audit log intact: {result.rows} rows, head {result.head_hash[:16]}; "
+            f"{result.tasks} task(s) and {result.decisions} decision record(s) agree with it"
+        )
+    if not json_output:
+        for note in result.notes:
+            output.note(f"note: {note}")
     if not result.ok:
         raise AuditBroken.of(result)
 
@@ -128,20 +130,30 @@ def export(
 @app.command()
 def checkpoint(
     ctx: typer.Context,
-    output_file: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Where (default: .ai/audit-checkpoint.json)."),
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            "--output",
+            "-o",
+            help="A file outside the repository, or an http(s):// URL to POST it to "
+            "(default: .ai/audit-checkpoint.json).",
+        ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Record the head hash and row count, so a later truncation of the log is detected.
-    Keep a copy where the log's writers cannot reach it.
+    """Sign the chain's head (HMAC-SHA256 with the audit key, ~/.config/aictl/audit.key or
+    AICTL_AUDIT_KEY_FILE, created on first use) and write it atomically to a file, or POST it
+    to a webhook. A later `audit verify --checkpoint FILE` proves the chain still holds that
+    head. Keep it where the database's writers cannot reach it.
 
-    Example: aictl audit checkpoint -o /secure/aictl-checkpoint.json
+    Example: aictl audit checkpoint --to ~/aictl-checkpoints/repo.json
     """
     with audit_service(ctx) as service:
-        mark, path = service.checkpoint(output_file)
+        mark, where = service.checkpoint(to)
     if json_output:
-        output.emit_json({**mark.to_dict(), "path": str(path)})
+        output.emit_json({**mark.to_dict(), "path": where})
     else:
-        output.line(f"checkpoint at row {mark.seq} ({mark.hash[:16]}) written to {path}")
+        output.line(
+            f"checkpoint at row {mark.seq} ({mark.hash[:16]}) signed and written to {where}"
+        )

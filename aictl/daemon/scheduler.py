@@ -14,7 +14,9 @@ One tick (every ``tick`` seconds, sooner when an execution ends):
    rule), never two whose path globs intersect. Readiness (dependencies, retry backoff),
    approvals and the policy are the claim's business: an execution thread claims the task as
    its AI, and a task the policy sends to await approval is parked until a person approves it;
-5. write the state file (``.ai/daemon.json``), the daemon's heartbeat.
+5. when the policy's ``audit_checkpoint`` says one is due, send a signed checkpoint of the
+   audit chain in the background (see ``aictl.daemon.checkpoint``);
+6. write the state file (``.ai/daemon.json``), the daemon's heartbeat.
 
 Each execution runs ``Executor.execute`` in a thread of its own with its own database
 connection (a SQLite connection belongs to one thread). An execution whose connector cannot
@@ -27,7 +29,8 @@ claims and releases the same task in a loop.
 Stopping (SIGTERM or SIGINT): no new claims; running executions get ``grace`` seconds to
 finish; then each is cancelled (the executor stops the agent's process group and releases the
 lease, so the task is queued again with its locks dropped). The daemon waits for them, writes
-``daemon.stopped`` to the audit log and exits 0. A second signal cancels at once. After a
+``daemon.stopped`` to the audit log, sends a last audit checkpoint when the policy asks for
+them, and exits 0. A second signal cancels at once. After a
 SIGKILL nothing runs the release: the leases expire (``lease_ttl``) and the next daemon's sweep
 puts the tasks back in the queue; fencing keeps a late write of the dead run from counting.
 """
@@ -48,6 +51,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from aictl.clock import Clock, SystemClock
+from aictl.daemon.checkpoint import PeriodicCheckpoint
 from aictl.daemon.http import StatusServer
 from aictl.daemon.jsonlog import JsonLog
 from aictl.daemon.metrics import Metrics
@@ -175,6 +179,8 @@ class Daemon:
         self._spent = False
         """An execution ended since the spend metrics were last read."""
         self._kept: KeptEnforcer | None = None
+        self.checkpoints: PeriodicCheckpoint | None = None
+        """The policy's ``audit_checkpoint``, sent from the loop (see aictl.daemon.checkpoint)."""
         """Why dispatch is paused for the daily budget (logged once), or None."""
 
     # ------------------------------------------------------------------ control
@@ -240,6 +246,13 @@ class Daemon:
         notifier = self.notifier = Notifier(journal, on_result=self.metrics.notification)
         server = StatusServer(self.config.port, self.health, self.metrics.render)
         self.port = server.port
+        self.checkpoints = PeriodicCheckpoint(
+            self.workspace,
+            journal,
+            clock=self.clock,
+            environ=self.environ,
+            monotonic=self.monotonic,
+        )
         try:
             self._reload(service, keeper, notifier, first=True)
             notifier.start()
@@ -262,6 +275,7 @@ class Daemon:
             self._observe(service)
             self._write_state("stopped")
             self._audit(service, "daemon.stopped")
+            self.checkpoints.finish(service.store.audit.head_seq())
             journal.info("daemon.stopped", f"daemon {os.getpid()} stopped", pid=os.getpid())
             return 0
         finally:
@@ -334,6 +348,8 @@ class Daemon:
             self._observe(service)
             if not self.stopping:
                 self._dispatch(service)
+            if self.checkpoints is not None:
+                self.checkpoints.tick(service.store.audit.head_seq())
         except Exception as error:
             self.journal.error(
                 "tick.failed",
@@ -374,6 +390,8 @@ class Daemon:
                     merge_sections(sections), environ=self.environ, console=self.config.console
                 )
             )
+            if self.checkpoints is not None:
+                self.checkpoints.configure(policy.setting("audit_checkpoint"))
             if self.config.concurrency is None:
                 configured = policy.setting("concurrency")
                 self.concurrency = int(configured) if configured else DEFAULT_CONCURRENCY

@@ -81,6 +81,12 @@ def _on_off(value: object) -> object:
     return value
 
 
+def _checkpoint_target(value: str) -> str:
+    if "://" in value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"a checkpoint goes to a file or an http(s):// URL, got {value!r}")
+    return value
+
+
 Duration = Annotated[str | int | float, AfterValidator(_duration)]
 Text = Annotated[str, StringConstraints(min_length=1)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -101,6 +107,15 @@ class Timeouts(_Model):
 class Budgets(_Model):
     task_usd: Dollars | None = None
     daily_usd: Dollars | None = None
+
+
+class AuditCheckpoint(_Model):
+    to: Annotated[str, StringConstraints(min_length=1), AfterValidator(_checkpoint_target)]
+    """A file outside the repository, or an http(s):// URL that takes a POST."""
+    every: Duration | None = None
+    """Longest time between two checkpoints (default 10m)."""
+    events: PositiveInt | None = None
+    """Send sooner, once this many audit rows were appended since the last one."""
 
 
 class Settings(_Model):
@@ -127,6 +142,8 @@ class Settings(_Model):
     """Where an agent may read: the repository only (default), or anywhere it can."""
     claude_login: Literal["api_key", "subscription"] | None = None
     """``subscription``: agents use the user's own Claude Code login instead of an API key."""
+    audit_checkpoint: AuditCheckpoint | None = None
+    """The daemon sends a signed audit checkpoint there periodically (docs/audit.md)."""
 
 
 class AiSettings(_Model):

@@ -4,7 +4,9 @@ A row's hash is SHA-256 over a canonical JSON header (sequence number, time, kin
 previous hash) followed by the row's data exactly as stored. So `verify` detects a changed
 byte (the hash no longer matches), a deleted row (a gap in the sequence, or a broken link) and
 a reordering (the sequence number is hashed). Truncating the tail leaves a valid shorter chain:
-a checkpoint written earlier (`aictl audit checkpoint`) catches that.
+a checkpoint written earlier (`aictl audit checkpoint`) catches that. The table refuses updates,
+deletes and any insert that does not extend the head (`INSERT OR REPLACE` included: migration
+0008); whether the tasks and decisions agree with the chain is `aictl.store.integrity`'s part.
 
 Rows are appended inside the caller's transaction, so an event exists exactly when the change
 it records was committed.
@@ -64,7 +66,10 @@ class Entry(NamedTuple):
 
 @dataclass(frozen=True)
 class Verification:
-    """The outcome of walking the chain. ``bad_seq`` is the first row that fails, if any."""
+    """The outcome of walking the chain (and, from the service, of comparing the state with
+    it). ``bad_seq`` is the first row that fails, ``bad_task`` or ``bad_decision`` the first
+    task or decision record that differs from the chain; ``notes`` say what older rows or an
+    unsigned checkpoint could not vouch for."""
 
     ok: bool
     rows: int
@@ -72,6 +77,26 @@ class Verification:
     head_hash: str
     problem: str | None = None
     bad_seq: int | None = None
+    bad_task: int | None = None
+    bad_decision: str | None = None
+    tasks: int | None = None
+    decisions: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "bad_seq": self.bad_seq,
+            "bad_task": self.bad_task,
+            "bad_decision": self.bad_decision,
+            "tasks": self.tasks,
+            "decisions": self.decisions,
+            "problem": self.problem,
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True)
@@ -215,6 +240,11 @@ class AuditLog:
     @staticmethod
     def _bad(rows: int, seq: int, head: str, bad: int, problem: str) -> Verification:
         return Verification(False, rows, seq, head, problem, bad)
+
+    def head_seq(self) -> int:
+        """The last row's sequence number (0 for an empty log): one index lookup."""
+        row = self.connection.execute("SELECT max(seq) FROM audit_log").fetchone()
+        return int(row[0] or 0)
 
     def checkpoint(self) -> Checkpoint:
         head = self.connection.execute(

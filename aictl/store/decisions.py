@@ -2,10 +2,13 @@
 
 A record is written by ``record`` inside the caller's transaction, the same one as the action
 it authorises (or refuses), together with a ``policy.decision`` audit event: both or neither.
+The event carries the record's digest (``decision_digest``); the table refuses updates, deletes
+and replacements (migration 0008).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import uuid
@@ -15,12 +18,25 @@ from typing import Any, NamedTuple
 
 from aictl.domain.redact import digest, redact
 from aictl.domain.tasks import check_text, format_time, parse_time
-from aictl.store.audit import AuditLog
+from aictl.store.audit import AuditLog, canonical
 
-_COLUMNS = (
+COLUMNS = (
     "id, at, action, subject, task_id, resource, effect, rules, warnings, layers, policy_hash,"
     " input, input_digest, redacted, lease_epoch"
 )
+
+
+COLUMN_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+
+
+def decision_digest(stored: Sequence[Any]) -> str:
+    """SHA-256 of a decision record exactly as stored: the canonical JSON object of its
+    columns (``COLUMN_NAMES``, in that order) with their stored values, JSON columns kept as
+    their stored text. Kept in the record's ``policy.decision`` audit row, so that ``audit
+    verify`` sees a record changed after it was written (its effect, its rules, anything)."""
+    return hashlib.sha256(
+        canonical(dict(zip(COLUMN_NAMES, stored, strict=True))).encode()
+    ).hexdigest()
 
 
 class Ruling(NamedTuple):
@@ -115,25 +131,25 @@ class DecisionStore:
             redacted=redacted,
             lease_epoch=lease_epoch,
         )
+        stored = (
+            record.id,
+            format_time(at),
+            action,
+            subject,
+            task_id,
+            json.dumps(record.resource),
+            effect,
+            json.dumps(record.rules, default=str),
+            json.dumps(record.warnings, default=str),
+            json.dumps(record.layers),
+            policy_hash,
+            json.dumps(clean, default=str),
+            record.input_digest,
+            json.dumps(redacted),
+            lease_epoch,
+        )
         self.connection.execute(
-            f"INSERT INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            (
-                record.id,
-                format_time(at),
-                action,
-                subject,
-                task_id,
-                json.dumps(record.resource),
-                effect,
-                json.dumps(record.rules, default=str),
-                json.dumps(record.warnings, default=str),
-                json.dumps(record.layers),
-                policy_hash,
-                json.dumps(clean, default=str),
-                record.input_digest,
-                json.dumps(redacted),
-                lease_epoch,
-            ),
+            f"INSERT INTO decisions ({COLUMNS}) VALUES ({', '.join('?' * 15)})", stored
         )
         self.audit.append(
             at,
@@ -146,6 +162,7 @@ class DecisionStore:
                 "effect": effect,
                 "rules": [rule.get("id") for rule in record.rules],
                 "policy_hash": policy_hash,
+                "digest": decision_digest(stored),
             },
         )
         return record
@@ -209,7 +226,7 @@ class DecisionStore:
                     check_text(value, {"subject": "--ai"}.get(column, f"--{column}"))
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = f"SELECT {_COLUMNS} FROM decisions"
+        sql = f"SELECT {COLUMNS} FROM decisions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self.connection.execute(sql + " ORDER BY at, rowid", params).fetchall()

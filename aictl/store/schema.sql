@@ -1,3 +1,12 @@
+CREATE TRIGGER audit_log_extend_head BEFORE INSERT ON audit_log
+WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM audit_log)
+  OR NEW.prev_hash IS NOT coalesce(
+       (SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),
+       '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only: a new row must extend the head');
+END;
+
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
@@ -6,6 +15,22 @@ END;
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER decisions_no_delete BEFORE DELETE ON decisions
+BEGIN
+    SELECT RAISE(ABORT, 'decision records are append-only');
+END;
+
+CREATE TRIGGER decisions_no_replace BEFORE INSERT ON decisions
+WHEN EXISTS (SELECT 1 FROM decisions WHERE id = NEW.id)
+BEGIN
+    SELECT RAISE(ABORT, 'decision records are append-only');
+END;
+
+CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+BEGIN
+    SELECT RAISE(ABORT, 'decision records are append-only');
 END;
 
 CREATE TABLE ais (

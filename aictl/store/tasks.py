@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from aictl.clock import Clock
 from aictl.domain import globs
+from aictl.domain.audit_replay import evidence_digest
 from aictl.domain.dag import cycle_closed_by
 from aictl.domain.tasks import (
     LEASED,
@@ -326,6 +327,7 @@ class TaskStore:
                 "paths": task.paths,
                 "depends_on": deps,
                 "status": str(task.status),
+                "max_attempts": task.max_attempts,
             },
         )
         return task
@@ -765,6 +767,7 @@ class TaskStore:
         self, token: LeaseToken, result: str | None = None, evidence: dict[str, Any] | None = None
     ) -> Task:
         """Finish the task, release its locks and count it done for its dependents."""
+        stored = None if evidence is None else json.dumps(evidence)
         with self.db.transaction() as connection:
             now = self.clock.now()
             stamp = format_time(now)
@@ -774,7 +777,7 @@ class TaskStore:
                 "complete",
                 "status = 'done', lease_expires_at = NULL, finished_at = ?, updated_at = ?,"
                 " result = ?, evidence = ?, failure_reason = NULL",
-                (stamp, stamp, result, None if evidence is None else json.dumps(evidence)),
+                (stamp, stamp, result, stored),
                 now,
             )
             self._drop_locks(connection, token.task_id)
@@ -786,7 +789,14 @@ class TaskStore:
             task = self._tasks([row])[0]
             evidence_keys = sorted(evidence) if evidence else []
             self._record(
-                stamp, "task.completed", task, token, result=result, evidence=evidence_keys
+                stamp,
+                "task.completed",
+                task,
+                token,
+                result=result,
+                evidence=evidence_keys,
+                # the digest of the evidence as stored: `audit verify` compares the table's
+                evidence_digest=evidence_digest(None if stored is None else json.loads(stored)),
             )
             return task
 

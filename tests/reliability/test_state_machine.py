@@ -58,6 +58,7 @@ from aictl.errors import (
     TaskHeld,
 )
 from aictl.store.db import Database
+from aictl.store.integrity import check_state
 from aictl.store.tasks import NewTask, TaskStore
 
 # src/** meets the three other src globs; src/a/** meets src/*/x.py (at src/a/x.py) but not
@@ -145,6 +146,12 @@ class TaskMachine(RuleBasedStateMachine):
         self.seen_epoch: dict[int, int] = {}
 
     def teardown(self) -> None:
+        # The audit chain vouches for the state it leaves behind: every task row agrees with
+        # what its events imply, and every decision record with its digest.
+        if self.store_class is TaskStore:
+            state = check_state(self.db.connection)
+            if state.difference is not None:
+                raise InvariantViolation(f"state and audit chain differ: {state.difference}")
         self.db.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
