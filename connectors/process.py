@@ -51,6 +51,9 @@ POLL_INTERVAL = 0.05
 #: How long to wait for orphans of the group to disappear once killed. PID 1 in a container
 #: may reap orphans only every couple of seconds; a zombie still counts as a group member.
 GROUP_EXIT_WAIT = 10.0
+#: How often a running child's descendants are listed (see ``_descendants``); the first time
+#: after this long too, so a short command (a git call) never pays for a listing.
+DESCENDANT_SCAN = 0.5
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,15 @@ def run_process(
     exited = _open_pidfd(process.pid)
     timed_out: Timeout | None = None
     cancelled = False
+    # Descendants that leave the group (setsid: Claude Code's sandbox starts its network
+    # proxies so) outlive a group kill; each one seen while the child ran is killed after it.
+    descendants: dict[int, bytes] = {}
+    next_scan = time.monotonic() + DESCENDANT_SCAN
     try:
         while process.poll() is None:
+            if time.monotonic() >= next_scan:
+                descendants.update(_descendants(process.pid))
+                next_scan = time.monotonic() + DESCENDANT_SCAN
             if total_timeout is not None and time.monotonic() - started > total_timeout:
                 timed_out = "total"
             elif idle_timeout is not None and readers.activity.idle_for() > idle_timeout:
@@ -218,6 +228,7 @@ def run_process(
         if channel is not None:
             channel.close()
         group_left = not _kill_group(process.pid)
+        _kill_strays(descendants)
         readers.finish()
     if readers.callback_error:
         raise readers.callback_error[0]
@@ -392,24 +403,61 @@ def _kill_group(pgid: int) -> bool:
     return False
 
 
-def _live_members(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs. A killed orphan (the socat of Claude
-    Code's sandbox, say) stays a zombie until PID 1 reaps it, which in a container can take
-    over a second, and signals still "reach" a zombie; a zombie runs nothing, so it does not
-    count. Without ``/proc`` every member counts."""
+def _process_table() -> dict[int, tuple[int, int, bytes, bytes]]:
+    """Every process: pid -> (ppid, pgid, state, start time), from ``/proc`` (empty
+    elsewhere). The start time tells a process from a later one that reuses its pid."""
+    table: dict[int, tuple[int, int, bytes, bytes]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return True
+        return table
     for entry in entries:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
+            # after the command: state, ppid, pgrp, ... starttime is the 20th of these
+            table[int(entry)] = (int(fields[1]), int(fields[2]), fields[0], fields[19])
+        except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        # after the command: state, ppid, pgrp
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    return table
+
+
+def _descendants(pid: int) -> dict[int, bytes]:
+    """The processes below ``pid`` now, with their start times."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _, _, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    found: dict[int, bytes] = {}
+    stack = list(children.get(pid, ()))
+    while stack:
+        child = stack.pop()
+        if child not in found:
+            found[child] = table[child][3]
+            stack.extend(children.get(child, ()))
+    return found
+
+
+def _kill_strays(seen: dict[int, bytes]) -> None:
+    """SIGKILL each process in ``seen`` that still runs as the same process (its start time
+    unchanged): descendants of a finished child that left its group."""
+    if not seen:
+        return
+    table = _process_table()
+    for pid, started in seen.items():
+        now = table.get(pid)
+        if now is not None and now[3] == started and now[2] != b"Z":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _live_members(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. A killed orphan (the socat of Claude
+    Code's sandbox, say) stays a zombie until PID 1 reaps it, which in a container can take
+    over a second, and signals still "reach" a zombie; a zombie runs nothing, so it does not
+    count. Without ``/proc`` every member counts."""
+    if not os.path.isdir("/proc"):
+        return True
+    return any(group == pgid and state != b"Z" for _, group, state, _ in _process_table().values())

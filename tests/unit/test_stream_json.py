@@ -499,12 +499,31 @@ def python(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
+def runs(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != b"Z"
+
+
 def group_gone(pgid: int) -> bool:
+    """No member of the group runs: none left, or only zombies that PID 1 has yet to reap
+    (in a container it may take seconds)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return True
-    return False
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                return False
+    return True
 
 
 def test_stdin_is_delivered_and_closed_and_lines_arrive_in_order(tmp_path: Path) -> None:
@@ -738,7 +757,7 @@ def test_background_processes_left_by_a_finished_leader_are_killed(tmp_path: Pat
     )
     assert ended.exit_code == 0 and lines[1] == "done"
     assert group_gone(ended.pid)  # the background sleep included
-    assert not Path(f"/proc/{lines[0]}").exists()
+    assert not runs(int(lines[0]))
 
 
 def test_cancel_stops_the_run_and_an_unknown_program_raises(tmp_path: Path) -> None:
@@ -829,3 +848,29 @@ def test_a_killed_orphan_left_a_zombie_does_not_hold_up_the_run(tmp_path: Path) 
                 pass
     assert ended.exit_code == 0
     assert not ended.group_left  # the zombie does not count, and the run did not wait on it
+
+
+def test_a_descendant_that_left_the_group_is_killed_with_the_run(tmp_path: Path) -> None:
+    """Claude Code's sandbox starts its network proxies in sessions of their own (setsid),
+    out of the run's process group, and they outlived every run. The runner lists the child's
+    descendants while it runs and kills those still there when it ends."""
+    lines: list[str] = []
+    ended = run_process(
+        python("""
+            import subprocess, sys, time
+            stray = subprocess.Popen(["sleep", "300"], start_new_session=True)
+            print(stray.pid, flush=True)
+            time.sleep(1.2)  # long enough to be seen by a listing
+        """),
+        cwd=tmp_path,
+        env=BASE_ENV,
+        idle_timeout=30,
+        total_timeout=30,
+        on_line=lines.append,
+    )
+    assert ended.exit_code == 0
+    stray = int(lines[0])
+    deadline = time.monotonic() + 5
+    while runs(stray) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runs(stray)
