@@ -5,9 +5,11 @@ Everything the CLI offers for tasks and locks is callable from here without the 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from aictl.clock import Clock, SystemClock
@@ -178,6 +180,7 @@ class TaskService:
         normalised = []
         for path in paths:
             glob = globs.normalize_glob(check_text(path, "path"), self.workspace.root)
+            glob = _through_links(glob, self.workspace.root)
             if not _WILDCARD.search(glob) and (self.workspace.root / glob).is_dir():
                 glob += "/**"
             normalised.append(glob)
@@ -319,6 +322,37 @@ class TaskService:
                 )
             )
         return result
+
+
+def _through_links(glob: str, root: Path) -> str:
+    """``glob`` with its literal leading folders resolved through symbolic links, so that a
+    lock names the paths it really covers: ``lnk/**`` with ``lnk -> real`` becomes
+    ``real/**`` and conflicts with ``real/**``. A glob whose literal part leads outside the
+    repository (``etc-link -> /etc``) is refused."""
+    segments = glob.split("/")
+    literal = []
+    for segment in segments:
+        if _WILDCARD.search(segment):
+            break
+        literal.append(segment)
+    if not literal:
+        return glob
+    real_root = Path(os.path.realpath(root))
+    resolved = Path(os.path.realpath(root.joinpath(*literal)))
+    if not resolved.is_relative_to(real_root):
+        raise globs.GlobError(
+            glob,
+            f"{'/'.join(literal)} leads outside the repository through a symbolic link "
+            f"(to {resolved})",
+            hint="lock paths inside the repository",
+        )
+    inside = resolved.relative_to(real_root).as_posix()
+    if inside == "/".join(literal):
+        return glob
+    if inside == ".":
+        rest = segments[len(literal) :]
+        return "/".join(rest) if rest else "**"
+    return "/".join([inside, *segments[len(literal) :]])
 
 
 def default_actor() -> str:
