@@ -417,3 +417,41 @@ def test_the_projects_claude_md_reaches_the_agent_by_default(
         sent = json.dumps(server.requests)
     assert ran.returncode == 0, ran.stderr
     assert (marker in sent) == loaded
+
+
+@pytest.mark.slow
+def test_an_expired_and_reclaimed_lease_denies_the_stale_agents_next_call(tmp_path: Path) -> None:
+    """The worker is paused (SIGSTOP) past its lease's TTL, so its heartbeats stop; another
+    holder claims the task; when the old worker wakes, its agent's next Write is refused by
+    the lease check before it lands in paths the new holder owns."""
+    import signal
+
+    write = {"name": "Write", "input": {"file_path": "src/after.txt", "content": "stale\n"}}
+    policy = "settings:\n  lease_ttl: 2s\n"
+    # the Write comes while the worker sleeps: it waits for the gate's answer until it wakes
+    with serve([bash("sleep 1"), {"tool_use": write}, {"text": "Done."}]) as server:
+        repo = make_repo(tmp_path, server.url, policy)
+        assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
+        run = repo.start("task", "execute", "1")
+        try:
+            wait_for(run, lambda: running_in(repo, "sleep"), "the shell command")
+            run.send_signal(signal.SIGSTOP)
+            time.sleep(2.5)  # past the TTL, with no heartbeat
+            claimed = repo.aictl("task", "claim", "1", "--as", "other-worker")
+            assert claimed.returncode == 0, claimed.stderr
+            run.send_signal(signal.SIGCONT)
+            _, err = run.communicate(timeout=60)
+        finally:
+            kill(run)
+    assert run.returncode == 4, err
+    assert not (repo.root / "src" / "after.txt").exists()
+    # on waking, the gate (the Write's lease check) or the heartbeat, whichever runs first,
+    # finds the lease lost: never an allowed Write
+    writes = [r for r in tool_decisions(repo) if r["input"]["tool"]["name"] == "Write"]
+    assert all(r["effect"] == "deny" for r in writes), writes
+    assert all(r["rules"][0]["qualified_id"] == "aictl:lease" for r in writes)
+    assert "lease" in err and "lost" in err
+    task = repo.task(1)
+    assert task["status"] == "claimed" and task["lease_holder"] == "other-worker"
+    verified = repo.aictl("audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
