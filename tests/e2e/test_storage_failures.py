@@ -46,6 +46,7 @@ D={shlex.quote(str(mount))}
 R={shlex.quote(str(results))}
 mount -t tmpfs -o size=2m none "$D"
 cd "$D"
+git init -q .  # aictl init needs a git repository
 export AICTL_GLOBAL_POLICY=
 step() {{ name=$1; shift; {AICTL} "$@" >"$R/$name.out" 2>"$R/$name.err"; echo $? >"$R/$name.rc"; }}
 """
