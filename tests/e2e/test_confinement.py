@@ -58,6 +58,7 @@ def run_agent(
         repo.git("add", "-A")
         repo.git("commit", "-q", "-m", "docs")
         (repo.root / "docs" / "a.txt").write_text(OTHER_WORK)
+        (repo.root / "docs" / "untracked.txt").write_text(OTHER_WORK)  # never committed
         made = repo.aictl("task", "create", "Confined", "--path", paths)
         assert made.returncode == 0, made.stderr
         ran = repo.aictl("task", "execute", "1")
@@ -131,6 +132,8 @@ def test_the_state_database_the_policy_and_git_are_out_of_the_shells_reach(
     assert "default: deny" not in policy
     assert repo.task(1)["title"] == "Confined"
     assert (repo.root / ".git" / "refs").is_dir()
+    # git clean and rm -rf did not take the user's untracked file either
+    assert (repo.root / "docs" / "untracked.txt").read_text() == OTHER_WORK
     assert before == {} and snapshot(repo)  # git's files are all still there
     assert_intact(repo)
 

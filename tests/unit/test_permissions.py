@@ -156,3 +156,14 @@ def test_the_hook_answer_carries_the_verdict_and_its_reason() -> None:
     }
     allowed = json.loads(permissions.hook_response_line("8", Verdict(True)))
     assert allowed["response"]["response"]["hookSpecificOutput"]["permissionDecision"] == "allow"
+
+
+def test_a_subscription_login_keeps_the_users_home_and_configuration() -> None:
+    from connectors.claude_code.command import scrub_env
+
+    base = {"HOME": "/home/me", "CLAUDE_CONFIG_DIR": "/home/me/.claude-work", "SECRET": "x"}
+    private = scrub_env(base, home=Path("/run/home"), config_dir=Path("/run/config"))
+    assert (private["HOME"], private["CLAUDE_CONFIG_DIR"]) == ("/run/home", "/run/config")
+    login = scrub_env(base, home=Path("/run/home"), config_dir=Path("/run/config"), user_login=True)
+    assert (login["HOME"], login["CLAUDE_CONFIG_DIR"]) == ("/home/me", "/home/me/.claude-work")
+    assert "SECRET" not in login
