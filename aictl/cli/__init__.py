@@ -72,6 +72,7 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     )
     app.callback()(root)
     app.command()(init)
+    app.command()(doctor)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
@@ -101,8 +102,22 @@ def _named(argv: Sequence[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        output.line(f"aictl {version('aictl')}")
+        raise typer.Exit()
+
+
 def root(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print aictl's version and exit."
+        ),
+    ] = False,
     db: Annotated[
         Path | None,
         typer.Option(
@@ -133,6 +148,30 @@ def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")
         output.line(f"Initialised aictl in {workspace.root}: created {', '.join(created)}")
     else:
         output.line(f"aictl is already initialised in {workspace.root}; nothing changed")
+
+
+def doctor(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check what aictl needs here: git, the state database and its schema, the policy, the
+    daemon, free disk, the agent's sandbox (bubblewrap, socat) and the claude binary. Each
+    problem comes with what to do; exit 1 when something stops aictl from working.
+
+    Example: aictl doctor
+    """
+    from aictl.services.doctor import diagnose, healthy
+
+    checks = diagnose(Path.cwd(), os.environ, ctx.obj.db if ctx.obj else None)
+    if json_output:
+        output.emit_json({"ok": healthy(checks), "checks": [c.to_dict() for c in checks]})
+    else:
+        rows = [
+            (c.level.upper(), c.name, c.found + (f" ({c.hint})" if c.hint else "")) for c in checks
+        ]
+        output.table("aictl doctor", ["", "CHECK", "FOUND"], rows)
+    if not healthy(checks):
+        raise typer.Exit(1)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
