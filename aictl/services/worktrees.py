@@ -74,10 +74,16 @@ class Git:
         }
 
     def run(
-        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        survives_us: bool = False,
     ) -> tuple[int, str, str]:
         """``git args`` in this folder: exit code, stdout, stderr. With ``check``, a non-zero
-        exit raises ``GitFailed`` naming the command and git's message."""
+        exit raises ``GitFailed`` naming the command and git's message. ``survives_us``: git
+        runs to its end even if aictl is killed meanwhile (a ref update killed half-way would
+        leave its ``.lock`` file, blocking the user's next commit)."""
         lines: list[str] = []
         try:
             outcome = run_process(
@@ -88,6 +94,7 @@ class Git:
                 total_timeout=GIT_TIMEOUT,
                 on_line=lines.append,
                 grace=2.0,
+                dies_with_parent=not survives_us,
             )
         except OSError as error:
             raise GitFailed(f"cannot run git in {self.cwd}: {error}") from None
@@ -309,11 +316,13 @@ class Worktrees:
         fence()
         moved = self.git.run(
             "update-ref", "-m", f"aictl: integrate task {record.task_id}", ref, new, current,
-            check=False,
+            check=False, survives_us=True,
         )  # fmt: skip
         if moved[0] != 0:
             return self._refuse(
-                record, f"{record.target} moved while the merge was made; nothing was merged"
+                record,
+                f"git could not move {record.target} to the merge (it moved meanwhile, or its "
+                f"ref is locked): {moved[2].strip()[:300]}",
             )
         return self._finish(record, current, new)
 
