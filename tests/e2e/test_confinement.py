@@ -343,7 +343,9 @@ def test_entering_a_worktree_is_decided_and_denied(tmp_path: Path) -> None:
     branches = subprocess.run(
         ["git", "branch", "--list"], cwd=repo.root, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert "escape" not in " ".join(branches) and len(branches) == 2  # "*" and the one branch
+    # "*" and the one branch, beside aictl's own task branch (isolation: worktree)
+    theirs = [name for name in branches if not name.startswith("aictl/")]
+    assert "escape" not in " ".join(branches) and len(theirs) == 2
     denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
     assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:task-paths"]
     assert "EnterWorktree makes a worktree" in seen[0]
