@@ -34,6 +34,7 @@ from bench import (
     policy,
     soak,
     workflow,
+    worktrees,
 )
 from bench.common import Measurement, Settings, render
 
@@ -49,6 +50,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "confinement": confinement.run,
     "workflow": workflow.run,
     "soak": soak.run,
+    "worktrees": worktrees.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -167,6 +167,7 @@ def run_process(
     grace: float = 5.0,
     cancel: threading.Event | None = None,
     channel: InputChannel | None = None,
+    dies_with_parent: bool = True,
 ) -> ProcessOutcome:
     """Run ``argv`` to the end and return how it ended; never leaves a process of its group.
 
@@ -174,14 +175,16 @@ def run_process(
     stdout line without its line ending, decoded as UTF-8 (bad bytes replaced), in order, from
     a reader thread; an exception it raises stops further calls and is re-raised here after
     the process group is gone. ``channel`` keeps stdin open for a conversation (instead of
-    ``stdin_text``); it is closed when the process ends. Raises ``OSError`` (for example
+    ``stdin_text``); it is closed when the process ends. ``dies_with_parent=False`` lets the
+    program finish when this process is killed (a short step that must not be cut in half,
+    such as a git ref update that would leave its lock file behind). Raises ``OSError`` (for example
     ``FileNotFoundError``) when the program cannot be started.
     """
     if stdin_text is not None and channel is not None:
         raise ValueError("give stdin_text or channel, not both")
     started = time.monotonic()
     process = subprocess.Popen(
-        _dies_with_parent(argv, cwd, env),
+        _dies_with_parent(argv, cwd, env) if dies_with_parent else list(argv),
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.PIPE

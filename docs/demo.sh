@@ -5,8 +5,9 @@
 # DAG of eight tasks (some with overlapping path locks), one registered Claude Code AI, and
 # `aictl daemon start` against aictl's local stand-in for the Anthropic Messages API
 # (aictl/model_server.py). Each agent really runs: the scripted model asks it to write
-# notes/<task>.md, Claude Code calls its Write tool, aictl's tool gate checks the path against
-# the task's locks. A person approves the gated task while the daemon works. Then the evidence,
+# notes/<task>.md, Claude Code calls its Write tool in the task's own git worktree, aictl's tool
+# gate checks the path against the task's locks, then aictl commits the work and merges it into
+# the branch (`git log --graph` shows the merges of agents that ran at once). A person approves the gated task while the daemon works. Then the evidence,
 # the decision records and the audit log's verification.
 #
 # The same against the real Anthropic API: see "The daemon with a real model" in README.md.
@@ -151,7 +152,12 @@ for line in sys.stdin:
           f"{agent['"'"'total_cost_usd'"'"']} USD; files changed: {files}; tests {e['"'"'tests'"'"']['"'"'status'"'"']}")
 '
 run aictl task evidence 3
+
+say "Each agent worked in its own git worktree; aictl committed and merged each one"
+run aictl worktree list
+run git log --graph --oneline --format='%h %s' -n 30
 run git status --short
+run aictl worktree prune
 
 say "Every decision is on record, and the audit log's hash chain is intact"
 run aictl policy decisions --task 2

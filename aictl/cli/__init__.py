@@ -33,6 +33,7 @@ GROUPS = {
     "daemon": "aictl.cli.daemon",
     "skill": "aictl.cli.skill",
     "workflow": "aictl.cli.workflow",
+    "worktree": "aictl.cli.worktree",
 }
 
 

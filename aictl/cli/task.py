@@ -504,7 +504,46 @@ def _execution_summary(done: Any) -> None:
     changed = done.evidence["files_changed"]
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     output.line(f"tests: {done.evidence['tests']['status']}")
+    _integration(done.evidence)
     output.line(f"evidence: {done.evidence_path}")
+
+
+def _integration(evidence: Any) -> None:
+    """Where a worktree run's work went (nothing for a run in the shared tree)."""
+    if evidence.get("isolation") != "worktree":
+        return
+    state = (evidence.get("integration") or {}).get("status") or "not integrated"
+    commit = evidence.get("merge_commit") or evidence.get("task_commit")
+    shown = f" ({str(commit)[:12]})" if commit else ""
+    output.line(f"branch: {evidence.get('branch')} -> {evidence.get('target')}: {state}{shown}")
+
+
+@app.command()
+def integrate(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+    """Integrate a task's committed worktree work into its target branch: after a refusal
+    (your uncommitted edits on paths the merge touches, or a conflict), after a run killed
+    while integrating (finished, never merged twice), or for a branch left by `integrate:
+    branch`. The task is then done. Exit 1 when it is refused again (the reason says why), 4
+    while a run of the task holds its lease, 2 when it has no committed work.
+
+    Example: aictl task integrate 12
+    """
+    from aictl.services.worktrees import integrate_task
+
+    with task_service(ctx) as service:
+        done = integrate_task(service, task_id, progress=lambda text: typer.echo(text, err=True))
+    if json_output:
+        output.emit_json(done.to_dict())
+    else:
+        commit = done.record.merge_commit or done.record.task_commit or ""
+        output.line(
+            f"Task {task_id} {done.status}: {done.record.branch} -> {done.record.target}"
+            + (f" ({commit[:12]})" if commit else "")
+        )
+        if done.reason:
+            output.line(f"reason: {done.reason}")
+    if done.status == "refused":
+        raise typer.Exit(1)
 
 
 @app.command()

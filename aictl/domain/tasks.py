@@ -53,6 +53,9 @@ TRANSITIONS: dict[str, dict[Status, Status]] = {
         Status.RUNNING: Status.CANCELLED,
     },
     "retry": {Status.FAILED: Status.QUEUED, Status.CANCELLED: Status.QUEUED},
+    # `aictl task integrate`: the work of a run whose integration was refused (failed) or
+    # whose process died mid-integration (queued again when its lease expired) is merged
+    "integrate": {Status.FAILED: Status.DONE, Status.QUEUED: Status.DONE},
 }
 
 

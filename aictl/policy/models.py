@@ -70,6 +70,14 @@ def _outside_changes(value: str) -> str:
     return vocabulary.choose("outside_changes value", value, vocabulary.OUTSIDE_CHANGES)
 
 
+def _isolation(value: str) -> str:
+    return vocabulary.choose("isolation", value, vocabulary.ISOLATION)
+
+
+def _integrate(value: str) -> str:
+    return vocabulary.choose("integrate mode", value, vocabulary.INTEGRATE)
+
+
 def _permission_mode(value: str) -> str:
     return vocabulary.choose("permission mode", value, vocabulary.PERMISSION_MODES)
 
@@ -132,6 +140,11 @@ class Settings(_Model):
     """Consecutive failed runs after which an AI is quarantined (0: never)."""
     outside_changes: Annotated[str, AfterValidator(_outside_changes)] | None = None
     """``fail`` (default) or ``warn``: a run that changed files outside its task's paths."""
+    isolation: Annotated[str, AfterValidator(_isolation)] | None = None
+    """``worktree`` (default): each attempt in its own git worktree; ``shared``: one tree."""
+    integrate: Annotated[str, AfterValidator(_integrate)] | None = None
+    """``merge`` (default), ``rebase`` or ``branch``: how a worktree's commit reaches the
+    target branch."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
     sandbox: Annotated[Literal["required", "off"], BeforeValidator(_on_off)] | None = None

@@ -55,6 +55,15 @@ PERMISSION_MODES: Mapping[str, str] = {
     "bypassPermissions": "every tool call is accepted (use only in a sandbox)",
 }
 
+ISOLATION: Mapping[str, str] = {
+    "worktree": "each attempt runs in its own git worktree; aictl commits and integrates it",
+    "shared": "agents work in the one working tree, beside each other",
+}
+INTEGRATE: Mapping[str, str] = {
+    "merge": "a merge commit of the task's branch into the target branch",
+    "rebase": "the task's commit replayed on the target branch: linear history",
+    "branch": "the branch is left for review; `aictl task integrate` merges it later",
+}
 OUTSIDE_CHANGES: Mapping[str, str] = {
     "fail": "a run that changed files outside its task's paths fails the task (not retried)",
     "warn": "such a run completes; the progress output and the evidence name the files",

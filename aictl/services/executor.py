@@ -43,6 +43,7 @@ from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import outside_paths
+from aictl.domain.worktrees import DEFAULT_INTEGRATION, DEFAULT_ISOLATION, commit_message
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
 from aictl.services.budgets import account_run, check_budgets
@@ -54,7 +55,9 @@ from aictl.services.confinement import (
 )
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.services.toolgate import ToolGate
+from aictl.services.worktrees import GitFailed, Worktrees
 from aictl.store.ais import AIStore
+from aictl.store.branches import BranchRecord, BranchStore
 from aictl.workspace import Workspace
 from connectors import RunRequest, RunResult
 from connectors.claude_code.stream import AssistantTurn, Result, ToolResult
@@ -70,7 +73,15 @@ GIT_TIMEOUT = 60.0
 #: (approvals and overrides refuse it: aictl.domain.actors).
 AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS", AGENT_RUN_ENV)
 #: Paths of aictl's own state, never counted as the agent's changes.
-OWN_PATHS = (".ai/runs/", ".ai/state.db", ".ai/logs/", ".ai/cache/", ".ai/daemon.")
+OWN_PATHS = (
+    ".ai/runs/",
+    ".ai/state.db",
+    ".ai/logs/",
+    ".ai/cache/",
+    ".ai/daemon.",
+    ".ai/worktrees/",
+    ".ai/integrate.lock",
+)
 
 Progress = Callable[[str], None]
 
@@ -227,20 +238,27 @@ class Executor:
 
         claim = self.service.claim(ai_id, task_id=task.id)
         token, task = claim.token, claim.task
-        self._enforce_execute(task, ai_id, token, sandbox_mode)
+        decision = self._enforce_execute(task, ai_id, token, sandbox_mode)
         task = self.service.start(token)
         AIStore(self.service.db, self.service.store.clock).refresh_busy()
         run_dir = new_run_dir(self.workspace, task)
         attempt = int(run_dir.name)
         self.progress(f"task {task.id} attempt {attempt}: running as {ai_id} ({connector_name})")
 
-        base = self._git(["rev-parse", "HEAD"])
-        base_commit = base[1].strip() if base and base[0] == 0 else None
-        dirty_before = self._dirty() if base_commit else {}
-        confinement = self._confinement(task, policy, sandbox_mode)
+        isolated, root = self._isolate(task, token, attempt, policy)
+        base_commit = self._head(root)
+        dirty_before = self._dirty(root) if base_commit else {}
+        confinement = self._confinement(task, policy, sandbox_mode, root)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         gate = ToolGate(
-            self.workspace, task, ai_id, token, self.progress, self.service.enforcer, watch.lose
+            self.workspace,
+            task,
+            ai_id,
+            token,
+            self.progress,
+            self.service.enforcer,
+            watch.lose,
+            root=root,
         )
         transcript = (run_dir / "transcript.jsonl").open("w", encoding="utf-8")
         watch.start()  # before the skills' scripts: they run under the lease too
@@ -249,7 +267,7 @@ class Executor:
             request = RunRequest(
                 prompt=build_prompt(task),
                 context=context,
-                cwd=self.workspace.root,
+                cwd=root,
                 run_dir=run_dir / "agent",
                 base_env={**self.environ, AGENT_RUN_ENV: f"{task.id}:{attempt}"},
                 allow_env=AGENT_ENV,
@@ -276,6 +294,7 @@ class Executor:
             gate.close()
 
         stopped = watch.lost.is_set() or watch.cancelled.is_set()  # no tests for a stopped run
+        test_timeout = None if stopped or not result.ok else total.total_seconds()
         evidence = self._evidence(
             task,
             ai_id,
@@ -283,8 +302,13 @@ class Executor:
             base_commit,
             dirty_before,
             result,
-            total.total_seconds() if result.ok and not stopped else None,
+            None if isolated is not None else test_timeout,
+            root=root,
         )
+        if isolated is not None:
+            self._finish_isolated(
+                isolated, task, ai_id, token, decision, result, evidence, test_timeout, watch
+            )
         evidence_path = self._keep_evidence(
             task,
             run_dir,
@@ -298,6 +322,128 @@ class Executor:
             return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
         finally:
             AIStore(self.service.db, self.service.store.clock).refresh_busy()
+
+    # the worktree of an isolated run
+
+    def _worktrees(self) -> Worktrees:
+        clock = self.service.store.clock
+        return Worktrees(
+            self.workspace, BranchStore(self.service.db, clock), self.environ, self.progress
+        )
+
+    def _isolate(
+        self, task: Task, token: LeaseToken, attempt: int, policy: Policy
+    ) -> tuple[BranchRecord | None, Path]:
+        """The attempt's own worktree under ``isolation: worktree`` (the default) and the
+        agent's working directory; no worktree (the repository's root) under ``shared``, or in
+        a repository without a commit to branch from (said in the progress). A worktree that
+        cannot be made releases the task (no attempt counted)."""
+        shared = None, self.workspace.root
+        if (policy.setting("isolation") or DEFAULT_ISOLATION) == "shared":
+            return shared
+        head = self._git(["rev-parse", "--verify", "--quiet", "HEAD"])
+        if not head or head[0] != 0:
+            self.progress(
+                f"task {task.id}: no commit to branch from, so the agent works in the shared "
+                "working tree (commit your files to get a worktree per task)"
+            )
+            return shared
+        mode = str(policy.setting("integrate") or DEFAULT_INTEGRATION)
+        try:
+            record = self._worktrees().create(task.id, attempt, mode)
+        except AictlError as error:
+            self.service.release(token)
+            error.hint = error.hint or f"task {task.id} was released; no attempt was counted"
+            raise
+        self.progress(f"task {task.id}: working in {record.worktree} on {record.branch}")
+        return record, self.workspace.root / record.worktree
+
+    def _finish_isolated(
+        self,
+        record: BranchRecord,
+        task: Task,
+        ai_id: str,
+        token: LeaseToken,
+        decision: str,
+        result: RunResult,
+        evidence: dict[str, Any],
+        test_timeout: float | None,
+        watch: _Watch,
+    ) -> None:
+        """After an isolated run: commit its changes on its branch, run the tests in its
+        worktree and, when the run is judged done, integrate it into the target branch.
+        Nothing is committed or integrated for a failed or stopped run, or one that changed
+        files outside its task's paths (its worktree is kept for inspection). Fills the
+        evidence (commits, diffstat, diff from git, tests, ``integration``)."""
+        worktrees = self._worktrees()
+        root = self.workspace.root / record.worktree
+        outside = evidence.get("changes_outside_paths") or []
+        why_not = None
+        if test_timeout is None:
+            why_not = "the run did not succeed"
+        elif outside:
+            why_not = "the run changed files outside the task's paths"
+        try:
+            if why_not is None:
+                message = commit_message(
+                    task_id=task.id,
+                    title=task.title,
+                    attempt=record.attempt,
+                    epoch=token.epoch,
+                    decision=decision,
+                )
+                record, changed = worktrees.commit(record, author=ai_id, message=message)
+                if record.task_commit is not None:
+                    stat, diff = worktrees.diffstat(record.base_commit, record.task_commit)
+                    evidence.update(files_changed=changed, diff=diff, diffstat=stat)
+                assert test_timeout is not None
+                evidence["tests"] = self._tests(test_timeout, root)
+                verdict, reason = judge_outcome(result, evidence["tests"])
+                if verdict != "done":
+                    why_not = reason
+                elif record.task_commit is not None:
+                    self.service.heartbeat(token)  # the lease must outlive the integration
+                    record = self._integrate(worktrees, record, task, token, evidence)
+            if why_not is not None:
+                record = worktrees.branches.update(
+                    task.id, record.attempt, status="failed", reason=why_not
+                )
+        except LeaseLost as lost:
+            watch.lost.set()
+            evidence["integration"] = {"status": "lease lost", "reason": str(lost)}
+        except GitFailed as error:
+            evidence["integration"] = {"status": "failed", "reason": f"git failed: {error}"}
+        evidence["worktree"] = record.worktree
+        evidence.update(
+            branch=record.branch,
+            target=record.target,
+            base_commit=record.base_commit,
+            task_commit=record.task_commit,
+            merge_commit=record.merge_commit,
+        )
+
+    def _integrate(
+        self,
+        worktrees: Worktrees,
+        record: BranchRecord,
+        task: Task,
+        token: LeaseToken,
+        evidence: dict[str, Any],
+    ) -> BranchRecord:
+        def fence() -> None:
+            lost = self.service.store.lease_loss(token)
+            if lost is not None:
+                raise lost
+
+        self.progress(f"task {task.id}: integrating {record.branch} into {record.target}")
+        done = worktrees.integrate(record, title=task.title, fence=fence)
+        evidence["integration"] = {"status": done.status, "reason": done.reason}
+        shown = done.record.merge_commit or done.record.task_commit or ""
+        self.progress(
+            f"task {task.id}: {done.status} {shown[:12]}"
+            + (f" ({done.reason})" if done.reason else "")
+        )
+        return done.record
 
     def _keep_evidence(
         self,
@@ -320,14 +466,24 @@ class Executor:
         self._summarise(task, evidence, result)
         return evidence_path
 
-    def _confinement(self, task: Task, policy: Policy, sandbox_mode: str) -> dict[str, Any]:
+    def _confinement(
+        self, task: Task, policy: Policy, sandbox_mode: str, root: Path
+    ) -> dict[str, Any]:
         """The run's sandbox (planned now, while the task holds its locks and the others
-        theirs) and the agent settings it loads."""
+        theirs) and the agent settings it loads. In a worktree (``root`` is not the
+        repository's) the plan is the same, drawn in the worktree: only the agent's working
+        directory and its allowed folders are writable, so the main working tree, ``.ai/``,
+        the other worktrees and git's objects and refs are read-only; other tasks' globs
+        need no deny there (their files are in other worktrees)."""
         sandbox = None
         if sandbox_mode == "required":
-            held = [lock.glob for lock in self.service.locks() if lock.task_id != task.id]
             home = None if policy.setting("reads") == "anywhere" else self.environ.get("HOME")
-            sandbox = sandbox_for(self.workspace, task.paths, held, home)
+            if root == self.workspace.root:
+                held = [lock.glob for lock in self.service.locks() if lock.task_id != task.id]
+                sandbox = sandbox_for(self.workspace, task.paths, held, home)
+            else:
+                place = Workspace(root, self.workspace.db_path)
+                sandbox = sandbox_for(place, task.paths, [], home)
         return {
             "sandbox": sandbox,
             "setting_sources": setting_sources(policy),
@@ -368,10 +524,15 @@ class Executor:
             self.progress(f"task {task.id} released: the run was cancelled")
             return Execution(task, ai_id, attempt, "released", "cancelled", evidence_path, evidence)
         outside = evidence.get("changes_outside_paths") or []
-        on_outside = str(policy.setting("outside_changes") or "fail")
+        isolated = evidence.get("isolation") == "worktree"
+        # in a worktree nothing outside the task's paths is ever merged: the run fails
+        on_outside = "fail" if isolated else str(policy.setting("outside_changes") or "fail")
         outcome, reason = judge_outcome(
             result, evidence["tests"], outside=outside, on_outside=on_outside, paths=task.paths
         )
+        integration = evidence.get("integration") or {}
+        if reason is None and integration.get("status") in ("refused", "failed"):
+            outcome, reason = "fail", str(integration.get("reason"))
         if outside and on_outside == "warn":
             self.progress(
                 f"warning: task {task.id}'s run changed {len(outside)} file(s) outside its "
@@ -441,17 +602,16 @@ class Executor:
             )
         return tripped
 
-    def _enforce_execute(
-        self, task: Task, ai_id: str, token: LeaseToken, sandbox_mode: str
-    ) -> None:
-        """Decide and record the execution; the record names the sandbox the run gets."""
+    def _enforce_execute(self, task: Task, ai_id: str, token: LeaseToken, sandbox_mode: str) -> str:
+        """Decide and record the execution; the record names the sandbox the run gets.
+        Returns the decision record's id."""
         resource = {"task": task.id, "paths": list(task.paths), "sandbox": sandbox_mode}
         ruling = self.service.enforcer.ruling(
             "execute", subject=ai_id, task=task, ai=ai_id, resource=resource
         )
         store = self.service.store
         with self.service.db.transaction():
-            store.decisions.enforce(
+            record = store.decisions.enforce(
                 ruling, at=store.clock.now(), task_id=task.id, lease_epoch=token.epoch
             )
         if ruling.effect != "allow":
@@ -459,6 +619,7 @@ class Executor:
             raise PolicyDenied(
                 f"policy denies executing task {task.id} by {ai_id}: {ruling.reason}"
             )
+        return record.id
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, AssistantTurn):
@@ -475,13 +636,13 @@ class Executor:
     # evidence
 
     def _run(
-        self, argv: list[str], timeout: float | None = GIT_TIMEOUT
+        self, argv: list[str], timeout: float | None = GIT_TIMEOUT, cwd: Path | None = None
     ) -> tuple[int | None, str, str] | None:
         lines: list[str] = []
         try:
             outcome = run_process(
                 argv,
-                cwd=self.workspace.root,
+                cwd=cwd or self.workspace.root,
                 env=self.environ,
                 idle_timeout=None,
                 total_timeout=timeout,
@@ -492,13 +653,19 @@ class Executor:
             return None
         return outcome.exit_code, "\n".join(lines), outcome.stderr
 
-    def _git(self, args: list[str]) -> tuple[int | None, str, str] | None:
-        return self._run(["git", *args])
+    def _head(self, root: Path) -> str | None:
+        """The commit checked out at ``root`` (None without one)."""
+        ran = self._git(["rev-parse", "HEAD"], root)
+        return ran[1].strip() if ran and ran[0] == 0 else None
 
-    def _dirty(self) -> dict[str, tuple[str, str | None]]:
-        """Every changed or untracked file against HEAD (aictl's own state aside): its git
-        status code and a hash of its content (None when deleted)."""
-        status = self._git(["status", "--porcelain=v1", "-z", "--untracked-files=all"])
+    def _git(self, args: list[str], cwd: Path | None = None) -> tuple[int | None, str, str] | None:
+        return self._run(["git", *args], cwd=cwd)
+
+    def _dirty(self, root: Path) -> dict[str, tuple[str, str | None]]:
+        """Every changed or untracked file against HEAD in the working tree at ``root``
+        (aictl's own state aside): its git status code and a hash of its content (None when
+        deleted)."""
+        status = self._git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], root)
         if not status or status[0] != 0:
             return {}
         found: dict[str, tuple[str, str | None]] = {}
@@ -512,7 +679,7 @@ class Executor:
                 if moved_from and not moved_from.startswith(OWN_PATHS):
                     found[moved_from] = ("D ", None)
             if not path.startswith(OWN_PATHS):
-                found[path] = (code, _hash(self.workspace.root / path))
+                found[path] = (code, _hash(root / path))
         return found
 
     def _evidence(
@@ -524,6 +691,8 @@ class Executor:
         dirty_before: Mapping[str, tuple[str, str | None]],
         result: RunResult,
         test_timeout: float | None,
+        *,
+        root: Path,
     ) -> dict[str, Any]:
         """What the run changed and, given a ``test_timeout``, what the project's tests say.
 
@@ -535,14 +704,15 @@ class Executor:
         elsewhere: list[str] = []
         diff = ""
         if base is not None:
-            after = self._dirty()
+            after = self._dirty(root)
             for path in sorted(set(dirty_before) | set(after)):
                 if dirty_before.get(path, ("", ""))[1:] == after.get(path, ("", ""))[1:]:
                     continue
                 covered = not task.paths or not outside_paths([path], task.paths)
                 (changed if covered else elsewhere).append(path)
-            diff = self._diff(base, changed, after)
-        outside, others = self._attribute(task, elsewhere)
+            diff = self._diff(base, changed, after, root)
+        isolated = root != self.workspace.root  # in its own worktree: every change is its own
+        outside, others = (elsewhere, {}) if isolated else self._attribute(task, elsewhere)
         return {
             "task": task.id,
             "ai": ai_id,
@@ -552,7 +722,10 @@ class Executor:
             "changes_outside_paths": outside,
             "changes_of_other_tasks": others,
             "diff": diff,
-            "tests": {"status": "not run"} if test_timeout is None else self._tests(test_timeout),
+            "isolation": "worktree" if isolated else "shared",
+            "tests": {"status": "not run"}
+            if test_timeout is None
+            else self._tests(test_timeout, root),
             "agent": {
                 "status": result.status,
                 "reason": result.reason,
@@ -591,19 +764,23 @@ class Executor:
         return outside, others
 
     def _diff(
-        self, base: str, files: list[str], status: Mapping[str, tuple[str, str | None]]
+        self,
+        base: str,
+        files: list[str],
+        status: Mapping[str, tuple[str, str | None]],
+        root: Path,
     ) -> str:
         """``git diff`` of the tracked ``files`` against ``base``, then untracked ones whole."""
         tracked = [f for f in files if status.get(f, ("", None))[0] != "??"]
         diff = ""
         if tracked:
-            ran = self._git(["diff", base, "--", *(f":(literal){f}" for f in tracked)])
+            ran = self._git(["diff", base, "--", *(f":(literal){f}" for f in tracked)], root)
             diff = ran[1] if ran and ran[0] == 0 else ""
         for path in files:
             if status.get(path, ("", None))[0] != "??":
                 continue
             try:
-                content = (self.workspace.root / path).read_text(errors="replace")
+                content = (root / path).read_text(errors="replace")
             except OSError:
                 continue
             diff += f"\n--- /dev/null\n+++ b/{path} (untracked)\n" + "".join(
@@ -611,12 +788,12 @@ class Executor:
             )
         return diff
 
-    def _tests(self, timeout: float) -> dict[str, Any]:
+    def _tests(self, timeout: float, root: Path) -> dict[str, Any]:
         command = self.service.enforcer.policy(None).setting("test_command")
         if not command:
             return {"status": "not configured"}
         self.progress(f"running tests: {command}")
-        ran = self._run(["/bin/sh", "-c", str(command)], timeout=timeout)
+        ran = self._run(["/bin/sh", "-c", str(command)], timeout=timeout, cwd=root)
         if ran is None:
             return {"status": "failed", "command": command, "exit_code": None, "output": ""}
         code, out, err = ran

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aictl.domain.tasks import LeaseToken, Task
@@ -54,8 +55,13 @@ class ToolGate:
         progress: Callable[[str], None],
         enforcer: Enforcer,
         on_lease_lost: Callable[[], None] = lambda: None,
+        *,
+        root: Path | None = None,
     ) -> None:
+        """``root`` anchors the paths of Write and Edit calls: the agent's working directory
+        (its worktree), the repository's root by default."""
         self.workspace = workspace
+        self.root = root or workspace.root
         self.on_lease_lost = on_lease_lost
         self.enforcer = enforcer
         self.task = task
@@ -84,15 +90,13 @@ class ToolGate:
                 call.name,
                 call.input,
                 self.task.paths,
-                self.workspace.root,
+                self.root,
                 self.task.id,
                 resolve=os.path.realpath,
             )
             reading = None
             if service.enforcer.policy(self.ai).setting("reads") != "anywhere":
-                reading = read_denial(
-                    call.name, call.input, self.workspace.root, resolve=os.path.realpath
-                )
+                reading = read_denial(call.name, call.input, self.root, resolve=os.path.realpath)
             if lost is not None:
                 ruling = _aictl_ruling(ruling, "lease", str(lost))
             elif denial is not None:

@@ -116,6 +116,26 @@ CREATE TABLE skill_settings (
     PRIMARY KEY (scope, name)
 ) WITHOUT ROWID;
 
+CREATE TABLE task_branches (
+    task_id        INTEGER NOT NULL REFERENCES tasks (id),
+    attempt        INTEGER NOT NULL CHECK (attempt >= 1),
+    branch         TEXT    NOT NULL,
+    worktree       TEXT    NOT NULL,
+    target         TEXT,
+    base_commit    TEXT    NOT NULL,
+    task_commit    TEXT,
+    target_before  TEXT,
+    merge_commit   TEXT,
+    mode           TEXT    NOT NULL CHECK (mode IN ('merge', 'rebase', 'branch')),
+    status         TEXT    NOT NULL CHECK (status IN (
+        'running', 'empty', 'committed', 'integrating', 'merged', 'kept', 'refused', 'failed'
+    )),
+    reason         TEXT,
+    created_at     TEXT    NOT NULL,
+    updated_at     TEXT    NOT NULL,
+    PRIMARY KEY (task_id, attempt)
+) WITHOUT ROWID;
+
 CREATE TABLE task_deps (
     task_id    INTEGER NOT NULL REFERENCES tasks (id),
     depends_on INTEGER NOT NULL REFERENCES tasks (id),

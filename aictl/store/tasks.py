@@ -910,6 +910,39 @@ class TaskStore:
             self._unblock_dependents(connection, task_id, stamp)
             return self.get(task_id)
 
+    def integrated(self, task_id: int, result: str, evidence: dict[str, Any] | None = None) -> Task:
+        """Mark done a task whose worktree's work was integrated by ``aictl task integrate``
+        (a failed task, or a queued one whose run died during its integration), count it done
+        for its dependents and unblock those it was blocking. No lease is involved: the caller
+        holds the integration lock, and the status is checked in this transaction."""
+        with self.db.transaction() as connection:
+            task = self.get(task_id)
+            next_status(task.status, "integrate")
+            stamp = format_time(self.clock.now())
+            connection.execute(
+                "UPDATE tasks SET status = 'done', lease_expires_at = NULL, failure_reason = NULL,"
+                " not_before = NULL, finished_at = ?, updated_at = ?, result = ?,"
+                " evidence = coalesce(?, evidence) WHERE id = ? AND status = ?",
+                (
+                    stamp,
+                    stamp,
+                    result,
+                    None if evidence is None else json.dumps(evidence),
+                    task_id,
+                    str(task.status),
+                ),
+            )
+            connection.execute(
+                "UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = ?"
+                " WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)",
+                (stamp, task_id),
+            )
+            self.audit.append(
+                stamp, "task.integrated", self.actor, task_id, {"was": str(task.status)}
+            )
+            self._unblock_dependents(connection, task_id, stamp)
+            return self.get(task_id)
+
     def approve(self, task_id: int, ruling: Ruling, by: str) -> Task:
         """Record whether ``by`` may approve and, if so, release the task to the queue (or leave
         it blocked with its dependency reason if a dependency cannot finish)."""

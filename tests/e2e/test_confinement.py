@@ -326,7 +326,9 @@ def test_entering_a_worktree_is_decided_and_denied(tmp_path: Path) -> None:
     branches = subprocess.run(
         ["git", "branch", "--list"], cwd=repo.root, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert "escape" not in " ".join(branches) and len(branches) == 2  # "*" and the one branch
+    # "*" and the one branch, beside aictl's own task branch (isolation: worktree)
+    theirs = [name for name in branches if not name.startswith(("aictl/", "+"))]
+    assert "escape" not in " ".join(branches) and len(theirs) == 2
     denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
     assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:task-paths"]
     assert "EnterWorktree makes a worktree" in seen[0]
@@ -344,7 +346,8 @@ def test_a_write_and_an_edit_through_a_symbolic_link_never_land_outside(tmp_path
     }
     read = {"name": "Read", "input": {"file_path": "src/link/e.txt"}}
     with serve([{"tool_use": read}, {"tool_use": write}, {"tool_use": edit}, {"text": "ok"}]) as s:
-        repo = make_repo(tmp_path, s.url)
+        # the shared tree: the link is made after the commit, so only the main tree has it
+        repo = make_repo(tmp_path, s.url, "settings:\n  isolation: shared\n")
         (repo.root / "src" / "link").symlink_to(outside)
         (repo.root / "docs").mkdir()
         (repo.root / "docs" / "a.txt").write_text(OTHER_WORK)
@@ -370,7 +373,10 @@ def test_reads_outside_the_repository_follow_the_policy(tmp_path: Path, reads: s
     read = {"name": "Read", "input": {"file_path": str(key)}}
     steps = [{"tool_use": read}, bash(f"cat {key} > src/leak.txt; true"), {"text": "Done."}]
     with serve(steps) as server:
-        repo = make_repo(tmp_path, server.url, f"settings:\n  reads: {reads}\n")
+        # the shared tree: the shell's leak must land where the test looks for it
+        repo = make_repo(
+            tmp_path, server.url, f"settings:\n  isolation: shared\n  reads: {reads}\n"
+        )
         repo.env["HOME"] = str(home)
         assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
         repo.aictl("task", "execute", "1")
@@ -411,7 +417,10 @@ def test_the_projects_claude_md_reaches_the_agent_by_default(
     tmp_path: Path, sources: str | None, loaded: bool
 ) -> None:
     marker = "PROJECT-RULE-7f3a: tabs, never spaces"
-    policy = "" if sources is None else f"settings:\n  claude_settings: {sources}\n"
+    # the shared tree: CLAUDE.md is written after the commit, so only the main tree has it
+    policy = "settings:\n  isolation: shared\n" + (
+        "" if sources is None else f"  claude_settings: {sources}\n"
+    )
     with serve([{"text": "Done."}]) as server:
         repo = make_repo(tmp_path, server.url, policy)
         (repo.root / "CLAUDE.md").write_text(f"# Conventions\n\n{marker}\n")

@@ -38,7 +38,8 @@ def test_a_write_outside_the_task_paths_is_denied_recorded_and_never_lands(
         {"text": "I wrote both files."},  # the model's words are not evidence
     ]
     with serve(script) as server:
-        repo = make_repo(tmp_path, server.url)
+        # the shared tree: the allowed write lands in the user's tree as the agent makes it
+        repo = make_repo(tmp_path, server.url, "settings:\n  isolation: shared\n")
         create(repo)  # paths: src/**
         ran = repo.aictl("task", "execute", "1", "--json")
     assert ran.returncode == 1, ran.stderr
@@ -149,7 +150,8 @@ def test_an_agent_dies_with_a_killed_aictl_and_the_task_can_be_done_again(
     """SIGKILL gives aictl no chance to stop its agent: the kernel does (parent-death signal),
     so no agent runs on unsupervised. The lease then expires and another run does the task."""
     write = {"name": "Write", "input": {"file_path": "src/a.txt", "content": "a\n"}}
-    policy = "settings:\n  lease_ttl: 2s\n"
+    # the shared tree: the agents are looked for by their working folder, the repository
+    policy = "settings:\n  isolation: shared\n  lease_ttl: 2s\n"
     with serve([{"stall": True}]) as stalled:
         repo = make_repo(tmp_path, stalled.url, policy)
         create(repo)

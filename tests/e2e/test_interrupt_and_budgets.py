@@ -27,7 +27,8 @@ def test_ctrl_c_releases_the_task_and_its_locks_at_once_and_keeps_the_evidence(
     tmp_path: Path,
 ) -> None:
     # A long lease: a task released only at the lease's expiry would still be running below.
-    policy = "settings:\n  lease_ttl: 30m\n  timeouts:\n    idle: 10m\n"
+    # the shared tree: the agent is looked for by its working folder, the repository
+    policy = "settings:\n  isolation: shared\n  lease_ttl: 30m\n  timeouts:\n    idle: 10m\n"
     with serve([{"stall": True}]) as server:
         repo = make_repo(tmp_path, server.url, policy)
         create(repo)
@@ -108,7 +109,8 @@ def test_the_task_budget_fails_the_run_and_the_daily_budget_refuses_the_next(
 
 
 def test_retry_keeps_the_evidence_of_every_earlier_attempt(tmp_path: Path) -> None:
-    policy = 'settings:\n  test_command: "test -f src/ok"\n'
+    # the shared tree: src/ok is made in the user's tree between the attempts
+    policy = 'settings:\n  isolation: shared\n  test_command: "test -f src/ok"\n'
     with serve(WRITE_HELLO) as server:
         repo = make_repo(tmp_path, server.url, policy)
         create(repo, "--max-attempts", "1")

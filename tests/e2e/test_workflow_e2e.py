@@ -110,7 +110,8 @@ def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: 
             }
         )
         assert run(root, env, "init").returncode == 0
-        policy = f"version: 1\nsettings:\n  test_command: '{TEST_COMMAND}'\n"
+        # the shared tree: the fix step works on the failed implementation where it lies
+        policy = f"version: 1\nsettings:\n  isolation: shared\n  test_command: '{TEST_COMMAND}'\n"
         (root / ".ai" / "policy.yaml").write_text(policy)
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "first")

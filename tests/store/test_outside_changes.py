@@ -74,7 +74,8 @@ def test_with_warn_the_task_completes_and_the_progress_warns(
     service: TaskService, committed: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use(writes("src/a.py", "other/bad.txt"), monkeypatch)  # type: ignore[arg-type]
-    policy(committed, "settings:\n  outside_changes: warn\n")
+    # the shared tree: in a worktree, nothing outside the task's paths is ever merged
+    policy(committed, "settings:\n  isolation: shared\n  outside_changes: warn\n")
     task = service.create("t", paths=["src/**"])
     lines: list[str] = []
     ran = Executor(service, progress=lines.append).execute(task.id, ai="bot")
@@ -96,6 +97,7 @@ def test_changes_inside_a_concurrent_task_s_paths_are_that_task_s(
 ) -> None:
     """Two agents in one working tree: while task 1 runs, task 2 (holding docs/**) writes
     docs/b.md. Task 1's evidence lists it apart, and task 1 completes."""
+    policy(committed, "settings:\n  isolation: shared\n")
     other = service.create("docs", paths=["docs/**"])
     mine = service.create("code", paths=["src/**"])
     claim = service.claim("someone", task_id=other.id)

@@ -1,0 +1,90 @@
+"""`aictl worktree`: the git worktrees of task runs, and pruning those that hold no unmerged
+work."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from aictl.cli import output
+from aictl.cli.common import JsonOption, QuietOption, task_service
+
+app = typer.Typer(help="List and prune the git worktrees of task runs.")
+
+_COLUMNS = ["TASK", "ATTEMPT", "WORKTREE", "BRANCH", "STATUS", "MERGED"]
+
+
+def _rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            row["task"],
+            row["attempt"],
+            row["worktree"] if row["exists"] else f"{row['worktree']} (gone)",
+            row["branch"],
+            row["status"],
+            "yes" if row["merged"] else "no",
+        ]
+        for row in rows
+    ]
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_output: JsonOption = False, quiet: QuietOption = False) -> None:
+    """List every worktree aictl made for a task attempt: its task, status, branch, whether
+    its work is merged into the target branch and whether `prune` would remove it, and why.
+
+    Example: aictl worktree list --json
+    """
+    from aictl.services.worktrees import list_worktrees
+
+    with task_service(ctx) as service:
+        rows = list_worktrees(service)
+    fmt = output.pick(json_output, quiet)
+    if fmt is output.Format.JSON:
+        output.emit_json(rows)
+    elif fmt is output.Format.QUIET:
+        for row in rows:
+            output.line(row["worktree"])
+    elif not rows:
+        output.note("no task worktrees")
+    else:
+        output.table(
+            None,
+            [*_COLUMNS, "PRUNE"],
+            (
+                [*cells, "remove" if row["prunable"] else f"keep: {row['why']}"]
+                for cells, row in zip(_rows(rows), rows, strict=True)
+            ),
+        )
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove the worktrees and branches of task runs whose work is all merged into the
+    target branch, or that hold nothing; keep every one with commits not merged or with
+    uncommitted changes (a failed or killed run), and say why. Never forces a removal.
+
+    Example: aictl worktree prune --dry-run
+    """
+    from aictl.services.worktrees import prune_worktrees
+
+    with task_service(ctx) as service:
+        rows = prune_worktrees(service, dry_run=dry_run)
+    if json_output:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.note("no task worktrees")
+        return
+    for row in rows:
+        output.line(
+            f"{row['action']}: {row['worktree']} (task {row['task']}, {row['branch']}): "
+            f"{row['why']}"
+        )
