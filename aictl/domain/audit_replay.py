@@ -41,6 +41,7 @@ _STATUS_OF = {
     "task.claimed": "claimed",
     "task.started": "running",
     "task.completed": "done",
+    "task.integrated": "done",
     "task.failed": "failed",
     "task.requeued": "queued",
     "task.released": "queued",
@@ -123,7 +124,7 @@ def _apply(task: ImpliedTask, seq: int, kind: str, actor: str, data: Mapping[str
         if "epoch" in data:
             put("lease_epoch", data["epoch"])
         put("lease_holder", actor)
-    elif kind == "task.completed":
+    elif kind in ("task.completed", "task.integrated"):
         if "result" in data:
             put("result", data["result"])
         else:

@@ -937,8 +937,21 @@ class TaskStore:
                 " WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = ?)",
                 (stamp, task_id),
             )
+            stored = connection.execute(
+                "SELECT evidence FROM tasks WHERE id = ?", (task_id,)
+            ).fetchone()[0]
             self.audit.append(
-                stamp, "task.integrated", self.actor, task_id, {"was": str(task.status)}
+                stamp,
+                "task.integrated",
+                self.actor,
+                task_id,
+                {
+                    "was": str(task.status),
+                    "result": result,
+                    "evidence_digest": evidence_digest(
+                        None if stored is None else json.loads(stored)
+                    ),
+                },
             )
             self._unblock_dependents(connection, task_id, stamp)
             return self.get(task_id)
