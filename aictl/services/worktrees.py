@@ -119,6 +119,10 @@ class Git:
         return [name for name in self.run(*args)[1].split("\0") if name.strip("\n")]
 
 
+#: How many of the latest attempts are looked at for a worktree to reuse.
+SPARE_LOOKUP = 4
+
+
 class Worktrees:
     """The worktrees of one workspace's tasks."""
 
@@ -164,6 +168,7 @@ class Worktrees:
             path.rename(path.with_name(f"{path.name}-old-{os.getpid()}"))
             self.git.run("worktree", "repair", check=False)
         self._ignore_worktrees()
+        spare = self._spare()
         record = self.branches.add(
             task_id=task_id,
             attempt=attempt,
@@ -173,8 +178,29 @@ class Worktrees:
             base_commit=base,
             mode=mode,
         )
-        self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
+        if spare is not None:
+            # a merged, clean worktree: switching it rewrites only the files that differ,
+            # where `worktree add` writes every file of the repository again
+            self.git.run("worktree", "move", str(spare), str(path))
+            moved = Git(path, self.environ)
+            moved.run("switch", "--quiet", "-C", branch, base)
+            # ignored files too: nothing an earlier agent left may reach this task
+            moved.run("clean", "-ffdxq")
+        else:
+            self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         return record
+
+    def _spare(self) -> Path | None:
+        """A worktree left by a merged attempt that prune would remove (every commit in the
+        target, nothing uncommitted, no run in it): the newest of the last few, or None."""
+        for record in reversed(self.branches.list_all()[-SPARE_LOOKUP:]):
+            path = self.root / record.worktree
+            if record.status != "merged" or not path.is_dir():
+                continue
+            remove, _ = prune_verdict(self.state(record, live=False))
+            if remove:
+                return path
+        return None
 
     def _free_branch(self, task_id: int, branch: str, target: str) -> None:
         if not self.git.ok("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):

@@ -286,3 +286,29 @@ def test_integrate_without_committed_work_is_refused(service: TaskService, main:
     task = service.create("t", paths=["src/**"])
     with pytest.raises(InvalidInput, match="no committed work"):
         integrate_task(service, task.id)
+
+
+def test_a_merged_clean_worktree_is_reused_and_nothing_of_its_run_reaches_the_next(
+    service: TaskService, main: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making a worktree writes every file of the repository; a merged, clean one is moved and
+    switched instead (only the files that differ). Ignored files an earlier agent left are
+    cleaned; a worktree with unmerged or uncommitted work is never reused."""
+    (main / ".gitignore").write_text("*.cache\n")
+    git(main, "add", ".gitignore")
+    git(main, "commit", "-q", "-m", "ignore")
+    use(writes({"src/a.py": "a\n", "src/planted.cache": "left\n"}), monkeypatch)  # type: ignore[arg-type]
+    assert run(service, service.create("a", paths=["src/**"]).id).outcome == "done"  # type: ignore[attr-defined]
+    first = main / ".ai" / "worktrees" / "task-1-1"
+    inode = first.stat().st_ino
+    seen: list[Path] = []
+    use(writes({"src/b.py": "b\n"}, seen), monkeypatch)  # type: ignore[arg-type]
+    assert run(service, service.create("b", paths=["src/**"]).id).outcome == "done"  # type: ignore[attr-defined]
+    second = main / ".ai" / "worktrees" / "task-2-1"
+    assert seen == [second] and second.stat().st_ino == inode  # the same folder, moved
+    assert not first.exists()
+    assert not (second / "src" / "planted.cache").exists()  # ignored leftovers cleaned
+    assert (second / "src" / "a.py").read_text() == "a\n"  # the target's merged work is there
+    worktrees = git(main, "worktree", "list", "--porcelain").count("worktree ")
+    assert worktrees == 2  # the main tree and one task worktree
+    assert git(main, "status", "--porcelain", "--", "src", "README.md") == ""
