@@ -223,6 +223,17 @@ class TaskStore:
         ).fetchall()
         return [HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows]
 
+    def live_leases(self) -> list[tuple[int, str, list[str], str, int]]:
+        """Every lease alive now (claimed or running, not expired): task id, title, globs,
+        holder and epoch. What the ``PreToolUse`` hook judges a write against."""
+        leased = tuple(str(status) for status in LEASED)
+        rows = self.db.connection.execute(
+            "SELECT id, title, paths, lease_holder, lease_epoch FROM tasks"
+            f" WHERE status IN ({_qmarks(len(leased))}) AND lease_expires_at > ? ORDER BY id",
+            (*leased, format_time(self.clock.now())),
+        ).fetchall()
+        return [(row[0], row[1], json.loads(row[2]), row[3], row[4]) for row in rows]
+
     def leased_since(self, since: datetime, *, exclude: int) -> dict[int, list[str]]:
         """The paths of every task but ``exclude`` that held a lease at some time since
         ``since``: leased now, claimed since, or finished since (claimed before). With several
