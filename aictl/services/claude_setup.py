@@ -5,7 +5,8 @@ Two files, both Claude Code's own project files:
 - ``.mcp.json``: the ``aictl`` server (``aictl mcp serve``) beside the user's other servers;
 - ``.claude/settings.json``: a ``PreToolUse`` hook (``aictl hook pre-tool-use``) on the tools
   that write files and on ``Bash``, a ``SessionStart`` hook (``aictl prime``), and ``aictl``
-  in ``enabledMcpjsonServers`` (so the project server needs no interactive approval).
+  in ``enabledMcpjsonServers`` (so the project server needs no interactive approval), and
+  ``mcp__aictl`` in ``permissions.allow`` (its tools decide through aictl's own policy).
 
 What the user has is kept: other servers, other hooks, other settings. An entry of ours is
 replaced only if it differs (another ``--command``), so a second run changes nothing. A file
@@ -121,6 +122,10 @@ def plan(root: Path, command: str = "aictl") -> list[FileChange]:
     enabled = _section(settings, "enabledMcpjsonServers", list, settings_path)
     if SERVER not in enabled:
         enabled.append(SERVER)
+    allowed = _section(_section(settings, "permissions", dict, settings_path), "allow", list,
+                       settings_path)  # fmt: skip
+    if f"mcp__{SERVER}" not in allowed:
+        allowed.append(f"mcp__{SERVER}")
     changes.append(FileChange(settings_path, before, _dump(settings)))
     return changes
 

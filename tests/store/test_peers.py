@@ -184,6 +184,7 @@ def test_setup_merges_with_what_the_user_has_and_is_idempotent(workspace: Worksp
     settings = json.loads((root / ".claude" / "settings.json").read_text())
     mcp = json.loads((root / ".mcp.json").read_text())
     assert settings["model"] == "opus" and "aictl" in settings["enabledMcpjsonServers"]
+    assert settings["permissions"]["allow"] == ["mcp__aictl"]
     commands = [h["command"] for e in settings["hooks"]["PreToolUse"] for h in e["hooks"]]
     assert commands == ["lint.sh", "aictl hook pre-tool-use"]
     assert settings["hooks"]["SessionStart"][0]["hooks"][0]["command"] == "aictl prime"
