@@ -14,8 +14,7 @@ def pre_tool_use() -> None:
     task another agent holds; Bash is decided by the policy's tool rules. A denial is JSON on
     stdout; each decision is recorded.
 
-    Example: echo '{"tool_name":"Write","tool_input":{"file_path":"src/a.py"}}' |
-    aictl hook pre-tool-use
+    Example: aictl hook pre-tool-use < event.json   (Claude Code runs it for you)
     """
     from aictl.hook import pre_tool_use_main
 
