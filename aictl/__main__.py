@@ -1,3 +1,3 @@
-from aictl.cli import main
+from aictl.entry import main
 
 main()

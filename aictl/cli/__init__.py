@@ -34,6 +34,9 @@ GROUPS = {
     "skill": "aictl.cli.skill",
     "workflow": "aictl.cli.workflow",
     "worktree": "aictl.cli.worktree",
+    "mcp": "aictl.cli.mcp",
+    "hook": "aictl.cli.hook",
+    "setup": "aictl.cli.setup",
 }
 
 
@@ -74,6 +77,7 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     app.callback()(root)
     app.command()(init)
     app.command()(doctor)
+    app.command()(prime)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
@@ -173,6 +177,20 @@ def doctor(
         output.table("aictl doctor", ["", "CHECK", "FOUND"], rows)
     if not healthy(checks):
         raise typer.Exit(1)
+
+
+def prime(ctx: typer.Context) -> None:
+    """Print what an agent needs at the start of a session (Claude Code's SessionStart hook):
+    who it is (AICTL_AGENT), what it holds, what is ready, and how to claim and finish work.
+
+    Example: aictl prime
+    """
+    from aictl.cli.common import state
+    from aictl.services.peers import current_agent
+    from aictl.services.peers import prime as prime_text
+    from aictl.workspace import locate
+
+    output.line(prime_text(locate(state(ctx).db), current_agent()).rstrip("\n"))
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -181,7 +181,7 @@ def heartbeat(
 ) -> None:
     """Extend a live lease. Exit 4 if the lease was lost.
 
-    Example: aictl task heartbeat 12 --lease 12:3
+    Example: aictl task heartbeat 12 --lease 12:3:Xq7cWm2Pz
     """
     _holder_write(ctx, task_id, lease, "heartbeat", json_output, quiet, ttl=ttl)
 
@@ -196,7 +196,7 @@ def start(
 ) -> None:
     """Mark a claimed task as running. Exit 4 if the lease was lost.
 
-    Example: aictl task start 12 --lease 12:3
+    Example: aictl task start 12 --lease 12:3:Xq7cWm2Pz
     """
     _holder_write(ctx, task_id, lease, "start", json_output, quiet)
 
@@ -215,7 +215,7 @@ def complete(
 ) -> None:
     """Finish a running task and release its locks. Exit 4 if the lease was lost.
 
-    Example: aictl task complete 12 --lease 12:3 --result "endpoint added" --evidence ev.json
+    Example: aictl task complete 12 --lease 12:3:Xq7cWm2Pz --result "done" --evidence e.json
     """
     _holder_write(
         ctx,
@@ -285,7 +285,7 @@ def fail(
     """Record a failure: the task is queued again while attempts remain, else it fails and
     blocks its dependents. Exit 4 if the lease was lost.
 
-    Example: aictl task fail 12 --lease 12:3 --reason "tests fail" --no-retry
+    Example: aictl task fail 12 --lease 12:3:Xq7cWm2Pz --reason "tests fail" --no-retry
     """
     _holder_write(
         ctx, task_id, lease, "fail", json_output, quiet, reason=reason, retry=not no_retry
@@ -302,7 +302,7 @@ def release(
 ) -> None:
     """Give a claimed task back to the queue without counting the attempt.
 
-    Example: aictl task release 12 --lease 12:3
+    Example: aictl task release 12 --lease 12:3:Xq7cWm2Pz
     """
     _holder_write(ctx, task_id, lease, "release", json_output, quiet)
 

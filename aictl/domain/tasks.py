@@ -9,13 +9,14 @@ pydantic is kept for YAML configuration, where its error messages earn their cos
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from aictl.errors import IllegalTransition, InvalidInput
+from aictl.errors import IllegalTransition, InvalidInput, LeaseLost
 
 
 class Status(StrEnum):
@@ -86,27 +87,59 @@ MAX_INTEGER = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class LeaseToken:
-    """Proof of a claim: the task and the epoch the claim created.
+    """Proof of a claim: the task, the epoch the claim created, and the claim's random secret.
 
-    Written as ``<task>:<epoch>``. Holding a token proves nothing by itself: every write checks
-    the epoch against the task's current one and the lease's expiry (fencing).
+    Written as ``<task>:<epoch>:<secret>``. The task and epoch are public (audit rows, decision
+    records and error messages name them); the secret is known only to whoever received the
+    claim, and the store keeps only its SHA-256 (``secret_hash``). Every write by a holder
+    checks epoch, secret hash and expiry in its WHERE clause (fencing), so a token guessed from
+    the public parts is refused like a stale one. ``label`` is the form to print anywhere but
+    to the holder itself.
     """
 
     task_id: int
     epoch: int
+    secret: str = field(default="", repr=False)
 
     def __str__(self) -> str:
+        return f"{self.task_id}:{self.epoch}:{self.secret}"
+
+    @property
+    def label(self) -> str:
+        """``<task>:<epoch>`` without the secret: safe for logs, errors and the audit log."""
         return f"{self.task_id}:{self.epoch}"
+
+    @property
+    def secret_hash(self) -> str:
+        """SHA-256 (hex) of the secret: what the store keeps and compares."""
+        return hash_secret(self.secret)
 
     @classmethod
     def parse(cls, text: str) -> LeaseToken:
-        match = re.fullmatch(r"\s*(\d+):(\d+)\s*", text)
+        """The token written as ``<task>:<epoch>:<secret>``.
+
+        Raises ``InvalidInput`` for text that is no token at all, and ``LeaseLost`` (exit 4,
+        contention) for the old ``<task>:<epoch>`` form without a secret: such a token can be
+        guessed, so it proves no claim.
+        """
+        match = re.fullmatch(r"\s*(\d+):(\d+)(?::([A-Za-z0-9_-]{1,128}))?\s*", text)
         if not match or int(match[1]) > MAX_INTEGER or int(match[2]) > MAX_INTEGER:
             raise InvalidInput(
                 f"invalid lease token {text!r}",
-                hint="a token looks like 12:3 (task 12, epoch 3), as printed by `aictl task claim`",
+                hint="a token looks like 12:3:<secret> (task 12, epoch 3), as printed by"
+                " `aictl task claim`",
             )
-        return cls(int(match[1]), int(match[2]))
+        if match[3] is None:
+            raise LeaseLost(
+                f"lease token {text.strip()!r} carries no secret: it proves no claim",
+                hint="use the whole token printed by `aictl task claim` (<task>:<epoch>:<secret>)",
+            )
+        return cls(int(match[1]), int(match[2]), match[3])
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 (hex) of a lease secret, the only form of it the database holds."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 @dataclass(slots=True, kw_only=True)

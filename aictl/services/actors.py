@@ -32,7 +32,7 @@ PERSON_HINT = (
 )
 
 
-def _read_stat(pid: int) -> str | None:
+def read_stat(pid: int) -> str | None:
     try:
         return (PROC / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -53,7 +53,7 @@ def agent_sign(service: TaskService, environ: Mapping[str, str] | None = None) -
         registered=AIStore(service.db, service.store.clock).ids(),
         environ=os.environ if environ is None else environ,
         pid=os.getpid(),
-        read_stat=_read_stat,
+        read_stat=read_stat,
         read_environ=_read_environ,
     )
 

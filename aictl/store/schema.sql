@@ -171,7 +171,7 @@ CREATE TABLE tasks (
     blocked_reason     TEXT,
     failure_reason     TEXT,
     result             TEXT,
-    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)), approval TEXT CHECK (approval IN ('pending', 'approved', 'rejected')), approval_by TEXT, not_before TEXT, skills TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(skills)),
+    evidence           TEXT CHECK (evidence IS NULL OR json_valid(evidence)), approval TEXT CHECK (approval IN ('pending', 'approved', 'rejected')), approval_by TEXT, not_before TEXT, skills TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(skills)), lease_secret_hash TEXT,
     -- a task has a live lease exactly while it is claimed or running
     CHECK ((status IN ('claimed', 'running')) = (lease_expires_at IS NOT NULL)),
     CHECK ((status = 'blocked') = (blocked_reason IS NOT NULL))

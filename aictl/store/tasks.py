@@ -1,15 +1,18 @@
 """Task persistence: every task state change is one ``BEGIN IMMEDIATE`` transaction here.
 
-Fencing: every write by a holder names the lease epoch it was granted and succeeds only while
-that epoch is current and the lease has not expired (``WHERE id = ? AND lease_epoch = ? AND
-lease_expires_at > ?``). Zero rows changed means the lease was lost; ``_lease_lost`` then
-reads the row to say why. Time is read from the injected clock *after* the write lock is
-taken, so a claim can never carry a timestamp earlier than the commit it depends on.
+Fencing: every write by a holder names the lease epoch it was granted and the secret it was
+given, and succeeds only while that epoch is current, the secret's SHA-256 is the one stored
+for it and the lease has not expired (``WHERE id = ? AND lease_epoch = ? AND
+lease_secret_hash = ? AND lease_expires_at > ?``). Zero rows changed means the lease was lost;
+``_lease_lost`` then reads the row to say why. Time is read from the injected clock *after* the
+write lock is taken, so a claim can never carry a timestamp earlier than the commit it depends
+on.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from aictl.domain.tasks import (
     Task,
     failure_event,
     format_time,
+    hash_secret,
     next_status,
     parse_time,
     sources,
@@ -90,7 +94,7 @@ WHERE status = 'queued' AND unmet_deps = 0 AND not_before > ?
 """
 _CLAIM = f"""
 UPDATE tasks
-SET status = 'claimed', lease_holder = ?, lease_epoch = lease_epoch + 1,
+SET status = 'claimed', lease_holder = ?, lease_epoch = lease_epoch + 1, lease_secret_hash = ?,
     lease_ttl_seconds = ?, lease_expires_at = ?, heartbeat_at = ?, claimed_at = ?,
     started_at = NULL, not_before = NULL, attempts = attempts + 1, updated_at = ?
 WHERE id = ? AND status = 'queued' AND unmet_deps = 0
@@ -218,6 +222,17 @@ class TaskStore:
             " FROM path_locks l JOIN tasks t ON t.id = l.task_id ORDER BY l.task_id, l.glob"
         ).fetchall()
         return [HeldLock(r[0], r[1], r[2], r[3], parse_time(r[4]), parse_time(r[5])) for r in rows]
+
+    def live_leases(self) -> list[tuple[int, str, list[str], str, int]]:
+        """Every lease alive now (claimed or running, not expired): task id, title, globs,
+        holder and epoch. What the ``PreToolUse`` hook judges a write against."""
+        leased = tuple(str(status) for status in LEASED)
+        rows = self.db.connection.execute(
+            "SELECT id, title, paths, lease_holder, lease_epoch FROM tasks"
+            f" WHERE status IN ({_qmarks(len(leased))}) AND lease_expires_at > ? ORDER BY id",
+            (*leased, format_time(self.clock.now())),
+        ).fetchall()
+        return [(row[0], row[1], json.loads(row[2]), row[3], row[4]) for row in rows]
 
     def leased_since(self, since: datetime, *, exclude: int) -> dict[int, list[str]]:
         """The paths of every task but ``exclude`` that held a lease at some time since
@@ -515,9 +530,21 @@ class TaskStore:
         now: datetime,
     ) -> Claim:
         stamp = format_time(now)
+        # The secret is returned to the claimant only; the row keeps its hash, the audit
+        # log and the decision records neither.
+        secret = secrets.token_urlsafe(18)
         row = connection.execute(
             _CLAIM,
-            (holder, ttl.total_seconds(), format_time(now + ttl), stamp, stamp, stamp, chosen),
+            (
+                holder,
+                hash_secret(secret),
+                ttl.total_seconds(),
+                format_time(now + ttl),
+                stamp,
+                stamp,
+                stamp,
+                chosen,
+            ),
         ).fetchone()
         task = self._tasks([row])[0]
         connection.executemany(
@@ -538,7 +565,7 @@ class TaskStore:
                 "attempt": task.attempts,
             },
         )
-        return Claim(task, LeaseToken(task.id, task.lease_epoch))
+        return Claim(task, LeaseToken(task.id, task.lease_epoch, secret))
 
     def _ready_ids(
         self,
@@ -659,10 +686,11 @@ class TaskStore:
     # ------------------------------------------------------- the holder's writes
 
     def _fence(self, token: LeaseToken, now: datetime) -> tuple[str, tuple[Any, ...]]:
-        """The WHERE clause that admits only the current epoch of a live lease."""
+        """The WHERE clause that admits only the current epoch of a live lease, and only with
+        its secret (compared as SHA-256 hashes: the secret itself is never stored)."""
         return (
-            "id = ? AND lease_epoch = ? AND lease_expires_at > ?",
-            (token.task_id, token.epoch, format_time(now)),
+            "id = ? AND lease_epoch = ? AND lease_secret_hash = ? AND lease_expires_at > ?",
+            (token.task_id, token.epoch, token.secret_hash, format_time(now)),
         )
 
     def _fenced_update(
@@ -690,25 +718,34 @@ class TaskStore:
     ) -> Exception:
         """Explain why a fenced write changed nothing."""
         row = connection.execute(
-            "SELECT status, lease_epoch, lease_holder, lease_expires_at FROM tasks WHERE id = ?",
+            "SELECT status, lease_epoch, lease_holder, lease_expires_at, lease_secret_hash"
+            " FROM tasks WHERE id = ?",
             (token.task_id,),
         ).fetchone()
         if row is None:
             return TaskNotFound(f"no task {token.task_id}")
         status, epoch, holder, expires = Status(row[0]), row[1], row[2], row[3]
         hint = "claim the task again if it is still wanted"
+        if epoch == token.epoch and row[4] != token.secret_hash:
+            # Checked before expiry and status: a wrong secret learns nothing about the lease.
+            return LeaseLost(
+                f"lease token {token.label} of task {token.task_id} has the wrong secret:"
+                f" only the holder of the lease can use it",
+                hint="use the whole token returned by the claim (<task>:<epoch>:<secret>)",
+            )
         if epoch != token.epoch:
             return LeaseLost(
-                f"lease {token} is stale: task {token.task_id} was claimed again "
+                f"lease {token.label} is stale: task {token.task_id} was claimed again "
                 f"(epoch {epoch}, holder {holder})",
                 hint=hint,
             )
         if status not in LEASED:
             return LeaseLost(
-                f"lease {token} is no longer valid: task {token.task_id} is {status}", hint=hint
+                f"lease {token.label} is no longer valid: task {token.task_id} is {status}",
+                hint=hint,
             )
         if expires <= format_time(now):
-            return LeaseLost(f"lease {token} expired at {expires}", hint=hint)
+            return LeaseLost(f"lease {token.label} expired at {expires}", hint=hint)
         if event == "heartbeat":  # pragma: no cover - a live lease always accepts a heartbeat
             raise AssertionError("heartbeat refused on a live lease")
         next_status(status, event)

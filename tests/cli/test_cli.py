@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -81,8 +82,8 @@ def test_full_lifecycle_through_the_cli(aictl: Callable[..., Result], tmp_path: 
     aictl("task", "create", "t", "--path", "src/**")
     code, out, _ = aictl("task", "claim", "--as", "w1", "--ttl", "5m", "--json")
     claim = json.loads(out)
-    assert code == 0 and claim["lease_token"] == "1:1" and claim["task"]["status"] == "claimed"
     token = claim["lease_token"]
+    assert code == 0 and token.startswith("1:1:") and claim["task"]["status"] == "claimed"
     assert aictl("task", "heartbeat", "1", "--lease", token, "-q") == (0, "1\n", "")
     code, out, _ = aictl("task", "start", "1", "--lease", token)
     assert code == 0 and out.startswith("Task 1 is running")
@@ -112,7 +113,22 @@ def test_full_lifecycle_through_the_cli(aictl: Callable[..., Result], tmp_path: 
 
 def test_claim_quiet_prints_only_the_token(aictl: Callable[..., Result]) -> None:
     aictl("task", "create", "t")
-    assert aictl("task", "claim", "--as", "w", "-q") == (0, "1:1\n", "")
+    code, out, err = aictl("task", "claim", "--as", "w", "-q")
+    assert (code, err) == (0, "") and re.fullmatch(r"1:1:[A-Za-z0-9_-]{24}\n", out)
+
+
+def test_a_token_without_its_secret_is_refused_with_exit_4(
+    aictl: Callable[..., Result], workspace: Workspace
+) -> None:
+    """The guessable `TASK:EPOCH` form, and a right-looking token with a made-up secret."""
+    aictl("task", "create", "t")
+    aictl("task", "claim", "--as", "w", "-q")
+    before = dump(workspace)
+    for lease in ("1:1", "1:1:madeup"):
+        for verb in ("heartbeat", "start", "release"):
+            code, _, err = aictl("task", verb, "1", "--lease", lease)
+            assert code == 4 and "secret" in err, err
+    assert dump(workspace) == before
 
 
 def test_init_twice_changes_nothing(aictl: Callable[..., Result], workspace: Workspace) -> None:
@@ -220,7 +236,7 @@ BAD_INPUTS = [
     (["task", "show", "abc"], "abc"),
     (["task", "show", "42"], "no task 42"),
     (["task", "heartbeat", "1", "--lease", "nonsense"], "invalid lease token"),
-    (["task", "heartbeat", "1", "--lease", "2:1"], "belongs to task 2"),
+    (["task", "heartbeat", "1", "--lease", "2:1:x"], "belongs to task 2"),
     (["task", "list", "--status", "weird"], "unknown status 'weird'"),
     (["task", "retry", "1"], "cannot retry a queued task"),
     (["task", "link", "1", "1"], "dependency cycle: 1 -> 1"),

@@ -83,7 +83,7 @@ def test_a_database_from_a_newer_aictl_names_both_versions(
     "args",
     [
         ["task", "show", TOO_BIG],
-        ["task", "heartbeat", "1", "--lease", f"1:{TOO_BIG}"],
+        ["task", "heartbeat", "1", "--lease", f"1:{TOO_BIG}:x"],
         ["task", "create", "x", "--depends-on", TOO_BIG],
         ["workflow", "status", TOO_BIG],
         ["audit", "log", "--task", TOO_BIG],
@@ -106,7 +106,7 @@ def test_the_audit_chain_is_intact_after_every_refusal(
 ) -> None:
     assert aictl("task", "create", "one")[0] == 0
     aictl("task", "show", TOO_BIG)
-    aictl("task", "heartbeat", "1", "--lease", f"1:{TOO_BIG}")
+    aictl("task", "heartbeat", "1", "--lease", f"1:{TOO_BIG}:x")
     exit_code, _, err = aictl("audit", "verify")
     assert exit_code == 0, err
     assert os.path.getsize(workspace.db_path) > 0

@@ -78,7 +78,7 @@ def test_sigkilled_holder_loses_its_lease_after_the_ttl_and_the_task_is_done_onc
     assert holder.wait(timeout=60) == -signal.SIGKILL
     [claimed] = events(log, "claimed")
     dead_token = LeaseToken.parse(str(claimed["token"]))
-    assert dead_token == LeaseToken(task_id, 1)
+    assert (dead_token.task_id, dead_token.epoch) == (task_id, 1)
 
     db = Database(state_db)
     try:
@@ -110,7 +110,7 @@ def test_sigkilled_holder_loses_its_lease_after_the_ttl_and_the_task_is_done_onc
         assert store.get(task_id).status is Status.QUEUED
 
         claim = store.claim("successor", SUCCESSOR_TTL)
-        assert claim.token == LeaseToken(task_id, 2)
+        assert (claim.token.task_id, claim.token.epoch) == (task_id, 2)
         assert claim.task.attempts == 2
         assert {(lock.holder, lock.lease_epoch) for lock in store.held_locks()} == {
             ("successor", 2)
@@ -174,8 +174,8 @@ def test_resumed_zombie_is_fenced_off_by_library_and_cli_without_changing_a_byte
     # Wait until the kernel reports it stopped (WUNTRACED does not reap it; Popen still can).
     _, status = os.waitpid(holder.pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status)
-    zombie_token = LeaseToken(task_id, 1)
-    assert str(events(log, "claimed")[0]["token"]) == str(zombie_token)
+    zombie_token = LeaseToken.parse(str(events(log, "claimed")[0]["token"]))
+    assert (zombie_token.task_id, zombie_token.epoch) == (task_id, 1)
 
     db = Database(state_db)
     try:
@@ -189,7 +189,7 @@ def test_resumed_zombie_is_fenced_off_by_library_and_cli_without_changing_a_byte
                 return None
 
         claim = wait_for(try_claim, timeout=60, what="the holder's lease to expire", interval=0.05)
-        assert claim.token == LeaseToken(task_id, 2)
+        assert (claim.token.task_id, claim.token.epoch) == (task_id, 2)
         assert claim.task.attempts == 2
         assert zombie_expiry and claim.task.claimed_at and claim.task.claimed_at >= zombie_expiry
         whole_before, task_before = snapshot(state_db), snapshot(state_db, task_id)

@@ -57,7 +57,8 @@ def test_claim_takes_highest_priority_then_oldest(service: TaskService) -> None:
 def test_claim_sets_lease_and_counts_attempt(service: TaskService, clock: ManualClock) -> None:
     task = service.create("t")
     claim = service.claim("agent-1", ttl="90s")
-    assert claim.token == LeaseToken(task.id, 1)
+    assert (claim.token.task_id, claim.token.epoch) == (task.id, 1)
+    assert len(claim.token.secret) >= 24
     assert claim.task.status is Status.CLAIMED
     assert claim.task.lease_holder == "agent-1"
     assert claim.task.attempts == 1
@@ -246,7 +247,58 @@ def test_complete_requires_running(service: TaskService) -> None:
 
 def test_unknown_task_in_token(service: TaskService) -> None:
     with pytest.raises(TaskNotFound):
-        service.heartbeat(LeaseToken(99, 1))
+        service.heartbeat(LeaseToken(99, 1, "x"))
+
+
+def test_only_the_holder_of_the_secret_can_use_a_live_lease(service: TaskService) -> None:
+    """Task and epoch are public (audit rows name them): a token built from them with any
+    other secret is refused by the fenced SQL, for every holder write, and changes nothing."""
+    task = service.create("t", paths=["src/**"])
+    claim = service.claim("agent-1", ttl=TTL)
+    guessed = LeaseToken(task.id, claim.token.epoch, "guessed")
+    before = snapshot(service)
+    for write in (
+        service.heartbeat,
+        service.start,
+        service.release,
+        lambda token: service.fail(token, reason="x"),
+    ):
+        with pytest.raises(LeaseLost, match="wrong secret") as caught:
+            write(guessed)
+        assert caught.value.exit_code == 4 and "guessed" not in caught.value.message
+    assert snapshot(service) == before
+    service.start(claim.token)
+    with pytest.raises(LeaseLost, match="wrong secret"):
+        service.complete(guessed)
+    assert service.complete(claim.token).status is Status.DONE
+
+
+def test_the_secret_is_stored_only_as_a_hash_and_never_audited(service: TaskService) -> None:
+    service.create("t")
+    claim = service.claim("agent-1", ttl=TTL)
+    service.start(claim.token)
+    service.heartbeat(claim.token)
+    service.complete(claim.token, result="ok")
+    secret = claim.token.secret
+    connection = service.db.connection
+    stored = connection.execute("SELECT lease_secret_hash FROM tasks").fetchone()[0]
+    assert stored == claim.token.secret_hash and stored != secret
+    everything = [
+        str(row)
+        for table in ("tasks", "audit_log", "decisions")
+        for row in connection.execute(f"SELECT * FROM {table}")
+    ]
+    assert everything and not [row for row in everything if secret in row]
+
+
+def test_two_claims_of_one_task_get_different_secrets(service: TaskService) -> None:
+    task = service.create("t")
+    first = service.claim("a", ttl=TTL)
+    service.release(first.token)
+    second = service.claim("b", ttl=TTL, task_id=task.id)
+    assert first.token.secret != second.token.secret
+    with pytest.raises(LeaseLost, match="stale"):
+        service.heartbeat(first.token)
 
 
 # --------------------------------------------------------------- expiry sweep

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aictl.domain.tasks import LeaseToken, Status
+from aictl.domain.tasks import Status
 from aictl.errors import InvalidInput, TaskHeld
 from aictl.services.executor import Executor
 from aictl.services.tasks import TaskService
@@ -183,8 +183,16 @@ def test_integration_that_died_after_moving_the_target_is_finished_by_a_rerun(
     assert not (main / "src" / "new.txt").exists()  # the user's files not updated yet
     with pytest.raises(TaskHeld, match="is running"):  # the dead run's lease is still live
         integrate_task(service, 1)
-    held = service.get(1)
-    service.fail(LeaseToken(1, held.lease_epoch), reason="died", retry=False)
+    # the dead run's lease expires (its token, with its secret, died with it)
+    from datetime import timedelta
+
+    from aictl.clock import ManualClock
+
+    later = TaskService(service.workspace, clock=ManualClock(service.store.clock.now()))
+    assert isinstance(later.store.clock, ManualClock)
+    later.store.clock.advance(timedelta(hours=2))
+    later.sweep()
+    later.close()
     done = integrate_task(service, 1)
     assert done.status == "merged"
     assert git(main, "rev-parse", "main").strip() == merged  # not merged twice

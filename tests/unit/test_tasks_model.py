@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -21,7 +22,7 @@ from aictl.domain.tasks import (
     parse_label,
     sources,
 )
-from aictl.errors import IllegalTransition, InvalidInput
+from aictl.errors import IllegalTransition, InvalidInput, LeaseLost
 
 
 def full_task() -> Task:
@@ -126,12 +127,21 @@ def test_failure_event(attempts: int, maximum: int, retry: bool, event: str) -> 
 
 
 def test_lease_token_round_trip() -> None:
-    token = LeaseToken(12, 3)
-    assert str(token) == "12:3"
-    assert LeaseToken.parse(" 12:3 ") == token
+    token = LeaseToken(12, 3, "s3cr-t_x")
+    assert str(token) == "12:3:s3cr-t_x"
+    assert LeaseToken.parse(" 12:3:s3cr-t_x ") == token
+    assert token.label == "12:3" and "s3cr" not in repr(token)
+    assert token.secret_hash == hashlib.sha256(b"s3cr-t_x").hexdigest()
 
 
-@pytest.mark.parametrize("text", ["", "12", "12:", ":3", "a:b", "12:3:4", "-1:2"])
+def test_a_token_without_a_secret_is_refused_as_contention() -> None:
+    """`TASK:EPOCH` can be guessed from any audit row: it proves no claim (exit 4)."""
+    with pytest.raises(LeaseLost, match="carries no secret") as caught:
+        LeaseToken.parse("12:3")
+    assert caught.value.exit_code == 4
+
+
+@pytest.mark.parametrize("text", ["", "12", "12:", ":3", "a:b", "12:3:", "12:3:a b", "-1:2"])
 def test_malformed_lease_tokens_are_invalid_input(text: str) -> None:
     with pytest.raises(InvalidInput, match="invalid lease token") as caught:
         LeaseToken.parse(text)
