@@ -248,8 +248,8 @@ def test_two_tasks_on_disjoint_paths_execute_in_parallel_and_both_finish(
             for number in (1, 2)
         ]
         outputs = [run.communicate(timeout=120) for run in runs]
-    for run, (_, err) in zip(runs, outputs, strict=True):
-        assert run.returncode == 0, err
+    for number, (run, (out, err)) in enumerate(zip(runs, outputs, strict=True), start=1):
+        assert run.returncode == 0, f"{out}\n{err}\n{repo.task(number).get('failure_reason')}"
     for number in (1, 2):
         assert repo.task(number)["status"] == "done"
         assert (repo.root / "out" / str(number) / "result.txt").read_text() == f"task {number}\n"
