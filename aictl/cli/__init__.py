@@ -72,6 +72,9 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     )
     app.callback()(root)
     app.command()(init)
+    from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
+
+    app.command()(dashboard)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
