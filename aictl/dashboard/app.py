@@ -35,6 +35,7 @@ MAX_STREAMS = 16
 STREAM_SECONDS = 60.0
 """A stream's longest life; the browser reconnects at once (``retry``)."""
 KEEPALIVE_SECONDS = 10.0
+"""Seconds between comments on a quiet stream: how soon a closed page's slot is noticed."""
 MAX_FORM_BYTES = 16 * 1024
 STATIC = Path(__file__).with_name("static")
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -63,6 +64,7 @@ class DashboardApp:
         clock: Clock | None = None,
         max_streams: int = MAX_STREAMS,
         stream_seconds: float = STREAM_SECONDS,
+        keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.workspace = workspace
         self.token = token
@@ -70,6 +72,7 @@ class DashboardApp:
         self.port = 0
         self.feed = ChangeFeed(workspace)
         self.stream_seconds = stream_seconds
+        self.keepalive = keepalive
         self._streams = threading.BoundedSemaphore(max_streams)
         self._pages: dict[str, Page] = {
             "/": self._tasks,
@@ -214,7 +217,7 @@ class DashboardApp:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    now = self.feed.wait(seen, min(left, KEEPALIVE_SECONDS))
+                    now = self.feed.wait(seen, min(left, self.keepalive))
                     if now != seen:
                         seen = now
                         request.wfile.write(f"event: change\ndata: {now}\n\n".encode())
