@@ -42,7 +42,9 @@ STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; char
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     ("X-Frame-Options", "DENY"),  # no other page may frame the approve button
-    ("Referrer-Policy", "no-referrer"),  # the token is in the URL
+    # the token is in the URL: never sent to another site (and "no-referrer" would make the
+    # browser send "Origin: null" with our own forms)
+    ("Referrer-Policy", "same-origin"),
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
 )
