@@ -26,6 +26,7 @@ from bench import (
     claims,
     cli,
     confinement,
+    dashboard,
     enforcement,
     execute,
     globs,
@@ -49,6 +50,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "confinement": confinement.run,
     "workflow": workflow.run,
     "soak": soak.run,
+    "dashboard": dashboard.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
