@@ -7,8 +7,11 @@ STAMP  := $(VENV)/.installed
 # The agent's shell runs inside Claude Code's sandbox: bubblewrap and socat on Linux (Debian's
 # packages). The real `claude` itself comes with aictl: the claude-agent-sdk wheel carries it.
 SANDBOX_PACKAGES := bubblewrap socat
+# The dashboard's end-to-end tests run in a real headless Chromium (Debian's package), driven
+# by Playwright with executable_path=/usr/bin/chromium (never `playwright install`).
+BROWSER_PACKAGES := chromium
 
-.PHONY: install sandbox test test-fast lint format bench demo docs docs-check clean
+.PHONY: install sandbox browser test test-fast lint format bench demo docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +37,22 @@ sandbox: ## bubblewrap and socat for the agent's sandbox (installed with apt-get
 		     "or set 'sandbox: off' in .ai/policy.yaml at your own risk" >&2; exit 1; \
 	fi
 
-test: $(STAMP) sandbox ## the whole suite, with coverage (fails under 80%)
+browser: ## headless Chromium for the dashboard's browser tests (apt-get when missing)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(BROWSER_PACKAGES) for the dashboard's browser tests"; \
+		(apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+		 || (apt-get update -qq >/dev/null && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null)) \
+		|| { echo "error: apt-get could not install $(BROWSER_PACKAGES)" >&2; exit 1; }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null \
+		|| { echo "error: apt-get could not install $(BROWSER_PACKAGES)" >&2; exit 1; }; \
+	else \
+		echo "error: the dashboard's browser tests need Chromium at /usr/bin/chromium" \
+		     "(Debian/Ubuntu: sudo apt-get install $(BROWSER_PACKAGES))" >&2; exit 1; \
+	fi
+
+test: $(STAMP) sandbox browser ## the whole suite, with coverage (fails under 80%)
 	$(BIN)/coverage erase
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
 	$(BIN)/python tests/coverage_by_package.py

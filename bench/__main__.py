@@ -26,6 +26,7 @@ from bench import (
     claims,
     cli,
     confinement,
+    dashboard,
     enforcement,
     execute,
     globs,
@@ -51,6 +52,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "workflow": workflow.run,
     "soak": soak.run,
     "worktrees": worktrees.run,
+    "dashboard": dashboard.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

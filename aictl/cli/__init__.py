@@ -78,6 +78,9 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     app.command()(init)
     app.command()(doctor)
     app.command()(prime)
+    from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
+
+    app.command()(dashboard)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)

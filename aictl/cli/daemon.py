@@ -72,13 +72,37 @@ def start(
 
     Example: aictl daemon start --concurrency 4 --port 9464
     """
+    from aictl.dashboard.auth import ENVIRONMENT, new_token
+
     workspace = _workspace(ctx)
     if foreground:
         from aictl.daemon.scheduler import Daemon, DaemonConfig
 
-        config = DaemonConfig(concurrency=concurrency, port=port, grace=grace, console=sys.stdout)
-        raise typer.Exit(Daemon(workspace, config).run(signals=True))
-    summary = _start_background(workspace, concurrency=concurrency, port=port, grace=grace)
+        # A background start hands its token over in the environment; take it out at once, so
+        # that no agent the daemon starts inherits it (and print it only when made here: the
+        # background daemon's output goes to a file under .ai/).
+        handed = os.environ.pop(ENVIRONMENT, None)
+        config = DaemonConfig(
+            concurrency=concurrency,
+            port=port,
+            grace=grace,
+            console=sys.stdout,
+            dashboard_token=handed or new_token(),
+        )
+
+        def announce(daemon: Daemon) -> None:
+            if daemon.dashboard is not None:
+                output.line(f"dashboard: {daemon.dashboard.url()}")
+                sys.stdout.flush()
+
+        raise typer.Exit(
+            Daemon(workspace, config).run(signals=True, ready=None if handed else announce)
+        )
+    token = new_token()
+    summary = _start_background(
+        workspace, concurrency=concurrency, port=port, grace=grace, token=token
+    )
+    summary["dashboard"] = f"http://127.0.0.1:{summary['port']}/?token={token}"
     if json_output:
         output.emit_json(summary)
     else:
@@ -86,10 +110,11 @@ def start(
             f"daemon {summary['pid']} started (concurrency {summary['concurrency']}); "
             f"health: http://127.0.0.1:{summary['port']}/health; logs: `aictl daemon logs`"
         )
+        output.line(f"dashboard: {summary['dashboard']}")
 
 
 def _start_background(
-    workspace: Workspace, *, concurrency: int | None, port: int, grace: float
+    workspace: Workspace, *, concurrency: int | None, port: int, grace: float, token: str
 ) -> dict[str, Any]:
     paths = DaemonPaths.of(workspace)
     if is_running(paths):
@@ -103,7 +128,9 @@ def _start_background(
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
-    pid = _spawn_detached(argv, cwd=workspace.root, out=paths.out)
+    from aictl.dashboard.auth import ENVIRONMENT
+
+    pid = _spawn_detached(argv, cwd=workspace.root, out=paths.out, extra={ENVIRONMENT: token})
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
         code = _exit_code(pid)
@@ -130,10 +157,13 @@ def _start_background(
     )
 
 
-def _spawn_detached(argv: list[str], *, cwd: Path, out: Path) -> int:
+def _spawn_detached(
+    argv: list[str], *, cwd: Path, out: Path, extra: dict[str, str] | None = None
+) -> int:
     """Start ``argv`` in a new session, stdin from /dev/null, stdout and stderr appended to
-    ``out``; return its pid without waiting (``posix_spawn``: a ``Popen`` left running would
-    warn when collected, and the daemon must outlive this command)."""
+    ``out``, with ``extra`` added to the environment; return its pid without waiting
+    (``posix_spawn``: a ``Popen`` left running would warn when collected, and the daemon must
+    outlive this command)."""
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
@@ -142,7 +172,8 @@ def _spawn_detached(argv: list[str], *, cwd: Path, out: Path) -> int:
     previous = Path.cwd()
     os.chdir(cwd)  # posix_spawn has no working-directory argument before Python 3.13
     try:
-        return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
+        environment = {**os.environ, **(extra or {})}
+        return os.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=True)
     finally:
         os.chdir(previous)
 

@@ -9,6 +9,10 @@ threads or descriptors (1,500 idle connections used to hold 1,500 threads foreve
 served by its own thread with a read timeout (:data:`READ_TIMEOUT`, closed when the client
 says nothing for that long), and at most :data:`MAX_CONNECTIONS` are served at once; one more
 is closed as soon as it is accepted.
+
+With a dashboard (``aictl.dashboard.app.DashboardApp``), every other path is the dashboard's:
+its pages, its live event streams (bounded apart, within these connections) and its
+approvals (``POST``).
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aictl.daemon.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from aictl.dashboard.app import DashboardApp
 
 HOST = "127.0.0.1"
 READ_TIMEOUT = 5.0
@@ -49,9 +56,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, "application/json", json.dumps(health).encode())
         elif path == "/metrics":
             self._send(200, CONTENT_TYPE, self.server.metrics())
+        elif self.server.dashboard is not None:
+            self.server.dashboard.handle(self, "GET")
         else:
             body = json.dumps({"error": "not found", "paths": ["/health", "/metrics"]})
             self._send(404, "application/json", body.encode())
+
+    def do_POST(self) -> None:
+        if self.server.dashboard is not None:
+            self.server.dashboard.handle(self, "POST")
+        else:
+            self._send(405, "application/json", b'{"error": "method not allowed"}')
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -73,7 +88,9 @@ class _Server(ThreadingHTTPServer):
         *,
         read_timeout: float,
         max_connections: int,
+        dashboard: DashboardApp | None,
     ) -> None:
+        self.dashboard = dashboard
         self.health = health
         self.metrics = metrics
         self.read_timeout = read_timeout
@@ -112,11 +129,20 @@ class StatusServer:
         *,
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        dashboard: DashboardApp | None = None,
     ) -> None:
         self._server = _Server(
-            port, health, metrics, read_timeout=read_timeout, max_connections=max_connections
+            port,
+            health,
+            metrics,
+            read_timeout=read_timeout,
+            max_connections=max_connections,
+            dashboard=dashboard,
         )
         self.port = int(self._server.server_address[1])
+        self.dashboard = dashboard
+        if dashboard is not None:
+            dashboard.port = self.port
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="status-http", daemon=True
         )
@@ -129,6 +155,9 @@ class StatusServer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop accepting, end the dashboard's live streams, close the socket."""
+        if self.dashboard is not None:
+            self.dashboard.close()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()

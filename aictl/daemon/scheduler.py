@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aictl.clock import Clock, SystemClock
 from aictl.daemon.checkpoint import PeriodicCheckpoint
@@ -79,6 +79,9 @@ from aictl.store.spend import SpendStore
 from aictl.workspace import Workspace
 from connectors import ConnectorError
 
+if TYPE_CHECKING:
+    from aictl.dashboard.app import DashboardApp
+
 DEFAULT_CONCURRENCY = 2
 DEFAULT_TICK = 0.5
 DEFAULT_GRACE = 30.0
@@ -102,6 +105,8 @@ class DaemonConfig:
     console: TextIO | None = None
     """Where notifications and info-level log lines are echoed (the foreground console)."""
     environ: Mapping[str, str] | None = None
+    dashboard_token: str | None = None
+    """The secret that enables approvals from the dashboard (None: the pages are read-only)."""
 
 
 @dataclass
@@ -157,6 +162,7 @@ class Daemon:
         self.started = monotonic()
         self.stopping = False
         self.port: int | None = None
+        self.dashboard: DashboardApp | None = None
         self.counts: dict[str, int] = {}
         self._stop_requested = threading.Event()
         self._signals_received = 0
@@ -244,7 +250,12 @@ class Daemon:
         service = self._service()
         keeper = self.keeper = PolicyKeeper(journal)
         notifier = self.notifier = Notifier(journal, on_result=self.metrics.notification)
-        server = StatusServer(self.config.port, self.health, self.metrics.render)
+        from aictl.dashboard.app import DashboardApp
+
+        self.dashboard = DashboardApp(self.workspace, self.config.dashboard_token, clock=self.clock)
+        server = StatusServer(
+            self.config.port, self.health, self.metrics.render, dashboard=self.dashboard
+        )
         self.port = server.port
         self.checkpoints = PeriodicCheckpoint(
             self.workspace,
