@@ -25,7 +25,6 @@ from aictl.domain.tasks import LeaseToken, Task
 from aictl.errors import InvalidInput, LeaseLost
 from aictl.services.tasks import TaskService
 from aictl.store.db import Database
-from aictl.store.decisions import Ruling
 from aictl.workspace import Workspace
 
 DEFAULT_SESSION_TTL = "2m"
@@ -238,7 +237,7 @@ def pre_tool_use(
             "tool", subject=agent, task=task, ai=agent, tool=tool, tool_input=tool_input
         )
         if verdict.denial is not None:
-            ruling = aictl_ruling(ruling, verdict.rule, verdict.denial)
+            ruling = ruling.denied_by_aictl(verdict.rule, verdict.denial)
         with service.db.transaction():
             store.decisions.enforce(
                 ruling,
@@ -251,24 +250,6 @@ def pre_tool_use(
     if ruling.effect == "allow":
         return HookAnswer("allow")
     return HookAnswer("deny", f"aictl denied this {tool} call: {ruling.reason}")
-
-
-def aictl_ruling(ruling: Ruling, rule: str, denial: str) -> Ruling:
-    """``ruling`` turned into a denial by aictl's own ``rule``, keeping the policy's context
-    (its hashes and the rules that applied) in the record."""
-    fields = dict(ruling.fields)
-    fields["rules"] = [
-        {
-            "layer": "aictl",
-            "id": rule,
-            "qualified_id": f"aictl:{rule}",
-            "effect": "deny",
-            "reason": denial,
-            "error": None,
-        },
-        *fields.get("rules", []),
-    ]
-    return Ruling("deny", f"aictl:{rule}: {denial}", fields)
 
 
 # ------------------------------------------------------------------ prime

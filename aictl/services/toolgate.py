@@ -32,7 +32,6 @@ from aictl.domain.toolcalls import path_denial, read_denial
 from aictl.services.enforcement import Enforcer
 from aictl.services.tasks import TaskService
 from aictl.store.db import Database
-from aictl.store.decisions import Ruling
 from aictl.workspace import Workspace
 from connectors import ToolCall, Verdict
 
@@ -98,11 +97,11 @@ class ToolGate:
             if service.enforcer.policy(self.ai).setting("reads") != "anywhere":
                 reading = read_denial(call.name, call.input, self.root, resolve=os.path.realpath)
             if lost is not None:
-                ruling = _aictl_ruling(ruling, "lease", str(lost))
+                ruling = ruling.denied_by_aictl("lease", str(lost))
             elif denial is not None:
-                ruling = _aictl_ruling(ruling, "task-paths", denial)
+                ruling = ruling.denied_by_aictl("task-paths", denial)
             elif reading is not None:
-                ruling = _aictl_ruling(ruling, "reads", reading)
+                ruling = ruling.denied_by_aictl("reads", reading)
             store = service.store
             with service.db.transaction():
                 record = store.decisions.enforce(
@@ -141,21 +140,3 @@ class ToolGate:
             if self._service is not None:
                 self._service.close()
                 self._service = None
-
-
-def _aictl_ruling(ruling: Ruling, rule: str, denial: str) -> Ruling:
-    """``ruling`` turned into a denial by aictl's own ``rule`` (the task's paths, the lease),
-    keeping the policy's context (its hashes and the rules that applied) in the record."""
-    fields = dict(ruling.fields)
-    fields["rules"] = [
-        {
-            "layer": "aictl",
-            "id": rule,
-            "qualified_id": f"aictl:{rule}",
-            "effect": "deny",
-            "reason": denial,
-            "error": None,
-        },
-        *fields.get("rules", []),
-    ]
-    return Ruling("deny", f"aictl:{rule}: {denial}", fields)

@@ -47,6 +47,24 @@ class Ruling(NamedTuple):
     reason: str
     fields: dict[str, Any]
 
+    def denied_by_aictl(self, rule: str, denial: str) -> Ruling:
+        """This ruling turned into a denial by aictl's own ``rule`` (``aictl:<rule>``: the
+        task's paths, the lease, reads...), keeping the policy's context (its hashes and the
+        rules that applied) in the record."""
+        fields = dict(self.fields)
+        fields["rules"] = [
+            {
+                "layer": "aictl",
+                "id": rule,
+                "qualified_id": f"aictl:{rule}",
+                "effect": "deny",
+                "reason": denial,
+                "error": None,
+            },
+            *fields.get("rules", []),
+        ]
+        return Ruling("deny", f"aictl:{rule}: {denial}", fields)
+
 
 class DecisionRecord(NamedTuple):
     id: str
