@@ -21,6 +21,7 @@ import pytest
 
 from aictl.model_server import serve
 from tests.e2e.test_execute import Repo, kill, make_repo, wait_for
+from tests.e2e.test_execute_enforcement import decisions
 
 pytestmark = pytest.mark.e2e
 
@@ -62,15 +63,20 @@ def run_agent(
         made = repo.aictl("task", "create", "Confined", "--path", paths)
         assert made.returncode == 0, made.stderr
         ran = repo.aictl("task", "execute", "1")
-        seen = [
-            str(block.get("content"))
-            for request in server.requests
-            for message in request.get("messages", [])
-            if isinstance(message.get("content"), list)
-            for block in message["content"]
-            if block.get("type") == "tool_result"
-        ]
+        seen = tool_results(server.requests)
     return repo, ran, seen
+
+
+def tool_results(requests: list[dict[str, Any]]) -> list[str]:
+    """What the agent's tools answered, as the model server saw it."""
+    return [
+        str(block.get("content"))
+        for request in requests
+        for message in request.get("messages", [])
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
 
 
 def assert_intact(repo: Repo) -> None:
@@ -80,10 +86,7 @@ def assert_intact(repo: Repo) -> None:
 
 
 def tool_decisions(repo: Repo) -> list[dict[str, Any]]:
-    shown = repo.aictl("policy", "decisions", "--task", "1", "--action", "tool", "--json")
-    assert shown.returncode == 0, shown.stderr
-    records: list[dict[str, Any]] = json.loads(shown.stdout)
-    return records
+    return decisions(repo, "tool")
 
 
 def test_shell_writes_outside_the_paths_fail_relative_absolute_and_through_a_symlink(
@@ -380,14 +383,7 @@ def test_reads_outside_the_repository_follow_the_policy(tmp_path: Path, reads: s
         repo.env["HOME"] = str(home)
         assert repo.aictl("task", "create", "t", "--path", "src/**").returncode == 0
         repo.aictl("task", "execute", "1")
-        seen = " ".join(
-            str(block.get("content"))
-            for request in server.requests
-            for message in request.get("messages", [])
-            if isinstance(message.get("content"), list)
-            for block in message["content"]
-            if block.get("type") == "tool_result"
-        )
+        seen = " ".join(tool_results(server.requests))
     leaked = (repo.root / "src" / "leak.txt").read_text()
     denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
     if reads == "repository":
