@@ -259,16 +259,22 @@ def test_sandbox_off_is_explicit_and_recorded_in_the_execute_decision(tmp_path: 
     assert "sandbox" in repo.aictl("policy", "show").stdout
 
 
+def landed(repo: Repo, name: str) -> list[Path]:
+    """Every file called ``name`` in the repository, its worktrees included."""
+    return list(repo.root.rglob(name))
+
+
 def running_in(repo: Repo, command: str) -> list[int]:
-    """The processes named ``command`` now running in ``repo`` (other tests' on the machine
-    are not this one's)."""
+    """The processes named ``command`` now running in ``repo`` or a worktree in it (other
+    tests' on the machine are not this one's)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == command and os.readlink(
-                    entry / "cwd"
-                ) == str(repo.root):
+                cwd = os.readlink(entry / "cwd")
+                if (entry / "comm").read_text().strip() == command and (
+                    cwd == str(repo.root) or cwd.startswith(f"{repo.root}/")
+                ):  # the repository or the task's worktree in it
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -292,7 +298,7 @@ def test_the_agents_shell_children_die_with_a_killed_aictl(tmp_path: Path) -> No
         finally:
             kill(run)
         time.sleep(6)  # past the command's own sleep: a survivor would have written by now
-    assert not (repo.root / "src" / "late.txt").exists()
+    assert not landed(repo, "late.txt")
     assert not running_in(repo, "sleep") and not running_in(repo, "bwrap")
 
 
@@ -313,7 +319,7 @@ def test_a_cancel_mid_run_denies_the_agents_next_call_and_stops_it(tmp_path: Pat
             kill(run)
     assert run.returncode == 4, err
     assert "lease" in err and "lost" in err
-    assert not (repo.root / "src" / "after.txt").exists()
+    assert not landed(repo, "after.txt")
     denied = [r for r in tool_decisions(repo) if r["effect"] == "deny"]
     assert [r["rules"][0]["qualified_id"] for r in denied] == ["aictl:lease"]
     assert "task 1 is cancelled" in denied[0]["rules"][0]["reason"]
@@ -452,7 +458,7 @@ def test_an_expired_and_reclaimed_lease_denies_the_stale_agents_next_call(tmp_pa
         finally:
             kill(run)
     assert run.returncode == 4, err
-    assert not (repo.root / "src" / "after.txt").exists()
+    assert not landed(repo, "after.txt")
     # on waking, the gate (the Write's lease check) or the heartbeat, whichever runs first,
     # finds the lease lost: never an allowed Write
     writes = [r for r in tool_decisions(repo) if r["input"]["tool"]["name"] == "Write"]
