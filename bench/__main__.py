@@ -32,6 +32,7 @@ from bench import (
     globs,
     latency,
     locks,
+    peers,
     policy,
     soak,
     workflow,
@@ -53,6 +54,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "soak": soak.run,
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
+    "peers": peers.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from aictl.domain.actors import PERSON_ONLY_RULE, AgentSign, find_agent
 from aictl.errors import AictlError, PolicyDenied
-from aictl.store.ais import AIStore
 from aictl.store.decisions import Ruling
 
 if TYPE_CHECKING:
@@ -48,6 +47,8 @@ def _read_environ(pid: int) -> bytes | None:
 
 def agent_sign(service: TaskService, environ: Mapping[str, str] | None = None) -> AgentSign | None:
     """Why the current process acts for an agent, or None when it acts for a person."""
+    from aictl.store.ais import AIStore  # here: the hook imports this module for read_stat
+
     return find_agent(
         actor=service.store.actor,
         registered=AIStore(service.db, service.store.clock).ids(),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -133,7 +133,7 @@ class DecisionStore:
         """
         clean, redacted = redact(dict(request))
         record = DecisionRecord(
-            id=f"d-{uuid.uuid4().hex[:16]}",
+            id=f"d-{os.urandom(8).hex()}",  # not uuid: the hook pays for its import
             at=at,
             action=action,
             subject=subject,

@@ -12,7 +12,6 @@ on.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from typing import Any, NamedTuple
 
 from aictl.clock import Clock
 from aictl.domain import globs
-from aictl.domain.audit_replay import evidence_digest
 from aictl.domain.dag import cycle_closed_by
 from aictl.domain.tasks import (
     LEASED,
@@ -532,6 +530,8 @@ class TaskStore:
         stamp = format_time(now)
         # The secret is returned to the claimant only; the row keeps its hash, the audit
         # log and the decision records neither.
+        import secrets  # here, not at the top: the PreToolUse hook never claims
+
         secret = secrets.token_urlsafe(18)
         row = connection.execute(
             _CLAIM,
@@ -804,6 +804,8 @@ class TaskStore:
         self, token: LeaseToken, result: str | None = None, evidence: dict[str, Any] | None = None
     ) -> Task:
         """Finish the task, release its locks and count it done for its dependents."""
+        from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
+
         stored = None if evidence is None else json.dumps(evidence)
         with self.db.transaction() as connection:
             now = self.clock.now()
@@ -952,6 +954,8 @@ class TaskStore:
         (a failed task, or a queued one whose run died during its integration), count it done
         for its dependents and unblock those it was blocking. No lease is involved: the caller
         holds the integration lock, and the status is checked in this transaction."""
+        from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
+
         with self.db.transaction() as connection:
             task = self.get(task_id)
             next_status(task.status, "integrate")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -152,6 +155,39 @@ def test_the_hook_process_fails_closed_outside_a_repository(tmp_path: Path) -> N
         answer["permissionDecision"] == "deny"
         and "not inside an aictl" in answer["permissionDecisionReason"]
     )
+
+
+HOOK_PROCESS = """
+import sys
+from aictl.entry import main
+try:
+    main()
+except SystemExit as done:
+    assert done.code == 0, done.code
+unneeded = ("typer", "mcp", "uuid", "secrets", "aictl.store.ais", "aictl.domain.audit_replay")
+print([name for name in unneeded if name in sys.modules])
+"""
+
+
+def test_the_hook_process_loads_nothing_it_does_not_need(workspace: Workspace) -> None:
+    """The hook runs before every tool call: its process imports no CLI framework, no MCP and
+    none of the modules only a claim, a completion or an approval needs (bench/peers.py)."""
+    service = TaskService(workspace)
+    try:
+        service.create("api", paths=["src/api/**"])
+        service.claim("a1", ttl="1h", task_id=1)
+        root = str(workspace.root)
+        done = subprocess.run(
+            [sys.executable, "-c", HOOK_PROCESS, "hook", "pre-tool-use"],
+            input=json.dumps({**event("Write", file_path=f"{root}/src/api/a.py"), "cwd": root}),
+            env={**os.environ, "AICTL_AGENT": "a1"}, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "[]\n"  # allowed (no denial printed), nothing unneeded loaded
+        assert decisions(service) == [("allow", "a1")]
+    finally:
+        service.close()
 
 
 def test_prime_is_short_even_with_many_ready_tasks(
