@@ -68,3 +68,23 @@ def test_the_pre_commit_hook_runs_validate_on_policy_files() -> None:
         assert files.search(path), path
     for path in (".ai/state.db", "docs/policy.yaml", ".ai/policy.yaml.bak"):
         assert not files.search(path), path
+
+
+def test_the_docs_local_pre_commit_hook_is_the_shipped_one_and_names_no_tag() -> None:
+    """The example in docs/policy.md works without a release tag (none exists) and runs the
+    same command on the same files as the hook the repository ships."""
+    [block] = [
+        body
+        for body in re.findall(r"```text\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+        if "repo: local" in body
+    ]
+    [repo] = yaml.safe_load(block)["repos"]
+    [local] = repo["hooks"]
+    [shipped] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert "rev" not in repo
+    assert (local["id"], local["entry"], local["files"]) == (
+        shipped["id"],
+        shipped["entry"],
+        shipped["files"],
+    )
+    assert local["language"] == "system"
