@@ -52,7 +52,11 @@ settings:
 """
 
 
-def register_ai(db_path: Path, ai_id: str = "fake-1") -> None:
+def register_ai(
+    db_path: Path,
+    ai_id: str = "fake-1",
+    capabilities: tuple[str, ...] = ("edit", "review", "shell"),
+) -> None:
     """Register an AI on the fake connector (the registry's own command accepts only the
     connectors it can detect)."""
     from datetime import UTC, datetime
@@ -69,7 +73,7 @@ def register_ai(db_path: Path, ai_id: str = "fake-1") -> None:
             AI(
                 id=ai_id,
                 connector="fake",
-                capabilities=["edit", "review", "shell"],
+                capabilities=list(capabilities),
                 created_at=now,
                 updated_at=now,
             )

@@ -34,23 +34,77 @@ def workflow_service(ctx: typer.Context, *, progress: bool = False) -> Iterator[
 @app.command()
 def create(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A workflow YAML file.", show_default=False)],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="A workflow YAML file.", metavar="FILE", show_default=False),
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            metavar="NAME",
+            help="Register a shipped example instead of a file (see `aictl workflow examples`).",
+            show_default=False,
+        ),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a workflow of the same name.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Validate a workflow file and register it as .ai/workflows/NAME.yaml. Every error is
-    reported at once with its file, line and field (exit 2); nothing is written then.
+    """Validate a workflow file (or a shipped example) and register it as
+    .ai/workflows/NAME.yaml. Every error is reported at once with its file, line and field
+    (exit 2); nothing is written then.
 
-    Example: aictl workflow create docs/examples/workflows/implement-and-fix.yaml
+    Example: aictl workflow create --example implement-and-fix
     """
+    from aictl.errors import InvalidInput
+
+    if (file is None) == (example is None):
+        raise InvalidInput(
+            "give a workflow FILE or --example NAME (one of the two)",
+            hint="aictl workflow examples lists the shipped examples",
+        )
+    if example is not None:
+        from aictl.workflows.examples import path_of
+
+        file = path_of(example)
+    assert file is not None
     with workflow_service(ctx) as service:
         workflow = service.register(file, replace=replace)
     if json_output:
         output.emit_json(workflow.summary())
     else:
         output.line(f"Registered workflow {workflow.name} ({len(workflow.steps)} steps)")
+
+
+@app.command("examples")
+def examples(json_output: JsonOption = False, quiet: QuietOption = False) -> None:
+    """List the example workflows shipped with aictl, usable from any repository with
+    `aictl workflow create --example NAME`.
+
+    Example: aictl workflow examples
+    """
+    from aictl.workflows.examples import names, path_of
+    from aictl.workflows.loader import load
+
+    found = [load(path_of(name)) for name in names()]
+    if json_output:
+        output.emit_json(
+            [
+                {"name": flow.name, "description": flow.description, "steps": len(flow.steps)}
+                for flow in found
+            ]
+        )
+    elif quiet:
+        for flow in found:
+            output.line(flow.name)
+    else:
+        output.table(
+            None,
+            ["NAME", "STEPS", "DESCRIPTION"],
+            [[flow.name, str(len(flow.steps)), flow.description or ""] for flow in found],
+        )
 
 
 @app.command("list")

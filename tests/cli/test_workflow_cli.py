@@ -12,7 +12,7 @@ from aictl.workspace import Workspace
 from tests.cli.conftest import Result
 from tests.workflow_fakes import TEST_POLICY, install, register_ai
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs/examples/workflows"
+EXAMPLES = Path(__file__).resolve().parents[2] / "aictl/templates/workflows"
 Run = Callable[..., Result]
 
 
@@ -103,3 +103,41 @@ def test_suggest_produces_yaml_that_create_accepts(flow: Run, workspace: Workspa
     assert code == 0, err
     code, out, _ = flow("workflow", "suggest", "--json")
     assert json.loads(out)["reasons"]
+
+
+def test_the_shipped_examples_are_listed_and_registered_by_name(flow: Run) -> None:
+    code, out, _ = flow("workflow", "examples", "-q")
+    assert code == 0 and out.split() == ["branch-on-tests", "gated-deploy", "implement-and-fix"]
+    code, out, _ = flow("workflow", "examples", "--json")
+    listed = {item["name"]: item for item in json.loads(out)}
+    assert listed["implement-and-fix"]["steps"] == 3 and listed["gated-deploy"]["description"]
+    code, out, _ = flow("workflow", "create", "--example", "gated-deploy")
+    assert code == 0 and "Registered workflow gated-deploy" in out
+    code, _, err = flow("workflow", "create", "--example", "implement-and-fixx")
+    assert code == 2 and "did you mean 'implement-and-fix'?" in err
+    code, _, err = flow("workflow", "create")
+    assert code == 2 and "give a workflow FILE or --example NAME" in err
+    code, _, err = flow(
+        "workflow", "create", str(EXAMPLES / "gated-deploy.yaml"), "--example", "gated-deploy"
+    )
+    assert code == 2 and "one of the two" in err
+
+
+def test_an_example_runs_with_an_ai_that_has_no_capabilities(
+    aictl: Run, workspace: Workspace
+) -> None:
+    """A user's plain `aictl ai register NAME --connector ...` is enough for every example:
+    none requires a capability no command gave the AI."""
+    (workspace.state_dir / "policy.yaml").write_text(TEST_POLICY)
+    install(["pass"])
+    register_ai(workspace.db_path, capabilities=())
+    aictl("workflow", "create", "--example", "implement-and-fix")
+    code, out, err = aictl(
+        "workflow", "execute", "implement-and-fix", "--input", "feature=login", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["status"] == "waiting"  # at the review gate: both steps before it ran
+    code, out, _ = aictl("workflow", "approve", "1", "review")
+    code, out, err = aictl("workflow", "resume", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "done"

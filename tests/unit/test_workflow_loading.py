@@ -9,7 +9,9 @@ import pytest
 
 from aictl.workflows.loader import InvalidWorkflow, load, load_text
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "docs/examples/workflows").glob("*.yaml"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[2] / "aictl/templates/workflows").glob("*.yaml")
+)
 
 
 def issues(text: str) -> list[str]:
