@@ -77,7 +77,12 @@ def test_the_quick_start_runs_as_written(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     shown = subprocess.run(
-        [aictl, "task", "list", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [aictl, "task", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     statuses = {task["id"]: task["status"] for task in json.loads(shown.stdout)}
     assert statuses[1] == "done" and statuses[2] == "claimed"
