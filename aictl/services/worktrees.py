@@ -168,7 +168,6 @@ class Worktrees:
             path.rename(path.with_name(f"{path.name}-old-{os.getpid()}"))
             self.git.run("worktree", "repair", check=False)
         self._ignore_worktrees()
-        spare = self._spare()
         record = self.branches.add(
             task_id=task_id,
             attempt=attempt,
@@ -178,10 +177,17 @@ class Worktrees:
             base_commit=base,
             mode=mode,
         )
+        from filelock import FileLock
+
+        # Choosing a spare and taking it is one step: two runs starting at once (the
+        # daemon's workers, or two `task execute`) would otherwise both pick the same one.
+        with FileLock(str(self.workspace.state_dir / "worktrees.lock"), timeout=LOCK_TIMEOUT):
+            spare = self._spare()
+            if spare is not None:
+                # a merged, clean worktree: switching it rewrites only the files that differ,
+                # where `worktree add` writes every file of the repository again
+                self.git.run("worktree", "move", str(spare), str(path))
         if spare is not None:
-            # a merged, clean worktree: switching it rewrites only the files that differ,
-            # where `worktree add` writes every file of the repository again
-            self.git.run("worktree", "move", str(spare), str(path))
             moved = Git(path, self.environ)
             moved.run("switch", "--quiet", "-C", branch, base)
             # ignored files too: nothing an earlier agent left may reach this task

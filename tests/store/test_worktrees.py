@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,51 @@ def test_a_merged_clean_worktree_is_reused_and_nothing_of_its_run_reaches_the_ne
     worktrees = git(main, "worktree", "list", "--porcelain").count("worktree ")
     assert worktrees == 2  # the main tree and one task worktree
     assert git(main, "status", "--porcelain", "--", "src", "README.md") == ""
+
+
+def test_two_runs_starting_at_once_never_take_the_same_spare_worktree(
+    service: TaskService, main: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in `make demo`: two daemon workers both picked the one merged worktree to reuse;
+    the second found it moved away ("cannot run git in .../task-3-1") and its run was lost to
+    a retry. Choosing and taking a spare is one step, under a lock."""
+    from aictl.services import worktrees as module
+    from aictl.store.branches import BranchStore
+    from aictl.store.db import Database
+
+    use(writes({"src/a.py": "a\n"}), monkeypatch)  # type: ignore[arg-type]
+    assert run(service, service.create("a", paths=["src/**"]).id).outcome == "done"  # type: ignore[attr-defined]
+    second, third = (service.create(name, paths=[f"{name}/**"]).id for name in ("b", "c"))
+    original = module.Worktrees._spare
+
+    def slow_spare(self: module.Worktrees) -> Path | None:
+        found = original(self)
+        time.sleep(0.3)  # both threads would find the same spare without the lock
+        return found
+
+    monkeypatch.setattr(module.Worktrees, "_spare", slow_spare)
+    made: dict[int, Path] = {}
+    errors: list[BaseException] = []
+
+    def make(task_id: int) -> None:
+        db = Database(service.workspace.db_path)  # a connection per worker, as in the daemon
+        try:
+            branches = BranchStore(db, service.store.clock)
+            record = module.Worktrees(service.workspace, branches).create(task_id, 1, "merge")
+            made[task_id] = main / record.worktree
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=make, args=(task_id,)) for task_id in (second, third)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert made[second] != made[third]
+    for task_id, path in made.items():
+        branch = git(path, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        assert branch == f"aictl/task-{task_id}"
+        assert (path / "src" / "a.py").read_text() == "a\n"
