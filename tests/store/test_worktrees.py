@@ -353,7 +353,7 @@ def test_two_runs_starting_at_once_never_take_the_same_spare_worktree(
             branches = BranchStore(db, service.store.clock)
             record = module.Worktrees(service.workspace, branches).create(task_id, 1, "merge")
             made[task_id] = main / record.worktree
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             errors.append(error)
         finally:
             db.close()
