@@ -78,6 +78,12 @@ def _integrate(value: str) -> str:
     return vocabulary.choose("integrate mode", value, vocabulary.INTEGRATE)
 
 
+def _remote(value: str) -> str:
+    if value.startswith("-") or any(c.isspace() or c in ":~^?*[\\" for c in value):
+        raise ValueError(f"{value!r} is not a git remote name (such as origin)")
+    return value
+
+
 def _permission_mode(value: str) -> str:
     return vocabulary.choose("permission mode", value, vocabulary.PERMISSION_MODES)
 
@@ -145,6 +151,9 @@ class Settings(_Model):
     integrate: Annotated[str, AfterValidator(_integrate)] | None = None
     """``merge`` (default), ``rebase`` or ``branch``: how a worktree's commit reaches the
     target branch."""
+    remote: Annotated[str, StringConstraints(min_length=1), AfterValidator(_remote)] | None = None
+    """A git remote shared by several hosts: worktrees start from its target branch and
+    integration pushes there (compare-and-swap), instead of the local branch only."""
     timeouts: Timeouts | None = None
     budgets: Budgets | None = None
     sandbox: Annotated[Literal["required", "off"], BeforeValidator(_on_off)] | None = None

@@ -55,7 +55,7 @@ from aictl.services.confinement import (
 )
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.services.toolgate import ToolGate
-from aictl.services.worktrees import GitFailed, Worktrees
+from aictl.services.worktrees import GitFailed, Worktrees, remote_of
 from aictl.store.ais import AIStore
 from aictl.store.branches import BranchRecord, BranchStore
 from aictl.workspace import Workspace
@@ -328,7 +328,11 @@ class Executor:
     def _worktrees(self) -> Worktrees:
         clock = self.service.store.clock
         return Worktrees(
-            self.workspace, BranchStore(self.service.db, clock), self.environ, self.progress
+            self.workspace,
+            BranchStore(self.service.db, clock),
+            self.environ,
+            self.progress,
+            remote=remote_of(self.service),
         )
 
     def _isolate(

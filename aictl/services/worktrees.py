@@ -17,6 +17,14 @@ fenced by the caller's lease (``fence`` raises before the target moves), and nev
 A process killed between 4 and 5 leaves the branch with the merge and the user's files as
 they were; integrating again (``aictl task integrate``) sees the merge in the target and
 finishes step 5. Killed before 4, the target is as it was and integrating again merges.
+
+With a shared remote (``remote: NAME`` under the policy's settings, for daemons on several
+hosts, each in its own clone) the target of truth is the remote's branch: a worktree starts
+from its fetched head, and step 4 is ``git push --force-with-lease=<target>:<fetched head>``,
+the same compare-and-swap on the remote; another host's push in between refuses it, and
+aictl fetches, merges again and retries (at most ``PUSH_ROUNDS`` times, fenced each time).
+Then the local target follows the remote's when it can fast-forward (step 5 as above), and is
+left alone, with the reason recorded, when it holds commits of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ from connectors.process import run_process
 
 GIT_TIMEOUT = 120.0
 LOCK_TIMEOUT = 600.0
+#: How many times an integration through a remote fetches and pushes again when another
+#: host's push came first.
+PUSH_ROUNDS = 8
 #: aictl's identity as the committer of the commits and merges it makes.
 COMMITTER = ("aictl", "aictl@localhost")
 
@@ -132,8 +143,10 @@ class Worktrees:
         branches: BranchStore,
         environ: Mapping[str, str] | None = None,
         progress: Callable[[str], None] | None = None,
+        remote: str | None = None,
     ) -> None:
         self.workspace = workspace
+        self.remote = remote
         self.root = workspace.root
         self.branches = branches
         self.environ = dict(os.environ if environ is None else environ)
@@ -159,7 +172,7 @@ class Worktrees:
                 "(detached HEAD), so there is no target branch to integrate into",
                 hint="check out a branch, or set `isolation: shared` under settings",
             )
-        base = self.git.out("rev-parse", "--verify", f"refs/heads/{target}^{{commit}}")
+        base = self.target_head(target)
         branch = names.branch_name(task_id)
         self._free_branch(task_id, branch, target)
         relative = names.worktree_path(task_id, attempt)
@@ -195,6 +208,24 @@ class Worktrees:
         else:
             self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         return record
+
+    def target_head(self, target: str) -> str:
+        """The commit a task starts from and merges into: the local branch's head, or with a
+        remote, its branch's head there (fetched now)."""
+        if self.remote is None:
+            return self.git.out("rev-parse", "--verify", f"refs/heads/{target}^{{commit}}")
+        tracking = f"refs/remotes/{self.remote}/{target}"
+        code, _, err = self.git.run(
+            "fetch", "--quiet", "--no-tags", self.remote, f"+refs/heads/{target}:{tracking}",
+            check=False,
+        )  # fmt: skip
+        if code != 0:
+            raise GitFailed(
+                f"cannot fetch {target} from the remote {self.remote!r}: {err.strip()[:300]}",
+                hint=f"check `git remote -v` and that {target} exists there "
+                f"(`git push {self.remote} {target}`), or remove `remote:` from the policy",
+            )
+        return self.git.out("rev-parse", "--verify", f"{tracking}^{{commit}}")
 
     def _spare(self) -> Path | None:
         """A worktree left by a merged attempt that prune would remove (every commit in the
@@ -295,10 +326,16 @@ class Worktrees:
         if record.task_commit is None:
             return Integration("empty", None, record)
         if chosen == "branch":
+            where = f"branch {record.branch}"
+            if self.remote is not None:  # reviewers on other hosts see it there
+                self._push(f"+{record.task_commit}:refs/heads/{record.branch}")
+                where += f" (pushed to {self.remote})"
             kept = self.branches.update(record.task_id, record.attempt, status="kept")
-            return Integration("kept", f"the work is on branch {record.branch}", kept)
+            return Integration("kept", f"the work is on {where}", kept)
         lock = FileLock(str(self.workspace.state_dir / "integrate.lock"), timeout=LOCK_TIMEOUT)
         with lock:
+            if self.remote is not None:
+                return self._integrate_remote(record, chosen, title, fence)
             return self._integrate(record, chosen, title, fence)
 
     def _integrate(
@@ -310,23 +347,9 @@ class Worktrees:
         finished = self._already_in(record, current)
         if finished is not None:
             return finished
-        if mode == "rebase" and current == record.base_commit:
-            new = record.task_commit  # nothing to replay over: a fast-forward
-        else:
-            code, out, _ = self.git.run(
-                "merge-tree", "--write-tree", "--name-only", current, record.task_commit,
-                check=False,
-            )  # fmt: skip
-            if code != 0:
-                listed = out.splitlines()[1:]
-                conflicted = listed[: listed.index("")] if "" in listed else listed
-                return self._refuse(
-                    record,
-                    f"the task's branch conflicts with {record.target}, which moved since the "
-                    f"run began: {', '.join(conflicted) or 'see git merge-tree'}",
-                )
-            tree = out.splitlines()[0].strip()
-            new = self._make_commit(record, mode, tree, current, title)
+        new = self._merged(record, mode, title, current)
+        if isinstance(new, Integration):
+            return new
         paths = self.git.names("diff", "--name-only", "-z", "--no-renames", current, new)
         touching = self._main_tree_on(record.target)
         if touching:
@@ -357,6 +380,103 @@ class Worktrees:
                 f"ref is locked): {moved[2].strip()[:300]}",
             )
         return self._finish(record, current, new)
+
+    def _merged(
+        self, record: BranchRecord, mode: str, title: str, current: str
+    ) -> str | Integration:
+        """The commit that puts the task's work on ``current`` (a merge, or the task's commit
+        replayed), or the refusal when the two conflict."""
+        assert record.task_commit is not None
+        if mode == "rebase" and current == record.base_commit:
+            return record.task_commit  # nothing to replay over: a fast-forward
+        code, out, _ = self.git.run(
+            "merge-tree", "--write-tree", "--name-only", current, record.task_commit,
+            check=False,
+        )  # fmt: skip
+        if code != 0:
+            listed = out.splitlines()[1:]
+            conflicted = listed[: listed.index("")] if "" in listed else listed
+            return self._refuse(
+                record,
+                f"the task's branch conflicts with {record.target}, which moved since the "
+                f"run began: {', '.join(conflicted) or 'see git merge-tree'}",
+            )
+        tree = out.splitlines()[0].strip()
+        return self._make_commit(record, mode, tree, current, title)
+
+    def _integrate_remote(
+        self, record: BranchRecord, mode: str, title: str, fence: Callable[[], None]
+    ) -> Integration:
+        """Integration through the shared remote (see the module's docstring)."""
+        assert record.task_commit is not None and record.target is not None
+        for _ in range(PUSH_ROUNDS):
+            head = self.target_head(record.target)
+            if self._holds(record, head):  # pushed by an earlier run of this integration
+                return self._follow(record, head)
+            new = self._merged(record, mode, title, head)
+            if isinstance(new, Integration):
+                return new
+            record = self.branches.update(
+                record.task_id,
+                record.attempt,
+                status="integrating",
+                target_before=head,
+                merge_commit=new,
+                reason=None,
+            )
+            fence()
+            lease = f"--force-with-lease=refs/heads/{record.target}:{head}"
+            code, out, err = self._push(f"{new}:refs/heads/{record.target}", lease, check=False)
+            if code == 0:
+                tracking = f"refs/remotes/{self.remote}/{record.target}"
+                self.git.run("update-ref", tracking, new, check=False)
+                return self._follow(record, new)
+            said = (out + err).lower()
+            if "stale info" not in said and "fetch first" not in said and "rejected" not in said:
+                return self._refuse(
+                    record, f"git push to {self.remote} failed: {err.strip()[:300]}"
+                )
+            self.progress(
+                f"task {record.task_id}: {record.target} on {self.remote} moved meanwhile "
+                "(another host merged first): merging again"
+            )
+        return self._refuse(
+            record,
+            f"{record.target} on {self.remote} kept moving: {PUSH_ROUNDS} pushes in a row "
+            "were overtaken by other hosts'",
+        )
+
+    def _push(self, refspec: str, *options: str, check: bool = True) -> tuple[int, str, str]:
+        assert self.remote is not None
+        return self.git.run(
+            "push", "--quiet", "--porcelain", *options, self.remote, refspec,
+            check=check, survives_us=True,
+        )  # fmt: skip
+
+    def _holds(self, record: BranchRecord, head: str) -> bool:
+        """Whether ``head`` holds the task's work (its commit, or the merge aictl made)."""
+        assert record.task_commit is not None
+        made = [record.task_commit] + ([record.merge_commit] if record.merge_commit else [])
+        return any(self.git.ok("merge-base", "--is-ancestor", c, head) for c in made)
+
+    def _follow(self, record: BranchRecord, merged: str) -> Integration:
+        """The remote's target holds the task's work at ``merged``: bring the local target
+        there when that is a fast-forward (and the user's files as in step 5); a local target
+        with commits of its own is left alone, and the record says so."""
+        assert record.target is not None
+        ref = f"refs/heads/{record.target}"
+        local = self.git.out("rev-parse", "--verify", f"{ref}^{{commit}}")
+        if local != merged and self.git.ok("merge-base", "--is-ancestor", local, merged):
+            self.git.run("update-ref", "-m", "aictl: follow the remote", ref, merged, local)
+            return self._finish(record, local, merged)
+        reason = None
+        if not self.git.ok("merge-base", "--is-ancestor", merged, local):
+            reason = (
+                f"merged on {self.remote}/{record.target}; your local {record.target} has "
+                f"commits of its own, so it was left as it is (`git pull` brings the merge in)"
+            )
+        done = self.branches.update(record.task_id, record.attempt, status="merged", reason=reason)
+        return Integration("merged", reason, done)
 
     def _already_in(self, record: BranchRecord, current: str) -> Integration | None:
         """The integration is done when the target holds the task's commit (or the merge
@@ -579,9 +699,15 @@ def _remove_empty(folder: Path) -> None:
 # the commands
 
 
+def remote_of(service: TaskService) -> str | None:
+    """The shared remote the policy names (``settings.remote``), or None."""
+    remote = service.enforcer.policy(None).setting("remote")
+    return str(remote) if remote else None
+
+
 def _worktrees(service: TaskService, progress: Callable[[str], None] | None) -> Worktrees:
     branches = BranchStore(service.db, service.store.clock)
-    return Worktrees(service.workspace, branches, progress=progress)
+    return Worktrees(service.workspace, branches, progress=progress, remote=remote_of(service))
 
 
 def _live(service: TaskService) -> Callable[[BranchRecord], bool]:
