@@ -18,7 +18,7 @@ from aictl.services.executor import Executor
 from aictl.services.tasks import TaskService
 from aictl.services.worktrees import Worktrees
 from aictl.store.branches import BranchRecord, BranchStore
-from aictl.workspace import Workspace, initialise
+from aictl.workspace import initialise
 from connectors import RunRequest, RunResult
 from tests.store.test_executor import Scripted, use
 
