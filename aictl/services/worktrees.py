@@ -360,14 +360,7 @@ class Worktrees:
                     "the main working tree has uncommitted changes to "
                     f"{', '.join(edited[:20])}, which the merge would change",
                 )
-        record = self.branches.update(
-            record.task_id,
-            record.attempt,
-            status="integrating",
-            target_before=current,
-            merge_commit=new,
-            reason=None,
-        )
+        record = self._integrating(record, current, new)
         fence()
         moved = self.git.run(
             "update-ref", "-m", f"aictl: integrate task {record.task_id}", ref, new, current,
@@ -416,14 +409,7 @@ class Worktrees:
             new = self._merged(record, mode, title, head)
             if isinstance(new, Integration):
                 return new
-            record = self.branches.update(
-                record.task_id,
-                record.attempt,
-                status="integrating",
-                target_before=head,
-                merge_commit=new,
-                reason=None,
-            )
+            record = self._integrating(record, head, new)
             fence()
             lease = f"--force-with-lease=refs/heads/{record.target}:{head}"
             code, out, err = self._push(f"{new}:refs/heads/{record.target}", lease, check=False)
@@ -444,6 +430,18 @@ class Worktrees:
             record,
             f"{record.target} on {self.remote} kept moving: {PUSH_ROUNDS} pushes in a row "
             "were overtaken by other hosts'",
+        )
+
+    def _integrating(self, record: BranchRecord, before: str, new: str) -> BranchRecord:
+        """Record, before the target moves, what it moves from and to (a killed run's rerun
+        reads it)."""
+        return self.branches.update(
+            record.task_id,
+            record.attempt,
+            status="integrating",
+            target_before=before,
+            merge_commit=new,
+            reason=None,
         )
 
     def _push(self, refspec: str, *options: str, check: bool = True) -> tuple[int, str, str]:

@@ -21,18 +21,9 @@ from aictl.store.branches import BranchRecord, BranchStore
 from aictl.workspace import initialise
 from connectors import RunRequest, RunResult
 from tests.store.test_executor import Scripted, use
+from tests.store.test_worktrees import git
 
 REMOTE_POLICY = "version: 1\nsettings:\n  remote: origin\n"
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 @pytest.fixture
