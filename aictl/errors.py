@@ -3,11 +3,42 @@
 Every error a user can cause is an ``AictlError``; its class decides the process exit code,
 which the CLI's single ``main()`` maps (see ``aictl.cli``). A traceback reaching the user is a bug.
 
-Exit codes: 0 ok, 1 error, 2 invalid input or usage, 3 policy denied, 4 conflict (lease lost,
-held by another, lock held), 5 nothing ready to claim, 130 interrupted.
+Exit codes: :data:`EXIT_CODES` (0 ok, 1 error, 2 invalid input or usage, 3 policy denied,
+4 conflict, 5 nothing ready, 6 queued again for a retry, 130 interrupted).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class ExitCode(NamedTuple):
+    """What an exit code means: ``kind`` names it in a JSON error object (``--json``)."""
+
+    kind: str
+    meaning: str
+
+
+#: The exit-code contract: every code any command exits with, the one table the CLI's
+#: ``main()``, the JSON error objects and docs/cli.md take their words from.
+EXIT_CODES = {
+    0: ExitCode("ok", "success"),
+    1: ExitCode("error", "the command failed (the message says why)"),
+    2: ExitCode("invalid_input", "invalid input or usage: nothing was changed"),
+    3: ExitCode("policy_denied", "policy denied the action"),
+    4: ExitCode("conflict", "someone else holds it: lease lost, task held, lock held"),
+    5: ExitCode("nothing_ready", "nothing ready: no task to claim, or no AI eligible"),
+    6: ExitCode("requeued", "task execute: the run failed and the task is queued for a retry"),
+    130: ExitCode("interrupted", "interrupted (Ctrl-C)"),
+}
+
+REQUEUED = 6
+"""``task execute``'s exit code when the run failed but the task has attempts left."""
+
+
+def exit_kind(code: int) -> ExitCode:
+    """The meaning of ``code``; a code outside the table (a daemon's own) is an error."""
+    return EXIT_CODES.get(code, EXIT_CODES[1])
 
 
 class AictlError(Exception):

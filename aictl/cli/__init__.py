@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import State
+from aictl.cli.common import State, Typer
 from aictl.errors import AictlError, InvalidInput
 
 #: Every command group: its module, imported only when the group is used (or for help), so
@@ -66,7 +66,7 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
     root, such as ``init``, are always there); ``command`` narrows that group to the one
     command the line names."""
-    app = typer.Typer(
+    app = Typer(
         name="aictl",
         help="A control plane for AI coding agents working in one repository.",
         no_args_is_help=True,
@@ -197,32 +197,63 @@ def prime(ctx: typer.Context) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code instead of exiting (tests call this)."""
+    """Run the CLI and return its exit code instead of exiting (tests call this). Every
+    failure goes through :func:`output.failure`: a JSON error object too under ``--json``."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    json_output = _asks_json(args)
+    output.begin()
     try:
         result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
     except AictlError as error:
-        output.error(error.message, error.hint)
-        return error.exit_code
+        return output.failure(
+            error.message, error.hint, exit_code=error.exit_code, json_output=json_output
+        )
     except typer.TyperException as error:  # usage errors: unknown option, bad integer...
-        error.show()  # type: ignore[attr-defined]
-        return int(error.exit_code)
+        if not json_output:
+            error.show()  # type: ignore[attr-defined]
+            return int(error.exit_code)
+        return output.failure(
+            error.format_message(),  # type: ignore[attr-defined]
+            _usage_hint(error),
+            exit_code=int(error.exit_code),
+            json_output=True,
+        )
     except (typer.Abort, KeyboardInterrupt):
+        if json_output:
+            return output.failure("interrupted", exit_code=130, json_output=True)
         output.note("Interrupted")
         return 130
     except Exception as error:
         known = _not_a_bug(error)
         if known is not None:
-            output.error(known.message, known.hint)
-            return known.exit_code
+            return output.failure(
+                known.message, known.hint, exit_code=known.exit_code, json_output=json_output
+            )
         if os.environ.get("AICTL_DEBUG"):
             raise
-        output.error(
+        return output.failure(
             f"internal error: {type(error).__name__}: {error}",
             "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
+            exit_code=1,
+            json_output=json_output,
         )
-        return 1
     return result if isinstance(result, int) else 0
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    """Whether the line asks for JSON (``--json`` before any ``--``)."""
+    for word in args:
+        if word == "--":
+            return False
+        if word == "--json":
+            return True
+    return False
+
+
+def _usage_hint(error: typer.TyperException) -> str | None:
+    """``aictl GROUP COMMAND --help``, for the command a usage error is about."""
+    context = getattr(error, "ctx", None)
+    return f"`{context.command_path} --help` shows the usage" if context else None
 
 
 def _not_a_bug(error: Exception) -> AictlError | None:

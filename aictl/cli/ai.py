@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, state
+from aictl.cli.common import JsonOption, QuietOption, Typer, state
 
 if TYPE_CHECKING:
     from aictl.domain.ais import AI
     from aictl.services.ais import AIService
 
-app = typer.Typer(help="Register AI instances, label them, and set their status.")
+app = Typer(help="Register AI instances, label them, and set their status.")
 
 AIId = Annotated[str, typer.Argument(help="The AI id.", metavar="ID", show_default=False)]
 
@@ -101,14 +101,19 @@ def register(
     connector: Annotated[
         str, typer.Option("--connector", help="How aictl drives it (known: claude-code).")
     ] = ...,  # type: ignore[assignment]
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     capability: Annotated[
-        list[str] | None, typer.Option("--capability", help="A capability it offers.")
+        list[str] | None,
+        typer.Option("--capability", help="A capability it offers.", metavar="NAME"),
     ] = None,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", help="Tasks it may hold at once.")
+        int, typer.Option("--max-concurrency", help="Tasks it may hold at once.", metavar="N")
     ] = 1,
-    model: Annotated[str | None, typer.Option("--model", help="The model it should use.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model it should use.", metavar="NAME")
+    ] = None,
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not look for the connector's program.")
     ] = False,
@@ -200,7 +205,11 @@ def status(
     ai_id: AIId,
     set_: Annotated[
         str | None,
-        typer.Option("--set", help="available or offline (aictl sets busy and quarantined)."),
+        typer.Option(
+            "--set",
+            help="available or offline (aictl sets busy and quarantined).",
+            metavar="STATUS",
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,

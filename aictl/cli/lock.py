@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, task_service
 from aictl.domain.tasks import format_time
 
-app = typer.Typer(help="Inspect path locks (globs held by claimed and running tasks).")
+app = Typer(help="Inspect path locks (globs held by claimed and running tasks).")
 
 
 @app.command("list")

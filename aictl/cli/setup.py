@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, state
+from aictl.cli.common import JsonOption, Typer, state
 from aictl.workspace import locate
 
-app = typer.Typer(help="Register aictl with coding agents (Claude Code).")
+app = Typer(help="Register aictl with coding agents (Claude Code).")
 
 
 @app.command()

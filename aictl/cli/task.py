@@ -16,15 +16,16 @@ from aictl.cli.common import (
     JsonOption,
     LeaseOption,
     QuietOption,
+    Typer,
     interrupt_cancels,
     lease_for,
     parse_count,
     parse_task_id,
     task_service,
 )
-from aictl.errors import InvalidInput
+from aictl.errors import REQUEUED, InvalidInput
 
-app = typer.Typer(help="Create tasks, claim them under a lease, and finish them.")
+app = Typer(help="Create tasks, claim them under a lease, and finish them.")
 
 TaskId = Annotated[
     int, typer.Argument(help="The task id.", metavar="ID", parser=parse_task_id, show_default=False)
@@ -34,28 +35,42 @@ TaskId = Annotated[
 @app.command()
 def create(
     ctx: typer.Context,
-    title: Annotated[str, typer.Argument(help="A short title.", show_default=False)],
-    description: Annotated[str, typer.Option(help="Longer text for the agent.")] = "",
+    title: Annotated[
+        str, typer.Argument(help="A short title.", metavar="TITLE", show_default=False)
+    ],
+    description: Annotated[
+        str, typer.Option(help="Longer text for the agent.", metavar="TEXT")
+    ] = "",
     type: Annotated[str, typer.Option("--type", help="A kind: task, bug, review...")] = "task",
-    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    priority: Annotated[int, typer.Option(help="Higher runs first.", metavar="N")] = 0,
     depends_on: Annotated[
         list[int] | None,
-        typer.Option("--depends-on", help="A task this one waits for.", parser=parse_task_id),
+        typer.Option(
+            "--depends-on", help="A task this one waits for.", parser=parse_task_id, metavar="ID"
+        ),
     ] = None,
     path: Annotated[
-        list[str] | None, typer.Option("--path", help="A glob of files this task will edit.")
+        list[str] | None,
+        typer.Option("--path", help="A glob of files this task will edit.", metavar="GLOB"),
     ] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     requires: Annotated[
-        list[str] | None, typer.Option("--requires", help="A capability the agent needs.")
+        list[str] | None,
+        typer.Option("--requires", help="A capability the agent needs.", metavar="CAPABILITY"),
     ] = None,
     max_attempts: Annotated[
         int | None,
-        typer.Option(help="Claims before it fails for good (default: policy, else 3)."),
+        typer.Option(
+            help="Claims before it fails for good (default: policy, else 3).", metavar="N"
+        ),
     ] = None,
     skill: Annotated[
         list[str] | None,
-        typer.Option("--skill", help="A skill the agent needs (`aictl skill list`)."),
+        typer.Option(
+            "--skill", help="A skill the agent needs (`aictl skill list`).", metavar="NAME"
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -89,7 +104,9 @@ def list_(
         list[str] | None, typer.Option("--status", help="Only tasks in this status.")
     ] = None,
     ready: Annotated[bool, typer.Option("--ready", help="Only tasks claimable now.")] = False,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -103,14 +120,16 @@ def list_(
 
 
 @app.command()
-def show(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+def show(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """Show every field of a task.
 
     Example: aictl task show 12 --json
     """
     with task_service(ctx) as service:
         task = service.get(task_id)
-    output.task(task, output.pick(json_output, False))
+    output.task(task, output.pick(json_output, quiet))
 
 
 @app.command()
@@ -123,11 +142,15 @@ def claim(
         ),
     ] = None,
     holder: Annotated[
-        str, typer.Option("--as", help="Who holds the lease (an agent or worker name).")
+        str,
+        typer.Option("--as", help="Who holds the lease (an agent or worker name).", metavar="NAME"),
     ] = ...,  # type: ignore[assignment]
     ttl: Annotated[
         str | None,
-        typer.Option(help="Lease length without heartbeats, e.g. 90s (default: policy, else 10m)."),
+        typer.Option(
+            help="Lease length without heartbeats, e.g. 90s (default: policy, else 10m).",
+            metavar="DURATION",
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the token only.")] = False,
@@ -175,7 +198,9 @@ def heartbeat(
     ctx: typer.Context,
     task_id: TaskId,
     lease: LeaseOption,
-    ttl: Annotated[str | None, typer.Option(help="New lease length; default: as claimed.")] = None,
+    ttl: Annotated[
+        str | None, typer.Option(help="New lease length; default: as claimed.", metavar="DURATION")
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -206,9 +231,11 @@ def complete(
     ctx: typer.Context,
     task_id: TaskId,
     lease: LeaseOption,
-    result: Annotated[str | None, typer.Option(help="A short summary of the outcome.")] = None,
+    result: Annotated[
+        str | None, typer.Option(help="A short summary of the outcome.", metavar="TEXT")
+    ] = None,
     evidence: Annotated[
-        Path | None, typer.Option(help="A JSON file with evidence (an object).")
+        Path | None, typer.Option(help="A JSON file with evidence (an object).", metavar="FILE")
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -375,7 +402,8 @@ def link(
     ctx: typer.Context,
     task_id: TaskId,
     depends_on: Annotated[
-        list[int], typer.Argument(help="Tasks it must wait for.", parser=parse_task_id)
+        list[int],
+        typer.Argument(help="Tasks it must wait for.", parser=parse_task_id, metavar="ID..."),
     ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -395,7 +423,8 @@ def unlink(
     ctx: typer.Context,
     task_id: TaskId,
     depends_on: Annotated[
-        list[int], typer.Argument(help="Dependencies to remove.", parser=parse_task_id)
+        list[int],
+        typer.Argument(help="Dependencies to remove.", parser=parse_task_id, metavar="ID..."),
     ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -410,8 +439,16 @@ def unlink(
 
 
 @app.command()
-def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
-    """Show what a task waits on (up the graph) and what waits on it (down).
+def deps(
+    ctx: typer.Context,
+    task_id: TaskId,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the ids of the related tasks only.")
+    ] = False,
+) -> None:
+    """Show what a task waits on (up the graph) and what waits on it (down); with -q, the
+    ids of every task it waits on, directly or not, then those waiting on it.
 
     Example: aictl task deps 12
     """
@@ -419,7 +456,7 @@ def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -
         found = service.dependencies(task_id)
     from aictl.cli import graphs
 
-    graphs.dependencies(found, output.pick(json_output, False))
+    graphs.dependencies(found, output.pick(json_output, quiet))
 
 
 class GraphFormat(StrEnum):
@@ -432,9 +469,14 @@ class GraphFormat(StrEnum):
 @app.command()
 def graph(
     ctx: typer.Context,
-    format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = (
-        GraphFormat.tree
-    ),
+    format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="tree, mermaid, dot, or json (the same as --json)."),
+    ] = GraphFormat.tree,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print task ids only, dependencies first.")
+    ] = False,
 ) -> None:
     """Draw the whole dependency graph, dependencies before dependents.
 
@@ -444,7 +486,8 @@ def graph(
         tasks, edges, layers = service.graph()
     from aictl.cli import graphs
 
-    graphs.render(tasks, edges, layers, format.value)
+    chosen = "json" if json_output else "quiet" if quiet else format.value
+    graphs.render(tasks, edges, layers, chosen)
 
 
 @app.command()
@@ -457,19 +500,25 @@ def execute(
         ),
     ] = None,
     ai: Annotated[
-        str | None, typer.Option("--ai", help="A registered AI; default: the router's choice.")
+        str | None,
+        typer.Option("--ai", help="A registered AI; default: the router's choice.", metavar="ID"),
     ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option(help="Longest the run may take, e.g. 10m (default: policy, else 5m)."),
+        typer.Option(
+            help="Longest the run may take, e.g. 10m (default: policy, else 5m).",
+            metavar="DURATION",
+        ),
     ] = None,
     json_output: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a task with an AI: claim, run its connector, gather evidence, run the tests, then
-    complete or fail it. Progress goes to stderr. Exit 1 when the task did not end done (failed,
-    or queued again for a retry), 5 when no task or no AI is eligible, 3 when policy denies the
-    execution. A retryable failure is queued again not before a backoff (`retry_backoff`,
-    doubled per attempt, with jitter); `quarantine_after` failed runs in a row quarantine the AI.
+    complete or fail it. Progress goes to stderr. Exit 1 when the task failed for good, 6 when
+    it failed and is queued again for a retry, 5 when no task or no AI is eligible, 3 when
+    policy denies the execution. A retryable failure is queued again not before a backoff
+    (`retry_backoff`, doubled per attempt, with jitter); `quarantine_after` failed runs in a
+    row quarantine the AI.
     Ctrl-C stops the agent, releases the task and its locks at once (no attempt counted), keeps
     the evidence so far and exits 130; a second Ctrl-C aborts at once.
 
@@ -483,11 +532,15 @@ def execute(
         )
     if json_output:
         output.emit_json(done.to_dict())
+    elif quiet:
+        output.line(str(done.task.id))
     else:
         _execution_summary(done)
     if done.outcome == "released":
         output.note(f"Interrupted: task {done.task.id} was released, its evidence kept")
         raise typer.Exit(130)
+    if done.outcome == "requeued":
+        raise typer.Exit(REQUEUED)
     if done.outcome != "done":
         raise typer.Exit(1)
 
@@ -519,7 +572,9 @@ def _integration(evidence: Any) -> None:
 
 
 @app.command()
-def integrate(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+def integrate(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """Integrate a task's committed worktree work into its target branch: after a refusal
     (your uncommitted edits on paths the merge touches, or a conflict), after a run killed
     while integrating (finished, never merged twice), or for a branch left by `integrate:
@@ -534,6 +589,8 @@ def integrate(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = Fal
         done = integrate_task(service, task_id, progress=lambda text: typer.echo(text, err=True))
     if json_output:
         output.emit_json(done.to_dict())
+    elif quiet:
+        output.line(str(task_id))
     else:
         commit = done.record.merge_commit or done.record.task_commit or ""
         output.line(
@@ -555,7 +612,7 @@ def evidence(
         typer.Option(
             help="Which attempt; default: the latest with evidence.",
             parser=parse_count,
-            metavar="<int>",
+            metavar="N",
         ),
     ] = None,
     json_output: JsonOption = False,

@@ -19,7 +19,10 @@ def watch(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Print one view and exit.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.1, help="Seconds between looks at the state.")
+        float,
+        typer.Option(
+            "--interval", min=0.1, metavar="SECONDS", help="Seconds between looks at the state."
+        ),
     ] = 1.0,
     json_output: JsonOption = False,
 ) -> None:
@@ -77,7 +80,7 @@ def _render(view: dict[str, Any]) -> None:
         output.table(
             "locks",
             ["TASK", "GLOB", "HOLDER"],
-            ((lock["task"], lock["glob"], lock["holder"]) for lock in view["locks"]),
+            ((lock["task_id"], lock["glob"], lock["holder"]) for lock in view["locks"]),
         )
     if view["ais"]:
         output.table(

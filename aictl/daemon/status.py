@@ -69,7 +69,7 @@ def daemon_status(workspace: Workspace, *, clock: Clock | None = None) -> dict[s
         began = _time(entry.get("started_at"))
         tasks.append(
             {
-                "task": entry.get("task"),
+                "task_id": entry.get("task"),
                 "ai": entry.get("ai"),
                 "title": entry.get("title"),
                 "elapsed_seconds": round((now - began).total_seconds(), 1) if began else None,
@@ -224,7 +224,7 @@ def watch_snapshot(workspace: Workspace) -> dict[str, Any]:
             for task in tasks
         ],
         "locks": [
-            {"task": lock.task_id, "glob": lock.glob, "holder": lock.holder} for lock in locks
+            {"task_id": lock.task_id, "glob": lock.glob, "holder": lock.holder} for lock in locks
         ],
         "ais": [
             {

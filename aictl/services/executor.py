@@ -101,7 +101,7 @@ class Execution:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task.id,
+            "task_id": self.task.id,
             "ai": self.ai,
             "attempt": self.attempt,
             "outcome": self.outcome,

@@ -628,7 +628,7 @@ class Worktrees:
             remove, why = prune_verdict(state)
             rows.append(
                 {
-                    "task": record.task_id,
+                    "task_id": record.task_id,
                     "attempt": record.attempt,
                     "worktree": record.worktree,
                     "exists": state.exists,
@@ -659,7 +659,7 @@ class Worktrees:
             record = next(
                 r
                 for r in self.branches.list_all()
-                if (r.task_id, r.attempt) == (row["task"], row["attempt"])
+                if (r.task_id, r.attempt) == (row["task_id"], row["attempt"])
             )
             remove, why = prune_verdict(self.state(record, live(record)))  # judged again
             if not remove:

@@ -222,7 +222,7 @@ def test_route_explain_json_gives_every_ai_its_reasons(aictl: Aictl) -> None:
     ok(aictl, "task", "claim", "1", "--as", "web-2")
     ok(aictl, "task", "create", "feature", "--requires", "python", "--label", "ai.team=web")
     result = json.loads(ok(aictl, "route", "explain", "2", "--json"))
-    assert result["task"] == 2 and result["ai"] == "web-2"
+    assert result["task_id"] == 2 and result["ai"] == "web-2"
     by_ai = {item["ai"]: item for item in result["candidates"]}
     assert list(by_ai) == ["api-1", "web-1", "web-2", "web-3"]
     assert by_ai["api-1"]["reasons"] == ["label team=web required, has team=api"]

@@ -407,7 +407,7 @@ def test_deps_and_graph_renderings(aictl: Callable[..., Result]) -> None:
         '  └── 4 join "q" [queued]',
     ]
     deps = json.loads(aictl("task", "deps", "4", "--json")[1])
-    assert {(e["task"], e["depends_on"]) for e in deps["upstream"]} == {
+    assert {(e["task_id"], e["depends_on"]) for e in deps["upstream"]} == {
         (4, 2),
         (4, 3),
         (2, 1),

@@ -66,10 +66,12 @@ def test_a_second_start_names_the_running_daemon(aictl: Aictl, started: int) -> 
     assert f"pid {started}" in err
 
 
-def test_stop_without_a_daemon_says_so(aictl: Aictl) -> None:
-    code, _, err = aictl("daemon", "stop")
-    assert code == 1
-    assert "no daemon is running" in err
+def test_stop_without_a_daemon_says_so_and_succeeds(aictl: Aictl) -> None:
+    code, out, _ = aictl("daemon", "stop")
+    assert code == 0  # idempotent: stopping what is stopped is no error
+    assert out == "no daemon running: nothing to stop\n"
+    code, out, _ = aictl("daemon", "stop", "--json")
+    assert code == 0 and json.loads(out) == {"stopped": False, "pid": None}
     code, out, _ = aictl("daemon", "status")
     assert code == 0 and "no daemon is running" in out
 
@@ -89,7 +91,7 @@ def test_watch_once_shows_tasks_locks_and_the_daemon(aictl: Aictl) -> None:
     assert code == 0, err
     view = json.loads(out)
     assert view["tasks"][0]["status"] == "claimed" and view["tasks"][0]["holder"] == "w1"
-    assert view["locks"] == [{"task": 1, "glob": "src/**", "holder": "w1"}]
+    assert view["locks"] == [{"task_id": 1, "glob": "src/**", "holder": "w1"}]
     assert view["daemon"] == "no daemon running"
     code, out, _ = aictl("task", "watch", "--once")
     assert code == 0 and "Locked" in out and "src/**" in out

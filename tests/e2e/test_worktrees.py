@@ -83,7 +83,7 @@ def test_two_tasks_on_disjoint_paths_run_at_once_in_their_worktrees_and_both_mer
         assert git_out(repo, "merge-base", "--is-ancestor", commit, "HEAD") == ""
     assert git_out(repo, "status", "--porcelain", "--", "src") == ""
     listed = json.loads(repo.aictl("worktree", "list", "--json").stdout)
-    assert [(row["task"], row["merged"]) for row in listed] == [(1, True), (2, True)]
+    assert [(row["task_id"], row["merged"]) for row in listed] == [(1, True), (2, True)]
     pruned = repo.aictl("worktree", "prune")
     assert pruned.returncode == 0 and pruned.stdout.count("removed:") == 2, pruned.stdout
     assert not (repo.root / ".ai" / "worktrees").exists()

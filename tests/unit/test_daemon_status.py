@@ -68,11 +68,11 @@ def test_status_and_watch_of_a_running_daemon(workspace: Workspace) -> None:
         line = daemon_status_line(workspace)
         view = watch_snapshot(workspace)
     assert report["running"] and report["state"] == "running"
-    assert report["running_tasks"][0]["task"] == held
+    assert report["running_tasks"][0]["task_id"] == held
     assert report["running_tasks"][0]["elapsed_seconds"] >= 0
     assert report["ais"][0]["id"] == "fake-1" and report["ais"][0]["load"] == 1
     assert line.startswith("daemon ") and "ok" in line
-    assert view["locks"] == [{"task": held, "glob": "src/**", "holder": "fake-1"}]
+    assert view["locks"] == [{"task_id": held, "glob": "src/**", "holder": "fake-1"}]
     assert view["tasks"][0]["lease_expires_in"] > 0
     stopped = daemon_status(workspace)
     assert stopped["running"] is False and stopped["running_tasks"] == []
