@@ -78,9 +78,13 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     app.command()(init)
     app.command()(doctor)
     app.command()(prime)
+    app.command()(version)
     from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
 
     app.command()(dashboard)
+    from aictl.cli.completion import completion
+
+    app.command()(completion)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
@@ -118,12 +122,33 @@ def _version(shown: bool) -> None:
         raise typer.Exit()
 
 
+def version(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print aictl's version (as `aictl --version` does), and with --json the Python it runs
+    on.
+
+    Example: aictl version --json
+    """
+    import platform
+    from importlib.metadata import version as installed
+
+    if json_output:
+        output.emit_json({"version": installed("aictl"), "python": platform.python_version()})
+    else:
+        _version(True)
+
+
 def root(
     ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print aictl's version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print aictl's version and exit.",
         ),
     ] = False,
     db: Annotated[
@@ -131,6 +156,7 @@ def root(
         typer.Option(
             "--db",
             envvar="AICTL_DB",
+            metavar="FILE",
             help="State database (default: .ai/state.db "
             "found by walking up from the working directory).",
         ),
@@ -202,6 +228,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(argv) if argv is not None else sys.argv[1:]
     json_output = _asks_json(args)
     output.begin()
+    if not args:
+        from aictl.cli.completion import answering
+
+        answering()  # a completion script asks: the answer goes out through click, which exits
     try:
         result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
     except AictlError as error:

@@ -47,6 +47,7 @@ SAMPLES: dict[str, list[str]] = {
     "audit checkpoint": ["--to", "{outside}/checkpoint.json"],
     "audit log": [],
     "audit verify": [],
+    "version": [],
     "daemon status": [],
     "daemon stop": [],
     "doctor": [],
@@ -105,6 +106,7 @@ SAMPLES: dict[str, list[str]] = {
 
 #: Commands whose stdout is not one JSON document, and why.
 NOT_JSON = {
+    "completion": "prints a shell script",
     "audit export": "always JSON Lines, one row per line",
     "daemon logs": "--json prints the log's JSON lines as written",
     "daemon start": "has --json; starting a daemon is covered by tests/cli/test_daemon_cli.py",
@@ -119,6 +121,7 @@ NO_QUIET = {
     "audit checkpoint",
     "audit export",
     "audit verify",
+    "completion",
     "daemon logs",
     "dashboard",
     "doctor",
@@ -137,6 +140,7 @@ NO_QUIET = {
     "task evidence",
     "task graph",
     "task watch",
+    "version",
     "workflow show",
     "workflow suggest",
 }
@@ -166,6 +170,12 @@ def test_help_has_usage_an_example_and_one_placeholder_style(
         if getattr(param, "is_flag", False) or param.name == "help":
             continue
         assert PLACEHOLDER.fullmatch(param.metavar or ""), f"{name}: {param.name} {param.metavar}"
+
+
+def test_the_root_help_has_the_same_placeholders(aictl: Callable[..., Result]) -> None:
+    code, out, _ = aictl("--help")
+    assert code == 0 and "--db FILE" in out
+    assert not re.search(r"<[\w ]+>|\{\w+\}", out)
 
 
 def _opts(name: str) -> set[str]:
@@ -266,3 +276,53 @@ def test_a_bad_value_exits_2(line: list[str], aictl: Callable[..., Result]) -> N
     code, out, err = aictl(*line, "--json")
     assert code == 2 and "Error:" in err
     assert json.loads(out)["kind"] == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "message"),
+    [
+        (["policy", "decisions", "--effect", "bogus"], 2, "'bogus' is not one of: allow, deny"),
+        (["policy", "decisions", "--action", "fly"], 2, "'fly' is not one of: create, claim"),
+        (["task", "list", "--status", "bogus"], 2, "bogus"),
+        (["ai", "list", "--status", "bogus"], 2, "bogus"),
+        (["ai", "status", "claude-1", "--set", "busy"], 2, "busy"),
+        (["task", "graph", "--format", "svg"], 2, "svg"),
+        (["audit", "export", "--format", "csv"], 2, "csv"),
+    ],
+)
+def test_every_option_with_a_vocabulary_refuses_an_unknown_value(
+    line: list[str], code: int, message: str, seeded: Callable[..., Result]
+) -> None:
+    found, out, err = seeded(*line)
+    assert (found, out) == (code, "") and message in err
+
+
+def test_the_installed_aictl_answers_errors_in_json(tmp_path: Path) -> None:
+    """Through the console script (aictl.entry), not only through run()."""
+    import os
+    import subprocess
+    import sys
+
+    def installed(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "aictl"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    outside = installed("task", "list", "--json")
+    answer = json.loads(outside.stdout)
+    assert outside.returncode == 2 == answer["exit_code"] and answer["kind"] == "invalid_input"
+    assert answer["error"].startswith("not inside an aictl repository")
+    assert outside.stderr.startswith("Error: not inside an aictl repository")
+    usage = installed("task", "show", "twelve", "--json")
+    assert (
+        usage.returncode == 2 and "'twelve' is not a task id" in json.loads(usage.stdout)["error"]
+    )
+    plain = installed("task", "show", "twelve")
+    assert plain.returncode == 2 and plain.stdout == "" and "Usage: aictl task show" in plain.stderr
