@@ -88,8 +88,8 @@ def _render_one(ai: AI, fmt: output.Format, *, headline: str | None = None) -> N
             ("tools", ", ".join(health.get("tools") or [])),
             ("failures in a row", health.get("consecutive_failures", 0)),
             ("last error", health.get("last_error") or ""),
-            ("registered", ai.created_at.strftime("%Y-%m-%d %H:%M:%S")),
-            ("updated", ai.updated_at.strftime("%Y-%m-%d %H:%M:%S")),
+            ("registered", output.when(ai.created_at, zoned=True)),
+            ("updated", output.when(ai.updated_at, zoned=True)),
         ]
         output.table(None, ["FIELD", "VALUE"], [(k, v) for k, v in rows if v != ""])
 

@@ -62,11 +62,11 @@ def log_(
     else:
         output.table(
             None,
-            ["SEQ", "TIME (UTC)", "KIND", "ACTOR", "TASK", "DATA"],
+            ["SEQ", f"TIME ({output.zone()})", "KIND", "ACTOR", "TASK", "DATA"],
             (
                 (
                     e.seq,
-                    f"{e.at:%Y-%m-%d %H:%M:%S}",
+                    output.when(e.at),
                     e.kind,
                     e.actor,
                     e.task_id or "",

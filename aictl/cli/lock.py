@@ -44,14 +44,14 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, quiet: QuietOptio
     else:
         output.table(
             None,
-            ["TASK", "GLOB", "HOLDER", "EPOCH", "EXPIRES (UTC)"],
+            ["TASK", "GLOB", "HOLDER", "EPOCH", f"EXPIRES ({output.zone()})"],
             (
                 (
                     lock.task_id,
                     lock.glob,
                     lock.holder,
                     lock.lease_epoch,
-                    f"{lock.lease_expires_at:%H:%M:%S}",
+                    output.when(lock.lease_expires_at),
                 )
                 for lock in locks
             ),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -162,8 +162,51 @@ def task_status(status: str) -> Styled:
     return Styled(status, _STATUS_STYLE.get(status, ""))
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+TIME_VARIABLE = "AICTL_TIME"
+"""``utc`` (the default) or ``local``: the zone of the times people read (tables, messages).
+JSON always carries ISO 8601 UTC (``2026-12-05T07:01:02.000000Z``), whatever it says."""
+
+
+def _local() -> bool:
+    import os
+
+    chosen = os.environ.get(TIME_VARIABLE, "utc").strip().lower() or "utc"
+    if chosen not in ("utc", "local"):
+        from aictl.errors import InvalidInput
+
+        raise InvalidInput(
+            f"{TIME_VARIABLE} must be utc or local, not {chosen!r}",
+            hint=f"unset {TIME_VARIABLE} for UTC, or set it to local",
+        )
+    return chosen == "local"
+
+
+def _in_zone(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):  # ISO 8601 text, as the JSON of a report carries it
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:  # stored times are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone() if _local() else moment.astimezone(UTC)
+
+
+def zone() -> str:
+    """The zone :func:`when` shows times in, for a column header: ``UTC``, or the local
+    zone's abbreviation (``CET``) under ``AICTL_TIME=local``."""
+    return datetime.now().astimezone().strftime("%Z") if _local() else "UTC"
+
+
+def when(moment: datetime | str | None, *, zoned: bool = False) -> str:
+    """A time for people, in one format everywhere: ``2026-12-05 07:01:02``, in UTC or in
+    local time (``AICTL_TIME``); ``zoned`` adds the zone (``2026-12-05 08:01:02 CET``). Empty
+    for no time."""
+    if moment is None or moment == "":
+        return ""
+    shown = _in_zone(moment)
+    text = shown.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text} {shown.strftime('%Z')}" if zoned else text
+
+
+_when = when
 
 
 def tasks(items: Sequence[Task], fmt: Format) -> None:

@@ -64,11 +64,20 @@ def decisions(
     else:
         output.table(
             None,
-            ["ID", "TIME (UTC)", "ACTION", "SUBJECT", "TASK", "EFFECT", "RULES", "POLICY"],
+            [
+                "ID",
+                f"TIME ({output.zone()})",
+                "ACTION",
+                "SUBJECT",
+                "TASK",
+                "EFFECT",
+                "RULES",
+                "POLICY",
+            ],
             (
                 (
                     r.id,
-                    f"{r.at:%Y-%m-%d %H:%M:%S}",
+                    output.when(r.at),
                     r.action,
                     r.subject,
                     r.task_id or "",
@@ -106,7 +115,9 @@ def set_(
     elif quiet:
         output.line(override.key)
     else:
-        until = f" until {override.expires_at:%Y-%m-%d %H:%M} UTC" if override.expires_at else ""
+        until = (
+            f" until {output.when(override.expires_at, zoned=True)}" if override.expires_at else ""
+        )
         output.line(f"override {override.key} = {override.value!r}{until}")
 
 
@@ -133,14 +144,14 @@ def list_(
     else:
         output.table(
             None,
-            ["KEY", "VALUE", "REASON", "SET BY", "EXPIRES (UTC)"],
+            ["KEY", "VALUE", "REASON", "SET BY", f"EXPIRES ({output.zone()})"],
             (
                 (
                     o.key,
                     output.compact(o.value),
                     o.reason,
                     o.set_by,
-                    f"{o.expires_at:%Y-%m-%d %H:%M}" if o.expires_at else "never",
+                    output.when(o.expires_at) if o.expires_at else "never",
                 )
                 for o in overrides
             ),

@@ -172,7 +172,8 @@ def claim(
     else:
         task = result.task
         output.line(f"Claimed task {task.id}: {task.title}")
-        output.line(f"lease token: {result.token}  (expires {task.lease_expires_at:%H:%M:%S} UTC)")
+        expires = output.when(task.lease_expires_at, zoned=True)
+        output.line(f"lease token: {result.token}  (expires {expires})")
 
 
 def _holder_write(
@@ -189,7 +190,7 @@ def _holder_write(
         task = getattr(service, verb)(token, **options)
     headline = f"Task {task.id} is {task.status}"
     if task.lease_expires_at:
-        headline += f" (lease until {task.lease_expires_at:%H:%M:%S} UTC)"
+        headline += f" (lease until {output.when(task.lease_expires_at, zoned=True)})"
     output.task(task, output.pick(json_output, quiet), headline=headline)
 
 
@@ -550,7 +551,7 @@ def _execution_summary(done: Any) -> None:
     if done.reason:
         output.line(f"reason: {done.reason}")
     if done.task.not_before is not None and str(done.task.status) == "queued":
-        output.line(f"retry not before: {done.task.not_before:%Y-%m-%d %H:%M:%S} UTC")
+        output.line(f"retry not before: {output.when(done.task.not_before, zoned=True)}")
     if done.quarantined:
         output.line(f"AI {done.ai} is quarantined: `aictl ai status {done.ai} --set available`")
     _outside_changes(done.evidence)

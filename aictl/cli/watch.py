@@ -57,7 +57,7 @@ def _render(view: dict[str, Any]) -> None:
     counts: dict[str, int] = {}
     for task in tasks:
         counts[task["status"]] = counts.get(task["status"], 0) + 1
-    output.line(f"{view['at'][:19].replace('T', ' ')} UTC  {view['daemon']}")
+    output.line(f"{output.when(view['at'], zoned=True)}  {view['daemon']}")
     output.line("tasks: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
     if tasks:
         output.table(

@@ -134,9 +134,15 @@ def list_workflows(
             else:
                 output.table(
                     "Workflow runs",
-                    ["run", "workflow", "status", "reason", "started"],
+                    ["run", "workflow", "status", "reason", f"started ({output.zone()})"],
                     [
-                        [i["id"], i["workflow"], i["status"], i["reason"] or "", i["created_at"]]
+                        [
+                            i["id"],
+                            i["workflow"],
+                            i["status"],
+                            i["reason"] or "",
+                            output.when(i["created_at"]),
+                        ]
                         for i in items
                     ],
                 )
