@@ -1,7 +1,8 @@
 """The `aictl` command: sub-apps mounted in one place, and the exit-code contract in `main()`.
 
-Exit codes: 0 ok, 1 error, 2 invalid input or usage, 3 policy denied, 4 conflict (lease lost,
-held by another, lock held), 5 nothing ready to claim, 130 interrupted.
+Exit codes (``aictl.errors.EXIT_CODES``): 0 ok, 1 error, 2 invalid input or usage, 3 policy
+denied, 4 conflict (lease lost, held by another, lock held), 5 nothing ready to claim, 6 task
+execute queued the task again for a retry, 130 interrupted.
 """
 
 from __future__ import annotations
