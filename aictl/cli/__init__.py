@@ -244,7 +244,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             error.show()  # type: ignore[attr-defined]
             return int(error.exit_code)
         return output.failure(
-            error.format_message(),  # type: ignore[attr-defined]
+            error.format_message(),
             _usage_hint(error),
             exit_code=int(error.exit_code),
             json_output=True,

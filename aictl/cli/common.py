@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 import typer.core
@@ -52,10 +52,19 @@ def _placeholder(param: Any) -> str:
     return word + "..." if param.nargs != 1 and not getattr(param, "multiple", False) else word
 
 
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
 class Typer(typer.Typer):
     """``typer.Typer`` whose commands are :class:`Command`: every sub-app of aictl is one."""
 
-    def command(self, name: str | None = None, *, cls: Any = None, **options: Any) -> Any:
+    def command(
+        self,
+        name: str | None = None,
+        *,
+        cls: type[typer.core.TyperCommand] | None = None,
+        **options: Any,
+    ) -> Callable[[Function], Function]:
         return super().command(name, cls=cls or Command, **options)
 
 

@@ -31,7 +31,7 @@ def completion(
 
     Example: aictl completion bash > ~/.local/share/bash-completion/completions/aictl
     """
-    from typer.completion import get_completion_script
+    from typer.completion import get_completion_script  # type: ignore[attr-defined]
 
     script = get_completion_script(prog_name="aictl", complete_var=VARIABLE, shell=shell)
     output.line(script.rstrip("\n"))
@@ -45,7 +45,7 @@ def answering() -> bool:
 
     if not os.environ.get(VARIABLE):
         return False
-    from typer.completion import completion_init
+    from typer.completion import completion_init  # type: ignore[attr-defined]
 
     completion_init()
     return True

@@ -238,7 +238,7 @@ def test_quiet_prints_ids_only(name: str, seeded: Callable[..., Result], tmp_pat
     outside = tmp_path / "outside"
     outside.mkdir()
     args = [arg.replace("{outside}", str(outside)) for arg in SAMPLES[name]]
-    code, out, err = seeded(*name.split(), *args, "-q")
+    _, out, err = seeded(*name.split(), *args, "-q")
     assert "No such option" not in err
     for line in out.splitlines():
         assert re.fullmatch(r"\S+", line), f"{name} -q printed {line!r}"
