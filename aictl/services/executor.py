@@ -718,7 +718,7 @@ class Executor:
         isolated = root != self.workspace.root  # in its own worktree: every change is its own
         outside, others = (elsewhere, {}) if isolated else self._attribute(task, elsewhere)
         return {
-            "task": task.id,
+            "task_id": task.id,
             "ai": ai_id,
             "attempt": attempt,
             "base_commit": base,

@@ -9,7 +9,7 @@ from aictl.workspace import Workspace
 from tests.cli.conftest import Result
 
 EVIDENCE = {
-    "task": 1,
+    "task_id": 1,
     "ai": "claude-1",
     "attempt": 1,
     "base_commit": "abc123",
