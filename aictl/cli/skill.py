@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -152,48 +152,35 @@ def add(
         output.line(f"Added skill {skill.key}{where} (enabled)")
 
 
-@app.command()
-def enable(
-    ctx: typer.Context,
-    name: SkillName,
-    ai: AiOption = None,
-    json_output: JsonOption = False,
-    quiet: NameOnly = False,
-) -> None:
-    """Enable a skill for the project, or for one AI (an AI's own setting wins).
+def _switch(enabled: bool, example: str) -> Callable[..., None]:
+    """``skill enable`` or ``skill disable``: the same command but for the setting it writes."""
+    verb = "Enable" if enabled else "Disable"
 
-    Example: aictl skill enable db-migrations --ai claude-1
-    """
-    with skill_service(ctx) as service:
-        service.enable(name, ai)
-    _switched(name, ai, True, json_output, quiet)
+    def switch(
+        ctx: typer.Context,
+        name: SkillName,
+        ai: AiOption = None,
+        json_output: JsonOption = False,
+        quiet: NameOnly = False,
+    ) -> None:
+        with skill_service(ctx) as service:
+            (service.enable if enabled else service.disable)(name, ai)
+        if json_output:
+            output.emit_json({"name": name, "ai": ai, "enabled": enabled})
+        elif quiet:
+            output.line(name)
+        else:
+            output.line(f"{verb}d skill {name}" + (f" for {ai}" if ai else ""))
 
-
-@app.command()
-def disable(
-    ctx: typer.Context,
-    name: SkillName,
-    ai: AiOption = None,
-    json_output: JsonOption = False,
-    quiet: NameOnly = False,
-) -> None:
-    """Disable a skill for the project, or for one AI (an AI's own setting wins).
-
-    Example: aictl skill disable db-migrations --ai claude-2
-    """
-    with skill_service(ctx) as service:
-        service.disable(name, ai)
-    _switched(name, ai, False, json_output, quiet)
+    switch.__doc__ = (
+        f"{verb} a skill for the project, or for one AI (an AI's own setting wins).\n\n"
+        f"Example: {example}"
+    )
+    return switch
 
 
-def _switched(name: str, ai: str | None, enabled: bool, json_output: bool, quiet: bool) -> None:
-    if json_output:
-        output.emit_json({"name": name, "ai": ai, "enabled": enabled})
-    elif quiet:
-        output.line(name)
-    else:
-        verb = "Enabled" if enabled else "Disabled"
-        output.line(f"{verb} skill {name}" + (f" for {ai}" if ai else ""))
+app.command("enable")(_switch(True, "aictl skill enable db-migrations --ai claude-1"))
+app.command("disable")(_switch(False, "aictl skill disable db-migrations --ai claude-2"))
 
 
 @app.command()

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Result
-
-BIN = Path(sys.executable).parent
-"""The virtual environment's bin folder, where `make install` put the `aictl` script."""
+from tests.cli.conftest import Result, installed
 
 
 def complete(line: list[str], cwd: Path) -> list[str]:
@@ -27,17 +21,8 @@ def complete(line: list[str], cwd: Path) -> list[str]:
         "_aictl_completion aictl\n"
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("AICTL_DB", None)
-    done = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", script],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = installed(cwd, "bash", "--norc", "--noprofile", "-c", script)
+    assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
 

@@ -20,7 +20,7 @@ import typer.main
 
 from aictl.cli import build
 from aictl.errors import EXIT_CODES
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, installed
 
 
 def _leaves(command: Any, path: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
@@ -299,30 +299,14 @@ def test_every_option_with_a_vocabulary_refuses_an_unknown_value(
 
 def test_the_installed_aictl_answers_errors_in_json(tmp_path: Path) -> None:
     """Through the console script (aictl.entry), not only through run()."""
-    import os
-    import subprocess
-    import sys
-
-    def installed(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
-        return subprocess.run(
-            [str(Path(sys.executable).parent / "aictl"), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    outside = installed("task", "list", "--json")
+    outside = installed(tmp_path, "aictl", "task", "list", "--json")
     answer = json.loads(outside.stdout)
     assert outside.returncode == 2 == answer["exit_code"] and answer["kind"] == "invalid_input"
     assert answer["error"].startswith("not inside an aictl repository")
     assert outside.stderr.startswith("Error: not inside an aictl repository")
-    usage = installed("task", "show", "twelve", "--json")
+    usage = installed(tmp_path, "aictl", "task", "show", "twelve", "--json")
     assert (
         usage.returncode == 2 and "'twelve' is not a task id" in json.loads(usage.stdout)["error"]
     )
-    plain = installed("task", "show", "twelve")
+    plain = installed(tmp_path, "aictl", "task", "show", "twelve")
     assert plain.returncode == 2 and plain.stdout == "" and "Usage: aictl task show" in plain.stderr
