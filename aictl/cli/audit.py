@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, Typer, parse_task_id, state
+from aictl.cli.common import JsonOption, Typer, one_of, parse_task_id, state
 from aictl.services.audit import AuditBroken, AuditService
 from aictl.workspace import locate
 
@@ -117,7 +117,9 @@ def verify(
 @app.command()
 def export(
     ctx: typer.Context,
-    format: Annotated[str, typer.Option("--format", help="Only jsonl for now.")] = "jsonl",
+    format: Annotated[
+        str, typer.Option("--format", help="Only jsonl for now.", parser=one_of(("jsonl",)))
+    ] = "jsonl",
     output_file: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="A file (default: stdout).", metavar="FILE"),
@@ -127,8 +129,6 @@ def export(
 
     Example: aictl audit export -o audit.jsonl
     """
-    if format != "jsonl":
-        raise typer.BadParameter(f"unknown format {format!r}; valid: jsonl", param_hint="--format")
     with audit_service(ctx) as service:
         if output_file is None:
             count = service.export(sys.stdout)
