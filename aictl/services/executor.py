@@ -43,7 +43,12 @@ from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import outside_paths
-from aictl.domain.worktrees import DEFAULT_INTEGRATION, DEFAULT_ISOLATION, commit_message
+from aictl.domain.worktrees import (
+    DEFAULT_INTEGRATION,
+    DEFAULT_ISOLATION,
+    commit_message,
+    continued,
+)
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
 from aictl.services.budgets import account_run, check_budgets
@@ -354,7 +359,9 @@ class Executor:
             return shared
         mode = str(policy.setting("integrate") or DEFAULT_INTEGRATION)
         try:
-            record = self._worktrees().create(task.id, attempt, mode)
+            record = self._worktrees().create(
+                task.id, attempt, mode, continues=continued(task), paths=task.paths
+            )
         except AictlError as error:
             self.service.release(token)
             error.hint = error.hint or f"task {task.id} was released; no attempt was counted"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aictl.domain import worktrees as names
+from aictl.domain.globs import covers
 from aictl.domain.worktrees import WorktreeState, prune_verdict
 from aictl.errors import AictlError, InvalidInput, TaskHeld
 from aictl.services.tasks import TaskService
@@ -160,9 +161,19 @@ class Worktrees:
         code, out, _ = self.git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return out.strip() if code == 0 else None
 
-    def create(self, task_id: int, attempt: int, mode: str) -> BranchRecord:
+    def create(
+        self,
+        task_id: int,
+        attempt: int,
+        mode: str,
+        *,
+        continues: int | None = None,
+        paths: Sequence[str] = (),
+    ) -> BranchRecord:
         """A new worktree for ``attempt`` of ``task_id`` on ``aictl/task-<id>``, from the
-        target branch's head (the branch checked out in the main tree). An earlier attempt's
+        target branch's head (the branch checked out in the main tree), or, when the task
+        ``continues`` another whose committed work is not merged yet (a workflow's fix step
+        after a failed step), from that work (see ``continuation``). An earlier attempt's
         worktree is left where it is (detached, its files untouched); an earlier branch with
         commits not in the target is renamed ``aictl/task-<id>-attempt-<n>``, never reset."""
         target = self.current_branch()
@@ -173,6 +184,8 @@ class Worktrees:
                 hint="check out a branch, or set `isolation: shared` under settings",
             )
         base = self.target_head(target)
+        if continues is not None:
+            base = self.continuation(task_id, continues, base, paths) or base
         branch = names.branch_name(task_id)
         self._free_branch(task_id, branch, target)
         relative = names.worktree_path(task_id, attempt)
@@ -208,6 +221,35 @@ class Worktrees:
         else:
             self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         return record
+
+    def continuation(
+        self, task_id: int, continued: int, head: str, paths: Sequence[str]
+    ) -> str | None:
+        """The commit of task ``continued``'s latest attempt when it holds work that is not in
+        the target's ``head`` and every path that work changed lies within ``paths`` (the
+        continuing task's globs, which its lease locks); None, said in the progress, when
+        there is nothing to continue or the work reaches outside those globs. Merging the
+        continuing task later merges that work with it."""
+        record = self.branches.latest(continued)
+        commit = record.task_commit if record is not None else None
+        if commit is None or not self._count(f"{head}..{commit}"):
+            self.progress(
+                f"task {task_id}: task {continued} left no unmerged commit to continue; "
+                "starting from the target's head"
+            )
+            return None
+        changed = self.git.names(
+            "diff", "--name-only", "-z", "--no-renames", f"{head}...{commit}"
+        )  # fmt: skip
+        outside = [path for path in changed if not any(covers(glob, path) for glob in paths)]
+        if outside:
+            self.progress(
+                f"task {task_id}: not continuing task {continued}: its work changed "
+                f"{', '.join(outside[:5])}, outside this task's paths"
+            )
+            return None
+        self.progress(f"task {task_id}: continuing task {continued}'s work ({commit[:12]})")
+        return commit
 
     def target_head(self, target: str) -> str:
         """The commit a task starts from and merges into: the local branch's head, or with a
