@@ -121,6 +121,11 @@ def test_a_write_outside_the_globs_in_the_worktree_fails_and_reaches_nothing(
     assert (worktree / "stray.txt").read_text() == "escaped\n"  # kept for inspection
     dry = repo.aictl("worktree", "prune", "--dry-run", "--json")
     assert [row["action"] for row in json.loads(dry.stdout)] == ["kept"]
+    pruned = repo.aictl("worktree", "prune")
+    assert pruned.returncode == 0 and "kept: .ai/worktrees/task-1-1" in pruned.stdout
+    # the way to discard it is a person's, spelled out; prune itself removed nothing
+    assert "git worktree remove --force .ai/worktrees/task-1-1" in pruned.stderr
+    assert (worktree / "stray.txt").exists()
 
 
 def test_the_users_uncommitted_edit_is_left_alone_and_integrate_finishes(tmp_path: Path) -> None:
