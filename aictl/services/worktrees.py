@@ -29,6 +29,7 @@ left alone, with the reason recorded, when it holds commits of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -56,6 +57,29 @@ COMMITTER = ("aictl", "aictl@localhost")
 
 class GitFailed(AictlError):
     """A git command aictl needs failed."""
+
+
+def exclude_file(git: Git) -> Path:
+    """The repository's ``info/exclude`` (shared by its linked worktrees, never tracked)."""
+    common = Path(git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    return common / "info" / "exclude"
+
+
+def excluded_text(text: str, line: str) -> str:
+    """``text`` (an exclude file) with ``line`` appended unless it is there already."""
+    if line in text.splitlines():
+        return text
+    return text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+
+
+def exclude_in_git(git: Git, line: str) -> None:
+    """Add the pattern ``line`` to ``info/exclude`` unless present; raises ``OSError``."""
+    exclude = exclude_file(git)
+    text = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
+    changed = excluded_text(text, line)
+    if changed != text:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text(changed, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -299,18 +323,8 @@ class Worktrees:
     def _ignore_worktrees(self) -> None:
         """Keep ``.ai/worktrees/`` out of the user's ``git status`` even in a repository
         whose ``.ai/.gitignore`` predates worktrees (``info/exclude`` is not tracked)."""
-        common = Path(self.git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
-        exclude = common / "info" / "exclude"
-        line = f"/{names.WORKTREES_FOLDER}/"
-        try:
-            text = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
-            if line not in text.splitlines():
-                exclude.parent.mkdir(parents=True, exist_ok=True)
-                exclude.write_text(
-                    text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
-                )
-        except OSError:
-            pass  # only cosmetic: aictl's own status checks skip .ai/ anyway
+        with contextlib.suppress(OSError):  # only cosmetic: aictl's status checks skip .ai/
+            exclude_in_git(self.git, f"/{names.WORKTREES_FOLDER}/")
 
     # committing
 
