@@ -8,10 +8,10 @@ row was touched.
 
 Each task event sets the fields it implies (``IMPLIED``): ``task.created`` the title, priority,
 paths, dependencies and first status; ``task.claimed`` the status, lease epoch and holder;
-``task.completed`` the result and the evidence digest; and so on. A field no event has set is
-unknown and not compared: rows written before a field was added to an event (``evidence_digest``
-and ``max_attempts`` came with the signed checkpoints) are checked as far as they go, and
-``Replay.notes`` says what was left out.
+``task.completed`` the result and the evidence digest; ``task.edited`` the fields it names; and
+so on. A field no event has set is unknown and not compared: rows written before a field was
+added to an event (``evidence_digest`` and ``max_attempts`` came with the signed checkpoints)
+are checked as far as they go, and ``Replay.notes`` says what was left out.
 """
 
 from __future__ import annotations
@@ -141,6 +141,10 @@ def _apply(task: ImpliedTask, seq: int, kind: str, actor: str, data: Mapping[str
         put("approval", "approved")
     elif kind == "task.rejected":
         put("approval", "rejected")
+    elif kind == "task.edited":
+        for name in ("title", "priority", "paths", "depends_on"):
+            if name in data:
+                put(name, sorted(set(data[name])) if name == "depends_on" else data[name])
     elif kind in ("task.linked", "task.unlinked") and "depends_on" in task.values:
         current = set(task.values["depends_on"])
         change = set(data.get("depends_on", []))
