@@ -41,18 +41,12 @@ def edit_task(
     ``labels`` are ``KEY=VALUE`` (set) or ``KEY-`` (remove); ``depends_on`` adds and
     ``remove_dependencies`` removes dependencies. Raises ``InvalidInput`` when nothing would
     change; see :func:`aictl.store.task_edits.edit` for the rest."""
-    from aictl.services.ais import parse_label_changes
+    from aictl.services.ais import apply_label_changes
 
     store = service.store
     current = store.get(task_id)
     task_edits.editable(current)  # before validating, so the status is the error named
-    new_labels = None
-    if labels:
-        add, remove = parse_label_changes(labels)
-        merged = {**current.labels, **add}
-        for key in remove:
-            merged.pop(key, None)
-        new_labels = merged
+    new_labels = apply_label_changes(current.labels, labels) if labels else None
     if title is not None and not check_text(title, "title").strip():
         raise InvalidInput("a task needs a title")
     if description is not None:
