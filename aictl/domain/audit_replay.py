@@ -287,3 +287,39 @@ def compare_decisions(
             decision=name,
         )
     return first, count, partial
+
+
+def compare_comments(
+    events: Iterable[tuple[int, str, int | None, Mapping[str, Any]]],
+    stored: Mapping[int, tuple[int, str, str]],
+) -> tuple[Difference | None, int]:
+    """Compare each ``task.commented`` row ``(seq, actor, task_id, data)`` with the comment it
+    names (``stored``: id to task, author, body); a comment no row mentions was inserted
+    outside aictl. Returns the first difference and how many comments differ."""
+    first: Difference | None = None
+    count = 0
+    seen: set[int] = set()
+    for seq, actor, task_id, data in events:
+        comment_id = data.get("comment")
+        if not isinstance(comment_id, int):
+            continue
+        seen.add(comment_id)
+        found = stored.get(comment_id)
+        problem = None
+        if found is None:
+            problem = f"comment {comment_id} (row {seq}) is missing from the task comments"
+        elif found != (task_id, actor, data.get("body")):
+            problem = (
+                f"comment {comment_id} differs from its audit row {seq}: it was changed "
+                "outside aictl"
+            )
+        if problem is not None:
+            count += 1
+            first = first or Difference(problem, task_id=task_id, seq=seq)
+    for comment_id in sorted(set(stored) - seen):
+        count += 1
+        first = first or Difference(
+            f"comment {comment_id} is not in the audit log: it was inserted outside aictl",
+            task_id=stored[comment_id][0],
+        )
+    return first, count

@@ -275,3 +275,29 @@ def test_import_of_beads_names_the_line_of_a_problem(aictl: Aictl, workspace: Wo
     assert code == 2
     assert "broken.jsonl:2: field title is required" in err
     assert len(json.loads(ok(aictl, "task", "list", "--json"))) == 2
+
+
+def test_audit_verify_names_a_comment_changed_or_inserted_outside_aictl(
+    aictl: Aictl, workspace: Workspace
+) -> None:
+    import sqlite3
+
+    ok(aictl, "task", "create", "T", "-q")
+    ok(aictl, "task", "comment", "1", "genuine")
+    connection = sqlite3.connect(workspace.db_path)
+    connection.execute("DROP TRIGGER task_comments_no_update")
+    connection.execute("UPDATE task_comments SET body = 'rewritten'")
+    connection.commit()
+    code, out, err = aictl("audit", "verify")
+    assert code == 1
+    assert "comment 1 differs from its audit row" in out + err
+    connection.execute("UPDATE task_comments SET body = 'genuine'")
+    connection.execute(
+        "INSERT INTO task_comments (task_id, author, body, created_at)"
+        " VALUES (1, 'user:mallory', 'forged', '2026-01-01T00:00:00Z')"
+    )
+    connection.commit()
+    connection.close()
+    code, out, err = aictl("audit", "verify")
+    assert code == 1
+    assert "comment 2 is not in the audit log" in out + err
