@@ -13,7 +13,7 @@ from typing import Any
 
 from aictl.domain.imports import Imported, ImportProblem, parse
 from aictl.domain.tasks import Task, check_text
-from aictl.errors import InvalidInput
+from aictl.errors import InvalidInput, PolicyDenied
 from aictl.services.tasks import PRIORITY_RANGE, TaskService
 from aictl.store import task_edits
 from aictl.store.decisions import Ruling
@@ -118,8 +118,8 @@ def import_file(
 ) -> ImportPlan:
     """Read ``path``, validate every task (as ``task create`` would, policy included), then
     create them all in one transaction, or none. With ``dry_run`` nothing is written (not
-    even the policy's decision records). Raises ``ImportProblem`` naming the file, the line or
-    entry, and the field."""
+    even the policy's decision records; a denial is still raised, ``PolicyDenied``). Raises
+    ``ImportProblem`` naming the file, the line or entry, and the field."""
     from aictl.domain.imports import detect
 
     text = _read(path)
@@ -134,12 +134,18 @@ def import_file(
         except InvalidInput as error:
             raise ImportProblem(f"{entry.where}: {error.message}", hint=error.hint) from None
         after = [position[dep] for dep in entry.depends_on]
-        ruling = None
-        if not dry_run:
-            draft = service.draft(spec)
-            ruling = service.enforcer.ruling("create", subject=service.store.actor, task=draft)
+        draft = service.draft(spec)
+        ruling = service.enforcer.ruling("create", subject=service.store.actor, task=draft)
         batch.append(BatchTask(spec, after, ruling, entry.where))
     if dry_run:
+        denied = [item for item in batch if item.ruling and item.ruling.effect == "deny"]
+        if denied:
+            assert denied[0].ruling is not None
+            raise PolicyDenied(
+                f"policy denies creating {denied[0].where}: {denied[0].ruling.reason}"
+                + (f" ({len(denied) - 1} more denied)" if len(denied) > 1 else ""),
+                hint="nothing would be imported (a dry run records no decision)",
+            )
         return ImportPlan(chosen, entries, [])
     return ImportPlan(chosen, entries, task_edits.create_batch(service.store, batch))
 

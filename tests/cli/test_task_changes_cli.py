@@ -301,3 +301,27 @@ def test_audit_verify_names_a_comment_changed_or_inserted_outside_aictl(
     code, out, err = aictl("audit", "verify")
     assert code == 1
     assert "comment 2 is not in the audit log" in out + err
+
+
+def test_import_denied_by_the_policy_creates_nothing(aictl: Aictl, workspace: Workspace) -> None:
+    (workspace.state_dir / "policy.yaml").write_text(
+        "version: 1\ndefault: allow\nrules:\n"
+        "  - id: no-secrets\n    effect: deny\n    actions: [create]\n"
+        "    when: \"task.paths.exists(p, p.startsWith('secrets/'))\"\n"
+        "    reason: secrets are off limits\n",
+        encoding="utf-8",
+    )
+    write(
+        workspace,
+        "tasks.yaml",
+        "tasks:\n  - title: fine\n  - title: not fine\n    paths: [secrets/**]\n",
+    )
+    decisions = len(json.loads(ok(aictl, "policy", "decisions", "--json")))
+    code, _, err = aictl("task", "import", "tasks.yaml", "--dry-run")
+    assert code == 3
+    assert "policy denies creating tasks.yaml:3: project:no-secrets: secrets are off" in err
+    assert len(json.loads(ok(aictl, "policy", "decisions", "--json"))) == decisions
+    code, _, err = aictl("task", "import", "tasks.yaml")
+    assert code == 3
+    assert json.loads(ok(aictl, "task", "list", "--json")) == []
+    verified(aictl)
