@@ -12,6 +12,7 @@ import typer
 from aictl.cli import output
 from aictl.cli.common import JsonOption, QuietOption, parse_task_id, task_service
 from aictl.cli.task import TaskId, app
+from aictl.errors import InvalidInput
 
 
 @app.command()
@@ -55,6 +56,8 @@ def edit(
     """
     from aictl.services.task_changes import edit_task
 
+    if clear_paths and path:
+        raise InvalidInput("--path and --clear-paths contradict each other", hint="give one")
     paths = [] if clear_paths else path
     with task_service(ctx) as service:
         task = edit_task(

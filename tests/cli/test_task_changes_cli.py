@@ -100,6 +100,9 @@ def test_edit_checks_paths_as_create_does(aictl: Aictl) -> None:
     code, _, err = aictl("task", "edit", "1")
     assert code == 2
     assert "nothing to change" in err
+    code, _, err = aictl("task", "edit", "1", "--path", "lib/**", "--clear-paths")
+    assert code == 2
+    assert "contradict" in err
 
 
 def test_edit_is_judged_by_the_policy_as_a_new_task(aictl: Aictl, workspace: Workspace) -> None:
