@@ -288,3 +288,29 @@ def test_the_daemon_journal_rotates_without_losing_a_line(tmp_path: Path) -> Non
     assert kept is not None
     assert len(kept.read_text().splitlines()) == 50
     assert (tmp_path / "daemon.jsonl").read_text().count("\n") == 1
+
+
+def test_a_backup_from_an_older_schema_is_brought_up_to_date_on_restore(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    from aictl.store.db import latest_version, migrations, split_statements
+
+    older = tmp_path / "older.db"
+    connection = sqlite3.connect(older, isolation_level=None)
+    for version, script in migrations():
+        if version >= latest_version():
+            break
+        for statement in split_statements(script):
+            connection.execute(statement)
+        connection.execute(f"PRAGMA user_version={version}")
+    connection.close()
+    result = restore(workspace, older)
+    assert result.verification.ok
+    db = Database(workspace.db_path)
+    try:
+        assert db.schema_version() == latest_version()
+    finally:
+        db.close()
+    connection = sqlite3.connect(older)
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == latest_version() - 1
+    connection.close()  # the backup itself was not migrated: only its copy was
