@@ -314,3 +314,35 @@ def test_a_backup_from_an_older_schema_is_brought_up_to_date_on_restore(
     connection = sqlite3.connect(older)
     assert connection.execute("PRAGMA user_version").fetchone()[0] == latest_version() - 1
     connection.close()  # the backup itself was not migrated: only its copy was
+
+
+def test_a_restore_under_a_writing_process_leaves_a_chain_that_verifies(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Another process (an agent's CLI call) keeps writing through the restore: it waits for
+    the restore's write lock, then goes on from the restored state."""
+    service = TaskService(workspace)
+    service.create("before the backup")
+    service.close()
+    saved = backup(workspace, tmp_path / "b.db")
+    stop = tmp_path / "stop"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(workspace.root), str(workspace.db_path), str(stop)]
+    )
+    try:
+        wait_for_tasks(workspace.db_path, 30, process)
+        restore(workspace, saved.path)
+        wait_for_tasks(workspace.db_path, 10, process)  # writing again, on the restored state
+    finally:
+        stop.touch()
+        assert process.wait(timeout=60) == 0
+    db = Database(workspace.db_path)
+    try:
+        from aictl.services.audit import verify_database
+
+        result = verify_database(AuditLog(db.connection))
+        assert result.ok, result.problem
+        titles = [row[0] for row in db.connection.execute("SELECT title FROM tasks ORDER BY id")]
+        assert titles[0] == "before the backup"
+    finally:
+        db.close()
