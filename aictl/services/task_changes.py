@@ -13,7 +13,7 @@ from typing import Any
 
 from aictl.domain.imports import Imported, ImportProblem, parse
 from aictl.domain.tasks import Task, check_text
-from aictl.errors import InvalidInput, PolicyDenied
+from aictl.errors import InvalidInput
 from aictl.services.tasks import PRIORITY_RANGE, TaskService
 from aictl.store import task_edits
 from aictl.store.decisions import Ruling
@@ -138,14 +138,11 @@ def import_file(
         ruling = service.enforcer.ruling("create", subject=service.store.actor, task=draft)
         batch.append(BatchTask(spec, after, ruling, entry.where))
     if dry_run:
-        denied = [item for item in batch if item.ruling and item.ruling.effect == "deny"]
-        if denied:
-            assert denied[0].ruling is not None
-            raise PolicyDenied(
-                f"policy denies creating {denied[0].where}: {denied[0].ruling.reason}"
-                + (f" ({len(denied) - 1} more denied)" if len(denied) > 1 else ""),
-                hint="nothing would be imported (a dry run records no decision)",
-            )
+        refusal = task_edits.denial(
+            batch, "nothing would be imported (a dry run records no decision)"
+        )
+        if refusal is not None:
+            raise refusal
         return ImportPlan(chosen, entries, [])
     return ImportPlan(chosen, entries, task_edits.create_batch(service.store, batch))
 

@@ -225,25 +225,30 @@ def create_batch(store: TaskStore, batch: Sequence[BatchTask]) -> list[Task]:
     ``where``) and nothing is created; ``require_approval`` creates that task blocked until a
     person approves it, as ``task create`` does.
     """
-    refusal: AictlError | None = None
+    refusal = denial(batch, "nothing was imported")
     with store.db.transaction() as connection:
         now = store.clock.now()
-        denied = [item for item in batch if item.ruling and item.ruling.effect == "deny"]
-        if denied:
-            for item in denied:
-                assert item.ruling is not None
-                store.decisions.enforce(item.ruling, at=now, task_id=None)
-            first = denied[0]
-            assert first.ruling is not None
-            refusal = PolicyDenied(
-                f"policy denies creating {first.where or repr(first.spec.title)}: "
-                f"{first.ruling.reason}"
-                + (f" ({len(denied) - 1} more denied)" if len(denied) > 1 else ""),
-                hint="nothing was imported",
-            )
-        else:
+        if refusal is None:
             return _insert_batch(store, connection, batch, now)
+        for item in batch:
+            if item.ruling is not None and item.ruling.effect == "deny":
+                store.decisions.enforce(item.ruling, at=now, task_id=None)
     raise refusal
+
+
+def denial(batch: Sequence[BatchTask], hint: str) -> PolicyDenied | None:
+    """The error naming the first task of ``batch`` the policy denies (and how many more),
+    or None when it denies none."""
+    denied = [item for item in batch if item.ruling and item.ruling.effect == "deny"]
+    if not denied:
+        return None
+    first, more = denied[0], len(denied) - 1
+    reason = first.ruling.reason if first.ruling else ""
+    return PolicyDenied(
+        f"policy denies creating {first.where or repr(first.spec.title)}: {reason}"
+        + (f" ({more} more denied)" if more else ""),
+        hint=hint,
+    )
 
 
 def _insert_batch(

@@ -105,8 +105,8 @@ def test_edit_checks_paths_as_create_does(aictl: Aictl) -> None:
     assert "contradict" in err
 
 
-def test_edit_is_judged_by_the_policy_as_a_new_task(aictl: Aictl, workspace: Workspace) -> None:
-    ok(aictl, "task", "create", "T", "--path", "src/**", "-q")
+def deny_secrets(workspace: Workspace) -> None:
+    """A policy that refuses to create a task touching secrets/."""
     (workspace.state_dir / "policy.yaml").write_text(
         "version: 1\ndefault: allow\nrules:\n"
         "  - id: no-secrets\n    effect: deny\n    actions: [create]\n"
@@ -114,6 +114,11 @@ def test_edit_is_judged_by_the_policy_as_a_new_task(aictl: Aictl, workspace: Wor
         "    reason: secrets are off limits\n",
         encoding="utf-8",
     )
+
+
+def test_edit_is_judged_by_the_policy_as_a_new_task(aictl: Aictl, workspace: Workspace) -> None:
+    ok(aictl, "task", "create", "T", "--path", "src/**", "-q")
+    deny_secrets(workspace)
     code, _, err = aictl("task", "edit", "1", "--path", "secrets/**")
     assert code == 3
     assert "secrets are off limits" in err
@@ -307,13 +312,7 @@ def test_audit_verify_names_a_comment_changed_or_inserted_outside_aictl(
 
 
 def test_import_denied_by_the_policy_creates_nothing(aictl: Aictl, workspace: Workspace) -> None:
-    (workspace.state_dir / "policy.yaml").write_text(
-        "version: 1\ndefault: allow\nrules:\n"
-        "  - id: no-secrets\n    effect: deny\n    actions: [create]\n"
-        "    when: \"task.paths.exists(p, p.startsWith('secrets/'))\"\n"
-        "    reason: secrets are off limits\n",
-        encoding="utf-8",
-    )
+    deny_secrets(workspace)
     write(
         workspace,
         "tasks.yaml",
