@@ -20,6 +20,7 @@ def backup(
     file: FileArgument,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
     json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the path only.")] = False,
 ) -> None:
     """Copy the state database to FILE through SQLite's online backup (safe while agents
     and the daemon write), then verify the copy's audit chain.
@@ -33,13 +34,23 @@ def backup(
     if json_output:
         output.emit_json(result.to_dict())
         return
+    if quiet:
+        output.line(str(result.path))
+        return
     output.line(
         f"Backed up to {result.path} ({result.bytes:,} bytes; {result.verification.rows} audit "
         f"rows, {result.verification.tasks} task(s), verified)"
     )
 
 
-def restore(ctx: typer.Context, file: FileArgument, json_output: JsonOption = False) -> None:
+def restore(
+    ctx: typer.Context,
+    file: FileArgument,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print where the replaced database went.")
+    ] = False,
+) -> None:
     """Replace the state database with a backup, once the backup verifies as `audit verify`
     would. The replaced database is kept under .ai/backups/. Refused (exit 4) while a daemon
     runs; a backup that does not verify is refused (exit 1) and nothing changes.
@@ -52,6 +63,9 @@ def restore(ctx: typer.Context, file: FileArgument, json_output: JsonOption = Fa
     result = run(locate(state(ctx).db), file)
     if json_output:
         output.emit_json(result.to_dict())
+        return
+    if quiet:
+        output.line(str(result.saved))
         return
     output.line(
         f"Restored {result.source} ({result.verification.rows} audit rows, "

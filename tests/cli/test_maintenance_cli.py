@@ -37,6 +37,10 @@ def test_backup_then_restore_round_trip(aictl: Aictl, tmp_path: Path) -> None:
     done = json.loads(ok(aictl, "restore", str(tmp_path / "b.db"), "--json"))
     assert Path(done["previous_saved_to"]).is_file()
     assert titles(aictl) == ["kept"]
+    assert ok(aictl, "backup", str(tmp_path / "c.db"), "-q").strip() == str(tmp_path / "c.db")
+    saved = Path(ok(aictl, "restore", str(tmp_path / "c.db"), "-q").strip())
+    assert saved.parent.name == "backups"
+    assert saved.is_file()
     ok(aictl, "audit", "verify")
 
 
