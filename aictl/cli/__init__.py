@@ -81,6 +81,11 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
 
     app.command()(dashboard)
+    from aictl.cli import maintenance  # its imports are deferred too
+
+    app.command()(maintenance.backup)
+    app.command()(maintenance.restore)
+    app.command()(maintenance.prune)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
