@@ -1,6 +1,6 @@
 """Every YAML, TOML and JSON example on every page of the docs loads as what it is: a policy
 with the policy loader, a workflow with the workflow loader, a skill's manifest with the skill
-loader. A page that gains an example of a kind nobody checks fails here until it is named.
+loader, a `task import` file with the import parser. A page that gains an example of a kind nobody checks fails here until it is named.
 (The pages' `aictl` commands are checked by tests/cli/test_docs_commands.py, the README's
 quick start is run by tests/e2e/test_readme_quickstart.py.)"""
 
@@ -37,6 +37,8 @@ def kind(document: object) -> str:
         return "workflow"
     if {"name", "version", "description"} <= set(document):
         return "skill"
+    if set(document) == {"tasks"}:
+        return "import"
     if document.get("version") == 1 and "name" not in document:
         return "policy"
     return "unknown"
@@ -46,7 +48,7 @@ def test_the_docs_have_examples_of_each_kind() -> None:
     kinds = {
         kind(yaml.safe_load(text)) for _, _, language, text in examples() if language == "yaml"
     }
-    assert {"workflow", "policy", "skill"} <= kinds
+    assert {"workflow", "policy", "skill", "import"} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -85,5 +87,9 @@ def test_every_example_loads_as_what_it_is(
             (folder / command).write_text("")  # the script file the manifest names
         skill = load_skill(folder, display=where)
         assert skill.ok, [str(issue) for issue in skill.issues]
+    elif found == "import":
+        from aictl.domain.imports import parse
+
+        assert parse(text, name=where, format="aictl"), where  # raises naming the problem
     else:
         pytest.fail(f"{where}: an example of no known kind; teach this test what it is")
