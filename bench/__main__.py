@@ -30,6 +30,7 @@ from bench import (
     enforcement,
     execute,
     globs,
+    imports,
     latency,
     locks,
     peers,
@@ -55,6 +56,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
     "peers": peers.run,
+    "imports": imports.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

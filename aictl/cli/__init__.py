@@ -83,8 +83,12 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
 
     app.command()(dashboard)
+    from aictl.cli import maintenance  # its imports are deferred too
     from aictl.cli.completion import completion
 
+    app.command()(maintenance.backup)
+    app.command()(maintenance.restore)
+    app.command()(maintenance.prune)
     app.command()(completion)
     for name in GROUPS:
         if only is None or name == only:
