@@ -204,18 +204,23 @@ def edit(
     ctx: typer.Context,
     ai_id: AIId,
     label: Annotated[
-        list[str] | None, typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.")
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.", metavar="CHANGE"),
     ] = None,
     capability: Annotated[
-        list[str] | None, typer.Option("--capability", help="A capability to add.")
+        list[str] | None, typer.Option("--capability", help="A capability to add.", metavar="NAME")
     ] = None,
     remove_capability: Annotated[
-        list[str] | None, typer.Option("--remove-capability", help="A capability to remove.")
+        list[str] | None,
+        typer.Option("--remove-capability", help="A capability to remove.", metavar="NAME"),
     ] = None,
     max_concurrency: Annotated[
-        int | None, typer.Option("--max-concurrency", help="Tasks it may hold at once.")
+        int | None,
+        typer.Option("--max-concurrency", help="Tasks it may hold at once.", metavar="N"),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="The model it should use.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model it should use.", metavar="NAME")
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:

@@ -84,7 +84,7 @@ def prune(
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Remove the run folders (.ai/runs/<task>/) of finished tasks that the policy's
+    """Remove the run folders (.ai/runs/TASK/) of finished tasks that the policy's
     settings.retention.runs lets go, and rotate the daemon log past daemon_log_mb. The runs of
     tasks not done or cancelled are always kept. The daemon does this hourly.
 

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, parse_task_id, task_service
+from aictl.cli.common import JsonOption, QuietOption, one_of, parse_task_id, task_service
 from aictl.cli.task import TaskId, app
+from aictl.domain.imports import FORMATS
 from aictl.errors import InvalidInput
 
 
@@ -19,29 +20,39 @@ from aictl.errors import InvalidInput
 def edit(
     ctx: typer.Context,
     task_id: TaskId,
-    title: Annotated[str | None, typer.Option(help="A new title.")] = None,
-    description: Annotated[str | None, typer.Option(help="A new description.")] = None,
+    title: Annotated[str | None, typer.Option(help="A new title.", metavar="TEXT")] = None,
+    description: Annotated[
+        str | None, typer.Option(help="A new description.", metavar="TEXT")
+    ] = None,
     priority: Annotated[
-        int | None, typer.Option(help="A new priority (higher runs first).")
+        int | None, typer.Option(help="A new priority (higher runs first).", metavar="N")
     ] = None,
     path: Annotated[
         list[str] | None,
-        typer.Option("--path", help="A glob it will edit; the given ones replace the old."),
+        typer.Option(
+            "--path", help="A glob it will edit; the given ones replace the old.", metavar="GLOB"
+        ),
     ] = None,
     clear_paths: Annotated[
         bool, typer.Option("--clear-paths", help="Remove every path glob.")
     ] = False,
     label: Annotated[
-        list[str] | None, typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.")
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.", metavar="CHANGE"),
     ] = None,
     depends_on: Annotated[
         list[int] | None,
-        typer.Option("--depends-on", help="Add a task it waits for.", parser=parse_task_id),
+        typer.Option(
+            "--depends-on", help="Add a task it waits for.", parser=parse_task_id, metavar="ID"
+        ),
     ] = None,
     remove_dependency: Annotated[
         list[int] | None,
         typer.Option(
-            "--remove-dependency", help="Stop waiting for this task.", parser=parse_task_id
+            "--remove-dependency",
+            help="Stop waiting for this task.",
+            parser=parse_task_id,
+            metavar="ID",
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -83,7 +94,7 @@ def comment(
     quiet: QuietOption = False,
 ) -> None:
     """Add a comment to a task, in any status. Comments are never changed or removed; the
-    author is the actor (AICTL_ACTOR, else user:<login>); `task show` lists them.
+    author is the actor (AICTL_ACTOR, else user:LOGIN); `task show` lists them.
 
     Example: aictl task comment 12 "Blocked on the schema review"
     """
@@ -108,7 +119,11 @@ def import_(
     ],
     format: Annotated[
         str | None,
-        typer.Option("--format", help="aictl, taskmaster or beads (default: from the file)."),
+        typer.Option(
+            "--format",
+            help="aictl, taskmaster or beads (default: from the file).",
+            parser=one_of(FORMATS),
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check the file and show the plan; create nothing.")

@@ -230,9 +230,9 @@ class PruneReport:
         return {
             "dry_run": self.dry_run,
             "runs_rule": rule if isinstance(rule, int) or rule is None else f"{rule}",
-            "removed": [{"task": v.task_id, "reason": v.reason} for v in self.removed],
+            "removed": [{"task_id": v.task_id, "reason": v.reason} for v in self.removed],
             "kept": [
-                {"task": v.task_id, "reason": v.reason} for v in self.verdicts if not v.remove
+                {"task_id": v.task_id, "reason": v.reason} for v in self.verdicts if not v.remove
             ],
             "log_rotated": str(self.log_rotated) if self.log_rotated else None,
             "log_note": self.log_note,

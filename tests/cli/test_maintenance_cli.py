@@ -71,8 +71,8 @@ def test_prune_reports_what_it_removes(aictl: Aictl, workspace: Workspace) -> No
         "version: 1\ndefault: allow\nsettings:\n  retention:\n    runs: 1\n", encoding="utf-8"
     )
     plan = json.loads(ok(aictl, "prune", "--dry-run", "--json"))
-    assert [row["task"] for row in plan["removed"]] == [1]
-    assert {row["task"]: row["reason"] for row in plan["kept"]}[2] == "task is queued"
+    assert [row["task_id"] for row in plan["removed"]] == [1]
+    assert {row["task_id"]: row["reason"] for row in plan["kept"]}[2] == "task is queued"
     assert (runs_dir(workspace) / "1").exists()
     assert ok(aictl, "prune", "-q").split() == ["1"]
     assert not (runs_dir(workspace) / "1").exists()

@@ -38,6 +38,13 @@ LEAVES = dict(_leaves(typer.main.get_command(build()), ()))
 #: task 1 (queued, paths src/**), task 2 (waits on 1), task 3 and the AI claude-1. Many
 #: are refused (a bad lease, an unknown name): the error object is JSON all the same.
 SAMPLES: dict[str, list[str]] = {
+    "ai edit": ["claude-1", "--model", "opus"],
+    "backup": ["{outside}/backup.db"],
+    "prune": ["--dry-run"],
+    "restore": ["{outside}/no-such-backup.db"],
+    "task comment": ["1", "looks good"],
+    "task edit": ["1", "--title", "renamed"],
+    "task import": ["{outside}/no-such-file.yaml"],
     "ai label": ["claude-1", "team=web"],
     "ai list": [],
     "ai register": ["claude-2", "--connector", "claude-code", "--no-check"],

@@ -97,7 +97,7 @@ def execute(engine: WorkflowService, test: str, flow: str = FLOW) -> dict[str, d
 
 
 def tasks(engine: WorkflowService, steps: dict[str, dict[str, object]], *names: str) -> list[Task]:
-    return [engine.service.get(int(str(steps[name]["task"]))) for name in names]
+    return [engine.service.get(int(str(steps[name]["task_id"]))) for name in names]
 
 
 def test_each_fix_round_starts_from_the_failed_work_and_the_last_merges_it_all(
@@ -125,7 +125,7 @@ def test_each_fix_round_starts_from_the_failed_work_and_the_last_merges_it_all(
         f"task {implement.id}: Implement",
     ]
     # the failed rounds' work is merged now, so prune may remove their worktrees
-    rows = {row["task"]: row for row in list_worktrees(engine.service)}
+    rows = {row["task_id"]: row for row in list_worktrees(engine.service)}
     assert all(rows[t.id]["merged"] for t in (implement, fix1, fix2))
     pruned = prune_worktrees(engine.service, dry_run=False)
     assert {row["action"] for row in pruned} == {"removed"}
@@ -144,5 +144,5 @@ def test_work_outside_the_fix_steps_paths_is_not_continued(engine: WorkflowServi
     root = engine.service.workspace.root
     assert (root / "src" / "sub" / "log.txt").exists()
     assert not (root / "src" / "log.txt").exists()  # the failed implementation stayed out
-    rows = {row["task"]: row for row in list_worktrees(engine.service)}
+    rows = {row["task_id"]: row for row in list_worktrees(engine.service)}
     assert rows[implement.id]["merged"] is False  # and is still kept, unmerged
