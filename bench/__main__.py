@@ -35,6 +35,7 @@ from bench import (
     peers,
     policy,
     soak,
+    startup,
     workflow,
     worktrees,
 )
@@ -55,6 +56,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
     "peers": peers.run,
+    "startup": startup.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
