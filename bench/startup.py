@@ -177,7 +177,8 @@ def run(settings: Settings) -> Measurement:
             peer_root = _peer_workspace(folder, script, env)
             argvs[PEER_LIST] = ([str(script), "tasks", "--json"], peer_root)
             argvs[PEER_CREATE] = (
-                [str(script), "create-task", "bench task", "--file", "src/b.py"], peer_root
+                [str(script), "create-task", "bench task", "--file", "src/b.py"],
+                peer_root,
             )
         samples: dict[str, list[float]] = {label: [] for label in argvs}
         for round_ in range(warmup + runs):

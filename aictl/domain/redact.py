@@ -16,7 +16,6 @@ secret's name: the key is split at ``_``, ``-``, ``.`` and camelCase humps, so `
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import json
 import re
@@ -118,4 +117,6 @@ def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
 def digest(value: Any) -> str:
     """SHA-256 over the canonical JSON form (sorted keys, no whitespace)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
+
     return hashlib.sha256(text.encode()).hexdigest()

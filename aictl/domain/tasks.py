@@ -9,7 +9,6 @@ pydantic is kept for YAML configuration, where its error messages earn their cos
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,6 +138,8 @@ class LeaseToken:
 
 def hash_secret(secret: str) -> str:
     """SHA-256 (hex) of a lease secret, the only form of it the database holds."""
+    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
+
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 

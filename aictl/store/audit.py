@@ -14,7 +14,6 @@ it records was committed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -38,6 +37,8 @@ def row_hash(
     header = canonical(
         {"seq": seq, "at": at, "kind": kind, "actor": actor, "task_id": task_id, "prev": prev_hash}
     )
+    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
+
     return hashlib.sha256(f"{header}\n{data}".encode()).hexdigest()
 
 

@@ -8,7 +8,6 @@ and replacements (migration 0008).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -34,6 +33,8 @@ def decision_digest(stored: Sequence[Any]) -> str:
     columns (``COLUMN_NAMES``, in that order) with their stored values, JSON columns kept as
     their stored text. Kept in the record's ``policy.decision`` audit row, so that ``audit
     verify`` sees a record changed after it was written (its effect, its rules, anything)."""
+    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
+
     return hashlib.sha256(
         canonical(dict(zip(COLUMN_NAMES, stored, strict=True))).encode()
     ).hexdigest()
