@@ -21,6 +21,8 @@ import json
 import re
 from typing import Any
 
+from aictl.domain.sha import sha256_hex
+
 REDACTED = "[redacted]"
 
 SECRET_WORDS = frozenset(
@@ -117,6 +119,4 @@ def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
 def digest(value: Any) -> str:
     """SHA-256 over the canonical JSON form (sorted keys, no whitespace)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
-
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_hex(text.encode())

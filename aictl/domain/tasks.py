@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from aictl.domain.sha import sha256_hex
 from aictl.errors import IllegalTransition, InvalidInput, LeaseLost
 
 
@@ -138,9 +139,7 @@ class LeaseToken:
 
 def hash_secret(secret: str) -> str:
     """SHA-256 (hex) of a lease secret, the only form of it the database holds."""
-    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
-
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return sha256_hex(secret.encode("utf-8"))
 
 
 @dataclass(slots=True, kw_only=True)

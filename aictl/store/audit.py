@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from aictl.domain.sha import sha256_hex
 from aictl.domain.tasks import format_time, parse_time
 
 GENESIS = "0" * 64
@@ -37,9 +38,7 @@ def row_hash(
     header = canonical(
         {"seq": seq, "at": at, "kind": kind, "actor": actor, "task_id": task_id, "prev": prev_hash}
     )
-    import hashlib  # here: loading OpenSSL is ~2 ms of a start that may never hash
-
-    return hashlib.sha256(f"{header}\n{data}".encode()).hexdigest()
+    return sha256_hex(f"{header}\n{data}".encode())
 
 
 class Entry(NamedTuple):
