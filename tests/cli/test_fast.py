@@ -223,6 +223,7 @@ def test_a_failure_after_the_write_is_reported_and_the_task_made_once(
 
 
 ENTRY = """
+import gc
 import sys
 already = set(sys.modules)  # what the interpreter (and coverage, under make test) loaded first
 from aictl.entry import main
@@ -231,7 +232,8 @@ try:
 except SystemExit as done:
     code = done.code
 heavy = ("typer", "click", "rich", "pydantic", "yaml", "networkx", "aictl.cli.task")
-print(code, [name for name in heavy if name in sys.modules and name not in already])
+loaded = [name for name in heavy if name in sys.modules and name not in already]
+print(code, loaded, "gc on" if gc.isenabled() else "gc off", gc.get_freeze_count() > 0)
 """
 
 
@@ -245,6 +247,8 @@ print(code, [name for name in heavy if name in sys.modules and name not in alrea
     ],
 )
 def test_the_fast_path_imports_no_cli_framework(workspace: Workspace, args: list[str]) -> None:
+    """Nor anything else heavy; it runs with the cyclic collector off, and what is left is
+    frozen before the interpreter exits (its last collection would walk every object)."""
     env = {key: value for key, value in os.environ.items() if key != "AICTL_DB"}
     done = subprocess.run(
         [sys.executable, "-c", ENTRY, *args], cwd=workspace.root, env=env,
@@ -252,15 +256,38 @@ def test_the_fast_path_imports_no_cli_framework(workspace: Workspace, args: list
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     *answer, last = done.stdout.splitlines()
-    assert last == "0 []", done.stdout + done.stderr
+    assert last == "0 [] gc off True", done.stdout + done.stderr
     if "--json" in args:
         json.loads("\n".join(answer))
 
 
 def test_a_declined_line_gets_the_full_cli_in_the_same_process(workspace: Workspace) -> None:
+    """With the collector back on: the full CLI runs long commands too (the daemon)."""
     done = subprocess.run(
         [sys.executable, "-c", ENTRY, "task", "list", "--status"], cwd=workspace.root,
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert done.stdout.splitlines()[-1] == "2 ['typer', 'aictl.cli.task']"
+    assert done.stdout.splitlines()[-1] == "2 ['typer', 'aictl.cli.task'] gc on True"
     assert "requires an argument" in done.stderr
+
+
+def test_the_fast_path_takes_the_options_the_full_cli_has() -> None:
+    """The same names, each taking a value or not, once or many times: an option renamed or
+    removed in ``aictl.cli.task`` must not live on in the fast path."""
+    import typer.main
+
+    from aictl.cli.task import app
+
+    group = typer.main.get_command(app)
+    for name, spec in (("list", fast._LIST), ("create", fast._CREATE)):
+        full = {
+            option: "flag" if param.is_flag else "many" if param.multiple else "one"
+            for param in group.commands[name].params  # type: ignore[attr-defined]
+            if param.param_type_name == "option"
+            for option in [*param.opts, *param.secondary_opts]
+        }
+        mine = {
+            option: "many" if kind == "id" else "one" if kind.startswith("int") else kind
+            for option, (_, kind) in spec.items()
+        }
+        assert mine == full, name
