@@ -274,17 +274,17 @@ def test_a_declined_line_gets_the_full_cli_in_the_same_process(workspace: Worksp
 def test_the_fast_path_takes_the_options_the_full_cli_has() -> None:
     """The same names, each taking a value or not, once or many times: an option renamed or
     removed in ``aictl.cli.task`` must not live on in the fast path. Nor may an option read
-    an environment variable the fast path does not (it reads ``AICTL_DB`` alone)."""
+    an environment variable the fast path does not (it reads ``AICTL_DB`` alone); another
+    option of the root is declined by the fast path, whatever it is."""
     import typer.main
 
     from aictl.cli import build
     from aictl.cli.task import app
 
     root = typer.main.get_command(build("task", "list"))
-    assert {(option, param.envvar) for param in root.params for option in param.opts} == {
-        ("--version", None),
-        ("--db", "AICTL_DB"),
-    }
+    assert [(param.opts, param.envvar) for param in root.params if param.envvar] == [
+        (["--db"], "AICTL_DB")
+    ]
     group = typer.main.get_command(app)
     for name, spec in (("list", fast._LIST), ("create", fast._CREATE)):
         assert not [p.envvar for p in group.commands[name].params if p.envvar], name  # type: ignore[attr-defined]
