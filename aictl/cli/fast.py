@@ -1,6 +1,7 @@
 """The fast path of the commonest command lines: ``aictl task list`` and ``aictl task create``
-with their plain options, parsed here without typer (whose import is about a third of the
-start-up of these commands).
+with their plain options, parsed here without typer (its import, with the modules only it
+needs, and the building of its commands were the largest part of these commands' start-up:
+bench/README.md, part 14).
 
 Anything this parser does not recognise goes to the full CLI instead: help, ``--version``, a
 misspelt or repeated-in-one-word option (``-qq``), a missing value, a bad integer, ``--``,
