@@ -1,6 +1,7 @@
 """Every YAML, TOML and JSON example on every page of the docs loads as what it is: a policy
 with the policy loader, a workflow with the workflow loader, a skill's manifest with the skill
-loader, a `task import` file with the import parser. A page that gains an example of a kind nobody checks fails here until it is named.
+loader, a `task import` file with the import parser. A page that gains an example of a kind
+nobody checks fails here until it is named.
 (The pages' `aictl` commands are checked by tests/cli/test_docs_commands.py, the README's
 quick start is run by tests/e2e/test_readme_quickstart.py.)"""
 
