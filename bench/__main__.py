@@ -36,6 +36,7 @@ from bench import (
     peers,
     policy,
     soak,
+    startup,
     workflow,
     worktrees,
 )
@@ -57,6 +58,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "dashboard": dashboard.run,
     "peers": peers.run,
     "imports": imports.run,
+    "startup": startup.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

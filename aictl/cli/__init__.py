@@ -3,6 +3,9 @@
 Exit codes (``aictl.errors.EXIT_CODES``): 0 ok, 1 error, 2 invalid input or usage, 3 policy
 denied, 4 conflict (lease lost, held by another, lock held), 5 nothing ready to claim, 6 task
 execute queued the task again for a retry, 130 interrupted.
+
+typer is imported when the app is built, not with this package: ``aictl.cli.fast`` (the
+fast path of the commonest command lines) and ``aictl.cli.output`` import without it.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING, Annotated
 
 from aictl.cli import output
-from aictl.cli.common import State, Typer
 from aictl.errors import AictlError, InvalidInput
+
+if TYPE_CHECKING:
+    import typer
 
 #: Every command group: its module, imported only when the group is used (or for help), so
 #: `aictl task list` does not pay for the daemon's or the workflows' imports.
@@ -62,11 +65,20 @@ def _command_name(info: typer.models.CommandInfo) -> str | None:
     return None if callback is None else callback.__name__.lower().replace("_", "-")
 
 
+def _load_typer() -> None:
+    """Import typer into this module's globals, where typer itself looks up the names in the
+    commands' annotations (``typer.Context``, ``typer.Option``) when it builds the app."""
+    globals()["typer"] = importlib.import_module("typer")
+
+
 @functools.cache
 def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
     root, such as ``init``, are always there); ``command`` narrows that group to the one
     command the line names."""
+    _load_typer()
+    from aictl.cli.common import Typer
+
     app = Typer(
         name="aictl",
         help="A control plane for AI coding agents working in one repository.",
@@ -167,6 +179,8 @@ def root(
         ),
     ] = None,
 ) -> None:
+    from aictl.cli.common import State
+
     ctx.obj = State(db=db)
 
 
@@ -239,13 +253,23 @@ def run(argv: Sequence[str] | None = None) -> int:
         answering()  # a completion script asks: the answer goes out through click, which exits
     try:
         result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
-    except AictlError as error:
+    except (Exception, KeyboardInterrupt) as error:
+        return failure(error, json_output=json_output)
+    return result if isinstance(result, int) else 0
+
+
+def failure(error: Exception | KeyboardInterrupt, *, json_output: bool = False) -> int:
+    """Report ``error``, raised by a command, and return its exit code (the fast path reports
+    a failure after its write the same way): on stderr, and under ``--json`` as a JSON error
+    object on stdout too, all through :func:`output.failure`."""
+    loaded = sys.modules.get("typer")  # None when the error comes from the fast path
+    if isinstance(error, AictlError):
         return output.failure(
             error.message, error.hint, exit_code=error.exit_code, json_output=json_output
         )
-    except typer.TyperException as error:  # usage errors: unknown option, bad integer...
+    if loaded and isinstance(error, loaded.TyperException):  # unknown option, bad integer...
         if not json_output:
-            error.show()  # type: ignore[attr-defined]
+            error.show()
             return int(error.exit_code)
         return output.failure(
             error.format_message(),
@@ -253,26 +277,24 @@ def run(argv: Sequence[str] | None = None) -> int:
             exit_code=int(error.exit_code),
             json_output=True,
         )
-    except (typer.Abort, KeyboardInterrupt):
+    if isinstance(error, KeyboardInterrupt) or (loaded and isinstance(error, loaded.Abort)):
         if json_output:
             return output.failure("interrupted", exit_code=130, json_output=True)
         output.note("Interrupted")
         return 130
-    except Exception as error:
-        known = _not_a_bug(error)
-        if known is not None:
-            return output.failure(
-                known.message, known.hint, exit_code=known.exit_code, json_output=json_output
-            )
-        if os.environ.get("AICTL_DEBUG"):
-            raise
+    known = _not_a_bug(error)
+    if known is not None:
         return output.failure(
-            f"internal error: {type(error).__name__}: {error}",
-            "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
-            exit_code=1,
-            json_output=json_output,
+            known.message, known.hint, exit_code=known.exit_code, json_output=json_output
         )
-    return result if isinstance(result, int) else 0
+    if os.environ.get("AICTL_DEBUG"):
+        raise error
+    return output.failure(
+        f"internal error: {type(error).__name__}: {error}",
+        "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
+        exit_code=1,
+        json_output=json_output,
+    )
 
 
 def _asks_json(args: Sequence[str]) -> bool:
