@@ -151,7 +151,12 @@ def register(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="Only AIs in this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only AIs in this status: available, busy, offline or quarantined."
+        ),
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:

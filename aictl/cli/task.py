@@ -101,7 +101,12 @@ def create(
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        list[str] | None, typer.Option("--status", help="Only tasks in this status.")
+        list[str] | None,
+        typer.Option(
+            "--status",
+            help="Only tasks in this status: queued, claimed, running, done, failed, blocked "
+            "or cancelled (repeat for several).",
+        ),
     ] = None,
     ready: Annotated[bool, typer.Option("--ready", help="Only tasks claimable now.")] = False,
     label: Annotated[

@@ -304,6 +304,15 @@ def test_every_option_with_a_vocabulary_refuses_an_unknown_value(
     assert (found, out) == (code, "") and message in err
 
 
+def test_the_statuses_listed_in_help_are_the_vocabulary() -> None:
+    from aictl.domain.ais import AIStatus
+    from aictl.domain.tasks import Status
+
+    for name, values in (("task list", Status), ("ai list", AIStatus)):
+        (status,) = [param for param in LEAVES[name].params if param.name == "status"]
+        assert all(value.value in (status.help or "") for value in values), name
+
+
 def test_the_installed_aictl_answers_errors_in_json(tmp_path: Path) -> None:
     """Through the console script (aictl.entry), not only through run()."""
     outside = installed(tmp_path, "aictl", "task", "list", "--json")
