@@ -90,7 +90,7 @@ def test_create_check_show_and_ready(service: TaskService, sessions: list[PeerSe
     assert [task["id"] for task in a1.ready()["ready"]] == [1]
     a1.claim(1)
     conflicts = b2.check_paths(["src/**"])["conflicts"]
-    assert conflicts == [{"glob": "src/**", "task": 1, "held": "src/api/**", "holder": "a1"}]
+    assert conflicts == [{"glob": "src/**", "task_id": 1, "held": "src/api/**", "holder": "a1"}]
     assert a1.check_paths(["src/**"]) == {"conflicts": []}
     assert b2.show(1)["holder"] == "a1" and a1.ready()["held"][0]["id"] == 1
     with pytest.raises(InvalidInput):
