@@ -59,9 +59,11 @@ def start(
         ),
     ] = 0,
     grace: Annotated[
-        float,
-        typer.Option("--grace", min=0, help="Seconds running tasks get to finish after SIGTERM."),
-    ] = 30.0,
+        str,
+        typer.Option(
+            "--grace", help="How long running tasks get to finish after SIGTERM: 30s, 2m."
+        ),
+    ] = "30s",
     json_output: JsonOption = False,
 ) -> None:
     """Start the daemon: it claims ready tasks, runs them with the registered AIs, honours
@@ -73,7 +75,9 @@ def start(
     Example: aictl daemon start --concurrency 4 --port 9464
     """
     from aictl.dashboard.auth import ENVIRONMENT, new_token
+    from aictl.domain.durations import parse_duration
 
+    grace_seconds = parse_duration(grace, field="--grace", allow_zero=True).total_seconds()
     workspace = _workspace(ctx)
     if foreground:
         from aictl.daemon.scheduler import Daemon, DaemonConfig
@@ -85,7 +89,7 @@ def start(
         config = DaemonConfig(
             concurrency=concurrency,
             port=port,
-            grace=grace,
+            grace=grace_seconds,
             console=sys.stdout,
             dashboard_token=handed or new_token(),
         )
@@ -100,7 +104,7 @@ def start(
         )
     token = new_token()
     summary = _start_background(
-        workspace, concurrency=concurrency, port=port, grace=grace, token=token
+        workspace, concurrency=concurrency, port=port, grace=grace_seconds, token=token
     )
     summary["dashboard"] = f"http://127.0.0.1:{summary['port']}/?token={token}"
     if json_output:
@@ -124,7 +128,7 @@ def _start_background(
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
     argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
-    argv += ["--foreground", "--port", str(port), "--grace", str(grace)]
+    argv += ["--foreground", "--port", str(port), "--grace", f"{grace:g}s"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,17 +197,19 @@ def _exit_code(pid: int) -> int | None:
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0, help="Seconds to wait for it to stop.")
-    ] = 120.0,
+        str, typer.Option("--timeout", help="How long to wait for it to stop: 60s, 5m.")
+    ] = "2m",
 ) -> None:
     """Stop the daemon (SIGTERM): no new claims; running tasks get the grace period to
     finish, then are interrupted and released. Waits until it has stopped.
 
-    Example: aictl daemon stop --timeout 60
+    Example: aictl daemon stop --timeout 60s
     """
     from aictl.daemon.status import stop_daemon
+    from aictl.domain.durations import parse_duration
 
-    pid = stop_daemon(_workspace(ctx), timeout=timeout)
+    seconds = parse_duration(timeout, field="--timeout", allow_zero=True).total_seconds()
+    pid = stop_daemon(_workspace(ctx), timeout=seconds)
     output.line(f"daemon {pid} stopped")
 
 

@@ -20,12 +20,12 @@ Aictl = Callable[..., Result]
 @pytest.fixture
 def started(aictl: Aictl, workspace: Workspace) -> Iterator[int]:
     """A background daemon, stopped (or killed) at the end of the test."""
-    code, out, err = aictl("daemon", "start", "--json", "--grace", "1")
+    code, out, err = aictl("daemon", "start", "--json", "--grace", "1s")
     assert code == 0, err
     pid = int(json.loads(out)["pid"])
     yield pid
     if is_running(DaemonPaths.of(workspace)):
-        aictl("daemon", "stop", "--timeout", "30")
+        aictl("daemon", "stop", "--timeout", "30s")
 
 
 def test_start_status_logs_stop(aictl: Aictl, workspace: Workspace, started: int) -> None:

@@ -242,6 +242,13 @@ def test_a_bad_rule_id_and_a_bad_duration_and_a_bad_permission_mode() -> None:
     assert "invalid rule id 'Bad_Id'" in by_field["rules[0].id"].message
 
 
+@pytest.mark.parametrize("field", ["lease_ttl", "heartbeat_interval", "retry_backoff"])
+def test_a_duration_without_a_unit_is_refused_with_the_likely_units(field: str) -> None:
+    issue = only(f"version: 1\nsettings:\n  {field}: 10\n")
+    assert (issue.line, issue.field) == (3, f"settings.{field}")
+    assert "a duration needs a unit" in issue.message and "10s? 10m?" in issue.message
+
+
 def test_strict_values_are_not_coerced() -> None:
     issue = only(rule_with("true"))
     assert issue.field == "rules[0].when" and "expected text, got True" in issue.message
