@@ -564,6 +564,7 @@ def evidence(
 
     Example: aictl task evidence 12 --attempt 1 --json
     """
+    from aictl.domain.budgets import format_usd
     from aictl.services.executor import read_evidence
 
     with task_service(ctx) as service:
@@ -577,11 +578,14 @@ def evidence(
     output.line(f"Task {task_id} attempt {chosen} by {data.get('ai')}")
     output.line(f"base commit: {data.get('base_commit') or 'none (not a git repository)'}")
     output.line(f"agent: {agent.get('status')} {agent.get('reason') or ''}".rstrip())
+    cost = agent.get("total_cost_usd")
     output.line(
-        f"turns: {agent.get('num_turns')}  cost: {agent.get('total_cost_usd')} USD"
+        f"turns: {agent.get('num_turns')}"
+        f"  cost: {format_usd(cost) if isinstance(cost, (int, float)) else 'not reported'}"
         f"  session: {agent.get('session_id')}"
     )
-    output.line(f"tests: {tests.get('status')} (exit {tests.get('exit_code')})")
+    code = tests.get("exit_code")
+    output.line(f"tests: {tests.get('status')}" + ("" if code is None else f" (exit {code})"))
     changed = data.get("files_changed") or []
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
     if data.get("diff"):

@@ -50,3 +50,14 @@ def test_without_outside_changes_the_text_says_nothing_about_them(
     out = aictl("task", "evidence", "1")[1]
     assert out.startswith("Task 1 attempt 1 by claude-1\n")
     assert "OUTSIDE" not in out and "other tasks" not in out
+
+
+def test_cost_is_money_and_tests_not_run_show_no_exit_code(
+    aictl: Callable[..., Result], workspace: Workspace
+) -> None:
+    aictl("task", "create", "t", "--path", "src/**")
+    agent = {**EVIDENCE["agent"], "total_cost_usd": 0.012799999999999999}  # type: ignore[dict-item]
+    stored(workspace, {**EVIDENCE, "agent": agent, "tests": {"status": "not run"}})
+    lines = aictl("task", "evidence", "1")[1].splitlines()
+    assert "turns: 2  cost: $0.0128  session: s" in lines
+    assert "tests: not run" in lines and "None" not in "\n".join(lines)
