@@ -36,6 +36,20 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
+def paths_from_here(service: TaskService, paths: list[str]) -> list[str]:
+    """Globs typed on the command line, read from the current directory as git reads paths:
+    run from ``src/calc``, ``util.py`` is ``src/calc/util.py``. A glob that climbs out of the
+    repository is refused (exit 2), naming it. At the root they pass through unchanged."""
+    from aictl.domain.globs import base_within, normalize_glob
+    from aictl.domain.tasks import check_text
+
+    root = service.workspace.root
+    base = base_within(root, Path.cwd())
+    if not base:
+        return paths
+    return [normalize_glob(check_text(path, "path"), root, base=base) for path in paths]
+
+
 @contextmanager
 def task_service(ctx: typer.Context) -> Iterator[TaskService]:
     service = TaskService(locate(state(ctx).db))

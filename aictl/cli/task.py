@@ -20,6 +20,7 @@ from aictl.cli.common import (
     lease_for,
     parse_count,
     parse_task_id,
+    paths_from_here,
     task_service,
 )
 from aictl.errors import InvalidInput
@@ -71,7 +72,7 @@ def create(
             type=type,
             priority=priority,
             depends_on=depends_on or [],
-            paths=path or [],
+            paths=paths_from_here(service, path or []),
             labels=label or [],
             requires=requires or [],
             max_attempts=max_attempts,

@@ -214,7 +214,7 @@ def test_db_option_and_environment_override(
 # ------------------------------------------------------------- the exit codes
 
 BAD_INPUTS = [
-    (["task", "create", "x", "--path", "../outside"], "'..'"),
+    (["task", "create", "x", "--path", "../outside"], "'../outside': it is outside the repository"),
     (["task", "create", "x", "--path", "/etc/passwd"], "/etc/passwd"),
     (["task", "create", "x", "--path", "src/\x00"], "NUL"),
     (
