@@ -77,9 +77,48 @@ def test_a_duplicate_key_inside_a_rule_is_found_too() -> None:
 
 def test_a_yaml_syntax_error_has_line_and_column() -> None:
     issue = only("version: 1\ndefault: [a\n  b: c\n")
-    assert issue.line == 3
-    assert issue.message.startswith("YAML syntax error (column 4): ")
-    assert "expected ',' or ']'" in issue.message
+    assert issue.line == 2  # the '[' never closed, not the line where PyYAML gave up
+    assert issue.message.startswith("YAML syntax error (column 10): ")
+    assert (
+        "expected ',' or ']'" in issue.message and "(noticed at line 3, column 4)" in issue.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nsettings\n  lease_ttl: 5m\n", 2),  # a key without ':'
+        ('version: 1\ndefault: "allow\nsettings: {}\n', 2),  # a quote never closed
+        ("version: 1\nsettings:\n  lease_ttl: 5m\n heartbeat_interval: 1m\n", 4),
+        ("version: 1\nrules:\n  - id: a\n    reason: a: b\n", 4),
+    ],
+)
+def test_a_yaml_syntax_error_is_reported_at_the_line_to_fix(text: str, line: int) -> None:
+    assert only(text).line == line
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nsettings:\n\tlease_ttl: 5m\n", 3),
+        ("version: 1\nsettings:\n  lease_ttl: 5m\n\tmax_attempts: 3\n", 4),
+    ],
+)
+def test_a_tab_in_the_indentation_is_named(text: str, line: int) -> None:
+    issue = only(text)
+    assert issue.line == line
+    assert "a tab in the indentation; YAML indents with spaces only" in issue.message
+
+
+def test_a_misspelt_field_gets_a_did_you_mean() -> None:
+    issue = only("version: 1\nsettings:\n  concurency: 2\n")
+    assert (issue.line, issue.field) == (3, "settings.concurency")
+    assert "unknown field 'concurency'; did you mean `concurrency`? valid fields:" in issue.message
+
+
+def test_a_misspelt_effect_gets_a_did_you_mean() -> None:
+    issue = only(rule_with("'true'").replace("effect: deny", "effect: dny"))
+    assert "did you mean `deny`?" in issue.message
 
 
 def test_an_empty_file_is_an_error_that_says_what_to_write() -> None:
