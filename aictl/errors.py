@@ -4,7 +4,8 @@ Every error a user can cause is an ``AictlError``; its class decides the process
 which the CLI's single ``main()`` maps (see ``aictl.cli``). A traceback reaching the user is a bug.
 
 Exit codes: 0 ok, 1 error, 2 invalid input or usage, 3 policy denied, 4 conflict (lease lost,
-held by another, lock held), 5 nothing ready to claim, 130 interrupted.
+held by another, lock held), 5 nothing ready to claim, 7 the state database is damaged,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ class IllegalTransition(InvalidInput):
 class DatabaseUnusable(AictlError):
     """The state database cannot be used as it is: the disk is full, it is on a read-only
     file system, it is damaged, or a newer aictl wrote it. Nothing was changed."""
+
+
+class DatabaseDamaged(DatabaseUnusable):
+    """The state database is damaged: truncated, malformed, or no longer SQLite at all. Its own
+    exit code (7), so that a script can tell it from other failures and restore a backup; the
+    message names the file and the hint says how to recover."""
+
+    exit_code = 7
 
 
 class PolicyDenied(AictlError):

@@ -79,6 +79,10 @@ def _not_empty(db_path: Path) -> Path:
         empty = db_path.stat().st_size == 0
     except OSError:
         return db_path  # opening it reports what is wrong
+    if empty and db_path.name == STATE_DB and db_path.parent.name == STATE_DIR:
+        from aictl.store.failures import damaged  # only here: it imports sqlite3
+
+        raise damaged(db_path, "the file is empty: it was truncated")
     if empty:
         raise NotAnAictlDatabase(
             f"{db_path} is not an aictl database: the file is empty",
