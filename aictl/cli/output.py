@@ -13,6 +13,7 @@ exact (JSON escapes control characters itself).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -107,7 +108,21 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         grid.add_column(cell(column), overflow="fold")
     for row in rows:
         grid.add_row(*(cell(value) for value in row))
-    _console().print(grid)
+    console = _console()
+    with console.capture() as captured:
+        console.print(grid)
+    console.file.write(without_trailing_spaces(captured.get()))
+
+
+_TRAILING = re.compile(r"(?:[ ]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_trailing_spaces(text: str) -> str:
+    """``text`` with no line ending in spaces. rich pads every cell to its column's width, so
+    a table's lines end in runs of spaces (inside colour codes on a terminal), which show up
+    in diffs, copies and ``grep 'x$'``; the colour codes are kept, the spaces dropped."""
+    return _TRAILING.sub(lambda found: "".join(_STYLE.findall(found.group())), text)
 
 
 _STATUS_STYLE = {
