@@ -51,7 +51,12 @@ def _default(value: Any) -> Any:
 
 def compact(data: Any, limit: int = 80) -> str:
     """One-line JSON for a table cell, cut at ``limit`` characters."""
-    text = json.dumps(data, separators=(",", ":"), default=_default)
+    return cut(json.dumps(data, separators=(",", ":"), default=_default), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and an ellipsis (``…``),
+    ``limit`` characters in all: a cut text says it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
