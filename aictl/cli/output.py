@@ -13,6 +13,7 @@ exact (JSON escapes control characters itself).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -62,6 +63,31 @@ def cut(text: str, limit: int) -> str:
 
 def line(text: str = "") -> None:
     sys.stdout.write(printable(text) + "\n")
+
+
+_DIFF_COLOUR = {"header": "1", "hunk": "36", "added": "32", "removed": "31"}
+"""SGR codes by diff line kind: bold, cyan, green, red (as git colours its diffs)."""
+
+
+def colour_wanted() -> bool:
+    """Whether to colour text: on a terminal only, and never under ``NO_COLOR``
+    (https://no-color.org: set to anything but the empty string)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def diff(text: str) -> None:
+    """A unified diff: coloured on a terminal (added lines green, removed red, hunks cyan,
+    file headers bold); as written in a pipe or under ``NO_COLOR``, so that ``| patch`` and
+    ``> file.diff`` get the diff itself. Control characters are escaped either way."""
+    if not colour_wanted():
+        line(text.rstrip("\n"))
+        return
+    from aictl.domain.diffs import line_kind
+
+    out = sys.stdout
+    for row in text.rstrip("\n").split("\n"):
+        code = _DIFF_COLOUR.get(line_kind(row))
+        out.write(f"\x1b[{code}m{printable(row)}\x1b[0m\n" if code else printable(row) + "\n")
 
 
 def error(message: str, hint: str | None = None) -> None:

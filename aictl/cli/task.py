@@ -559,18 +559,28 @@ def evidence(
             metavar="<int>",
         ),
     ] = None,
+    stat: Annotated[
+        bool, typer.Option("--stat", help="Lines added and removed per file instead of the diff.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Show the evidence aictl stored for a task's execution (git changes, tests, agent run).
+    The diff is coloured on a terminal (not in a pipe, nor under NO_COLOR).
 
-    Example: aictl task evidence 12 --attempt 1 --json
+    Example: aictl task evidence 12 --stat
     """
+    import dataclasses
+
     from aictl.domain.budgets import format_usd
+    from aictl.domain.diffs import diff_stat, stat_lines
     from aictl.services.executor import read_evidence
 
     with task_service(ctx) as service:
         chosen, data = read_evidence(service.workspace, task_id, attempt)
+    changes = diff_stat(data.get("diff") or "") if stat else None
     if json_output:
+        if changes is not None:
+            data = {**data, "stat": [dataclasses.asdict(change) for change in changes]}
         output.emit_json(data)
         return
     agent = data.get("agent", {})
@@ -589,8 +599,11 @@ def evidence(
     output.line(f"tests: {tests.get('status')}" + ("" if code is None else f" (exit {code})"))
     changed = data.get("files_changed") or []
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
-    if data.get("diff"):
-        output.line(data["diff"])
+    if changes is not None:
+        for line in stat_lines(changes):
+            output.line(line)
+    elif data.get("diff"):
+        output.diff(data["diff"])
 
 
 def _outside_changes(evidence: Any) -> None:
