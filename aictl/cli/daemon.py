@@ -20,7 +20,7 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.common import JsonOption, state
-from aictl.daemon.jsonlog import format_line
+from aictl.daemon.jsonlog import for_people, format_line
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid, read_state
 from aictl.errors import AictlError
 from aictl.workspace import Workspace, locate
@@ -287,7 +287,10 @@ def logs(
     path = DaemonPaths.of(_workspace(ctx)).log
 
     def show(record: dict[str, Any]) -> None:
-        output.line(json.dumps(record) if json_output else format_line(record))
+        if json_output:
+            output.line(json.dumps(record))
+        elif for_people(record):
+            output.line(format_line(record))
         sys.stdout.flush()
 
     for record in log_lines(path, last=lines):
