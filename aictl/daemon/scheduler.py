@@ -457,7 +457,7 @@ class Daemon:
         if before is not None and before[0] == status and status != "blocked":
             return
         label = f"task {task.id} ({task.title})"
-        data = {"task": task.id, "title": task.title, "status": status}
+        data: dict[str, Any] = {"task": task.id, "title": task.title, "status": status}
         # Run here: `task.finished` said it already (or will, once the thread is reaped).
         repeat = status in ("done", "failed") and (
             task.id in self.running or task.id in self._finished_here
