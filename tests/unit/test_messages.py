@@ -1,10 +1,13 @@
-"""Money for people: one format wherever text shows a cost or a budget."""
+"""Words for people: money in one format wherever text shows a cost or a budget, and no
+"None" where a value is missing."""
 
 from __future__ import annotations
 
 import pytest
 
 from aictl.domain.budgets import daily_refusal, format_usd, run_over_budget
+from aictl.services.executor import judge_outcome
+from connectors import RunResult
 
 
 @pytest.mark.parametrize(
@@ -29,3 +32,12 @@ def test_budget_messages_use_the_same_format() -> None:
     refusal = daily_refusal(25.031200000000002, 25)
     assert refusal is not None and "spend $25.03 has reached the daily budget $25.00" in refusal
     assert "USD" not in refusal
+
+
+@pytest.mark.parametrize(
+    ("code", "ended"), [(1, "exited 1"), (None, "did not finish (timed out or could not start)")]
+)
+def test_failed_tests_say_how_they_ended(code: int | None, ended: str) -> None:
+    tests = {"status": "failed", "command": "make test", "exit_code": code}
+    outcome, reason = judge_outcome(RunResult(status="success"), tests)
+    assert (outcome, reason) == ("fail", f"tests failed: `make test` {ended}")
