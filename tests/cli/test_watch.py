@@ -101,11 +101,11 @@ def test_watch_once_filters_and_cuts_long_notes(aictl: Aictl) -> None:
 
 
 @pytest.fixture
-def watching(workspace: Workspace) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def watching(workspace: Workspace) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Starts `aictl task watch` in a pipe, as a separate process; interrupted at the end."""
-    started: list[subprocess.Popen[str]] = []
+    started: list[subprocess.Popen[bytes]] = []
 
-    def start() -> subprocess.Popen[str]:
+    def start() -> subprocess.Popen[bytes]:
         started.append(watcher(workspace))
         return started[-1]
 
@@ -115,34 +115,47 @@ def watching(workspace: Workspace) -> Iterator[Callable[[], subprocess.Popen[str
         process.communicate(timeout=60)
 
 
-def watcher(workspace: Workspace) -> subprocess.Popen[str]:
+def watcher(workspace: Workspace) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "aictl", "task", "watch", "--interval", "20ms"],
         cwd=workspace.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         env={**os.environ, "AICTL_DB": str(workspace.db_path)},
     )
 
 
-def next_line(process: subprocess.Popen[str]) -> str:
-    """The next line the watcher prints (a guard against a hang, not a timed assertion)."""
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], 60)
-    assert ready, "the watcher printed nothing"
-    return process.stdout.readline()
+class Lines:
+    """The watcher's output line by line, read from the pipe's descriptor itself: a buffered
+    file object may hold several lines already read while ``select`` waits for more."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        self.pending = b""
+
+    def next(self) -> str:
+        """The next line (a guard against a hang, not a timed assertion)."""
+        while b"\n" not in self.pending:
+            ready, _, _ = select.select([self.fd], [], [], 60)
+            assert ready, "the watcher printed nothing"
+            chunk = os.read(self.fd, 65536)
+            assert chunk, "the watcher ended"
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode() + "\n"
 
 
 def test_in_a_pipe_only_new_events_are_printed_line_by_line(
-    aictl: Aictl, watching: Callable[[], subprocess.Popen[str]]
+    aictl: Aictl, watching: Callable[[], subprocess.Popen[bytes]]
 ) -> None:
     aictl("task", "create", "first", "--path", "src/**")
-    process = watching()
-    assert next_line(process).endswith(" task 1 queued: first\n")  # what it found
-    assert next_line(process).endswith(" no daemon running\n")
+    lines = Lines(watching())
+    assert lines.next().endswith(" task 1 queued: first\n")  # what it found
+    assert lines.next().endswith(" no daemon running\n")
     assert aictl("task", "claim", "1", "--as", "w1")[0] == 0
-    assert next_line(process).endswith(" task 1 queued -> claimed by w1\n")
-    assert next_line(process).endswith(" lock src/** taken by task 1 (w1)\n")
+    # The view reads tasks, then locks: a claim committed in between may show its lock first.
+    claimed = {lines.next()[9:], lines.next()[9:]}
+    assert claimed == {"task 1 queued -> claimed by w1\n", "lock src/** taken by task 1 (w1)\n"}
     aictl("task", "create", "second")
-    assert next_line(process).endswith(" task 2 queued: second\n")  # task 1 not printed again
+    assert lines.next().endswith(" task 2 queued: second\n")  # task 1 not printed again
