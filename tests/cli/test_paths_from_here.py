@@ -47,3 +47,14 @@ def test_a_glob_escaping_the_repository_is_refused_by_name(
     assert aictl("task", "list", "-q")[1] == ""
     code, _, err = aictl("lock", "check", "../../../*")
     assert code == 2 and "'../../../*': it is outside the repository" in err
+
+
+def test_inside_a_task_worktree_its_top_stands_for_the_root(
+    aictl: Callable[..., Result], workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside = workspace.root / ".ai" / "worktrees" / "task-3-1" / "src"
+    inside.mkdir(parents=True)
+    monkeypatch.chdir(inside)
+    code, out, err = aictl("task", "create", "t", "--path", "*.py", "--json")
+    assert code == 0, err
+    assert json.loads(out)["paths"] == ["src/*.py"]
