@@ -293,7 +293,12 @@ def logs(
             output.line(format_line(record))
         sys.stdout.flush()
 
-    for record in log_lines(path, last=lines):
+    # The last lines shown: the text form counts only the lines it shows.
+    shown = log_lines(path) if not json_output else log_lines(path, last=lines)
+    if not json_output:
+        shown = [record for record in shown if for_people(record)]
+        shown = shown[-lines:] if lines else []
+    for record in shown:
         show(record)
     if follow:
         for record in follow_log(path, stop=lambda: False):
