@@ -128,7 +128,7 @@ def _start_background(
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
     argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
-    argv += ["--foreground", "--port", str(port), "--grace", f"{grace:g}s"]
+    argv += ["--foreground", "--port", str(port), "--grace", f"{round(grace * 1000)}ms"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
