@@ -61,7 +61,12 @@ def test_cost_is_money_and_tests_not_run_show_no_exit_code(
     aictl: Callable[..., Result], workspace: Workspace
 ) -> None:
     aictl("task", "create", "t", "--path", "src/**")
-    agent = {**EVIDENCE["agent"], "total_cost_usd": 0.012799999999999999}  # type: ignore[dict-item]
+    agent = {
+        "status": "success",
+        "num_turns": 2,
+        "total_cost_usd": 0.012799999999999999,
+        "session_id": "s",
+    }
     stored(workspace, {**EVIDENCE, "agent": agent, "tests": {"status": "not run"}})
     lines = aictl("task", "evidence", "1")[1].splitlines()
     assert "turns: 2  cost: $0.0128  session: s" in lines

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.cli.conftest import Result
 Aictl = Callable[..., Result]
 
 
-def view(*tasks: dict[str, object], locks: list[dict[str, object]] | None = None) -> dict:  # type: ignore[type-arg]
+def view(*tasks: dict[str, Any], locks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "at": "2026-12-05T07:08:09.123456Z",
         "tasks": list(tasks),
@@ -30,7 +31,7 @@ def view(*tasks: dict[str, object], locks: list[dict[str, object]] | None = None
     }
 
 
-def task(task_id: int, status: str, holder: str | None = None, note: str = "") -> dict:  # type: ignore[type-arg]
+def task(task_id: int, status: str, holder: str | None = None, note: str = "") -> dict[str, Any]:
     return {
         "id": task_id,
         "status": status,
