@@ -30,11 +30,13 @@ from bench import (
     enforcement,
     execute,
     globs,
+    imports,
     latency,
     locks,
     peers,
     policy,
     soak,
+    startup,
     workflow,
     worktrees,
 )
@@ -55,6 +57,8 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
     "peers": peers.run,
+    "imports": imports.run,
+    "startup": startup.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

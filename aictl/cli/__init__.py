@@ -2,6 +2,9 @@
 
 Exit codes: 0 ok, 1 error, 2 invalid input or usage, 3 policy denied, 4 conflict (lease lost,
 held by another, lock held), 5 nothing ready to claim, 130 interrupted.
+
+typer is imported when the app is built, not with this package: ``aictl.cli.fast`` (the
+fast path of the commonest command lines) and ``aictl.cli.output`` import without it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING, Annotated
 
 from aictl.cli import output
-from aictl.cli.common import State
 from aictl.errors import AictlError, InvalidInput
+
+if TYPE_CHECKING:
+    import typer
 
 #: Every command group: its module, imported only when the group is used (or for help), so
 #: `aictl task list` does not pay for the daemon's or the workflows' imports.
@@ -61,11 +64,18 @@ def _command_name(info: typer.models.CommandInfo) -> str | None:
     return None if callback is None else callback.__name__.lower().replace("_", "-")
 
 
+def _load_typer() -> None:
+    """Import typer into this module's globals, where typer itself looks up the names in the
+    commands' annotations (``typer.Context``, ``typer.Option``) when it builds the app."""
+    globals()["typer"] = importlib.import_module("typer")
+
+
 @functools.cache
 def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
     root, such as ``init``, are always there); ``command`` narrows that group to the one
     command the line names."""
+    _load_typer()
     app = typer.Typer(
         name="aictl",
         help="A control plane for AI coding agents working in one repository.",
@@ -81,6 +91,11 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
 
     app.command()(dashboard)
+    from aictl.cli import maintenance  # its imports are deferred too
+
+    app.command()(maintenance.backup)
+    app.command()(maintenance.restore)
+    app.command()(maintenance.prune)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
@@ -136,6 +151,8 @@ def root(
         ),
     ] = None,
 ) -> None:
+    from aictl.cli.common import State
+
     ctx.obj = State(db=db)
 
 
@@ -201,28 +218,35 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(argv) if argv is not None else sys.argv[1:]
     try:
         result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
-    except AictlError as error:
+    except (Exception, KeyboardInterrupt) as error:
+        return failure(error)
+    return result if isinstance(result, int) else 0
+
+
+def failure(error: Exception | KeyboardInterrupt) -> int:
+    """Report ``error``, raised by a command, on stderr and return its exit code (the fast
+    path reports a failure after its write the same way)."""
+    loaded = sys.modules.get("typer")  # None when the error comes from the fast path
+    if isinstance(error, AictlError):
         output.error(error.message, error.hint)
         return error.exit_code
-    except typer.TyperException as error:  # usage errors: unknown option, bad integer...
-        error.show()  # type: ignore[attr-defined]
+    if loaded and isinstance(error, loaded.TyperException):  # unknown option, bad integer...
+        error.show()
         return int(error.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    if isinstance(error, KeyboardInterrupt) or (loaded and isinstance(error, loaded.Abort)):
         output.note("Interrupted")
         return 130
-    except Exception as error:
-        known = _not_a_bug(error)
-        if known is not None:
-            output.error(known.message, known.hint)
-            return known.exit_code
-        if os.environ.get("AICTL_DEBUG"):
-            raise
-        output.error(
-            f"internal error: {type(error).__name__}: {error}",
-            "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
-        )
-        return 1
-    return result if isinstance(result, int) else 0
+    known = _not_a_bug(error)
+    if known is not None:
+        output.error(known.message, known.hint)
+        return known.exit_code
+    if os.environ.get("AICTL_DEBUG"):
+        raise error
+    output.error(
+        f"internal error: {type(error).__name__}: {error}",
+        "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
+    )
+    return 1
 
 
 def _not_a_bug(error: Exception) -> AictlError | None:

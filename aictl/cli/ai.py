@@ -195,6 +195,43 @@ def label(
 
 
 @app.command()
+def edit(
+    ctx: typer.Context,
+    ai_id: AIId,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.")
+    ] = None,
+    capability: Annotated[
+        list[str] | None, typer.Option("--capability", help="A capability to add.")
+    ] = None,
+    remove_capability: Annotated[
+        list[str] | None, typer.Option("--remove-capability", help="A capability to remove.")
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option("--max-concurrency", help="Tasks it may hold at once.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model it should use.")] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Change an AI's labels, capabilities, concurrency or model (audited as ai.edited);
+    its status and health stay.
+
+    Example: aictl ai edit claude-1 --capability python --max-concurrency 2 --model sonnet
+    """
+    with ai_service(ctx) as service:
+        ai = service.edit(
+            ai_id,
+            labels=label or [],
+            add_capabilities=capability or [],
+            remove_capabilities=remove_capability or [],
+            max_concurrency=max_concurrency,
+            model=model,
+        )
+    _render_one(ai, output.pick(json_output, quiet), headline=f"Edited AI {ai.id}")
+
+
+@app.command()
 def status(
     ctx: typer.Context,
     ai_id: AIId,

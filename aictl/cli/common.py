@@ -37,23 +37,10 @@ def state(ctx: typer.Context) -> State:
 
 
 def paths_from_here(service: TaskService, paths: list[str]) -> list[str]:
-    """Globs typed on the command line, read from the current directory as git reads paths:
-    run from ``src/calc``, ``util.py`` is ``src/calc/util.py``. A glob that climbs out of the
-    repository is refused (exit 2), naming it. At the root they pass through unchanged.
+    """``--path`` globs read from the current directory (:func:`aictl.domain.globs.from_cwd`)."""
+    from aictl.domain.globs import from_cwd
 
-    Inside a task's worktree (``.ai/worktrees/task-3-1/src``) the worktree is the top, as it
-    is for git: its ``src`` is the repository's ``src``."""
-    from aictl.domain.globs import base_within, normalize_glob
-    from aictl.domain.tasks import check_text
-    from aictl.domain.worktrees import WORKTREES_FOLDER
-
-    root = service.workspace.root
-    base = base_within(root, Path.cwd())
-    if base.startswith(f"{WORKTREES_FOLDER}/"):  # .ai/worktrees/task-3-1/src -> src
-        base = base[len(WORKTREES_FOLDER) + 1 :].partition("/")[2]
-    if not base:
-        return paths
-    return [normalize_glob(check_text(path, "path"), root, base=base) for path in paths]
+    return from_cwd(paths, service.workspace.root, Path.cwd())
 
 
 @contextmanager

@@ -109,9 +109,21 @@ def show(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -
 
     Example: aictl task show 12 --json
     """
+    from aictl.services.task_changes import comments
+
     with task_service(ctx) as service:
         task = service.get(task_id)
-    output.task(task, output.pick(json_output, False))
+        notes = comments(service, task_id)
+    if json_output:
+        output.emit_json({**task.to_dict(), "comments": [note.to_dict() for note in notes]})
+        return
+    output.task(task, output.Format.TABLE)
+    if notes:
+        output.table(
+            "comments",
+            ["ID", "WHEN", "AUTHOR", "COMMENT"],
+            [(n.id, f"{n.created_at:%Y-%m-%d %H:%M:%S}", n.author, n.body) for n in notes],
+        )
 
 
 @app.command()
@@ -624,3 +636,7 @@ def _outside_changes(evidence: Any) -> None:
 from aictl.cli.watch import watch as _watch  # noqa: E402
 
 app.command("watch")(_watch)
+
+
+# edit, comment and import live in their own module; importing it registers them on `app`
+import aictl.cli.task_changes  # noqa: E402, F401

@@ -88,3 +88,11 @@ def prune(
             f"{row['action']}: {row['worktree']} (task {row['task']}, {row['branch']}): "
             f"{row['why']}"
         )
+    kept = [row for row in rows if row["action"] == "kept" and row["exists"]]
+    if kept and not dry_run:
+        # aictl never throws unmerged work away; a person who has looked at it may
+        output.note(
+            "kept work stays until it is merged (a task labelled continues=TASK carries it "
+            "on) or you discard it yourself, for example: git worktree remove --force "
+            f"{kept[0]['worktree']} && git branch -D {kept[0]['branch']}"
+        )

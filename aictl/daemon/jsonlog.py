@@ -78,6 +78,20 @@ class JsonLog:
     def error(self, event: str, message: str, **fields: Any) -> None:
         self.write("error", event, message, **fields)
 
+    def rotate(self, max_bytes: int) -> Path | None:
+        """When the file is over ``max_bytes``, rename it to ``<name>.1`` (replacing an older
+        one) and go on in a new file; returns the rotated file's path, or None. Done under the
+        write lock, so no line is lost or split between the two files."""
+        from aictl.services.maintenance import rotate
+
+        with self._lock:
+            if self._file.closed or self._file.tell() <= max_bytes:
+                return None
+            self._file.close()
+            kept = rotate(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+            return kept
+
     def close(self) -> None:
         with self._lock:
             self._file.close()

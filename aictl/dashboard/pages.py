@@ -142,6 +142,7 @@ def agents_body(rows: Sequence[Mapping[str, Any]]) -> str:
             f"<time>{_text(row['lease_expires_at'])}</time> · last heartbeat "
             f"{_text(row['heartbeat_at'])} · attempt {_text(row['attempts'])}</p>"
             f"<p>paths: {_text(', '.join(row['paths']))}</p>"
+            + _worktree(row.get("worktree"))
             + (
                 f'<ol class="tools">{calls}</ol>'
                 if calls
@@ -150,6 +151,15 @@ def agents_body(rows: Sequence[Mapping[str, Any]]) -> str:
             + "</section>"
         )
     return "".join(parts)
+
+
+def _worktree(found: Mapping[str, str] | None) -> str:
+    if not found:
+        return '<p class="worktree">worktree: none (the main working tree)</p>'
+    return (
+        f'<p class="worktree">worktree <code>{escape(found["worktree"])}</code> · branch '
+        f"<code>{escape(found['branch'])}</code></p>"
+    )
 
 
 def locks_controls(path: str) -> str:

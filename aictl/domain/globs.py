@@ -160,6 +160,23 @@ def base_within(root: Path, cwd: Path | None) -> str:
     return relative
 
 
+def from_cwd(paths: Sequence[str], root: Path, cwd: Path) -> list[str]:
+    """Globs typed on the command line (``task create --path``, ``task edit --path``,
+    ``lock check``), read from ``cwd`` as git reads paths: from ``src/calc``, ``util.py`` is
+    ``src/calc/util.py``. Inside a task's worktree (``.ai/worktrees/task-3-1/src``) the
+    worktree's top stands for the root, as it does for git. At the root, or outside the
+    repository, they are returned as given; a glob that climbs out of the repository raises
+    :class:`GlobError` naming it. The service normalises the result again (a no-op)."""
+    from aictl.domain.worktrees import WORKTREES_FOLDER
+
+    base = base_within(root, cwd)
+    if base.startswith(f"{WORKTREES_FOLDER}/"):  # .ai/worktrees/task-3-1/src -> src
+        base = base[len(WORKTREES_FOLDER) + 1 :].partition("/")[2]
+    if not base:
+        return list(paths)
+    return [normalize_glob(path, root, base=base) for path in paths]
+
+
 def normalize_glob(raw: str, root: Path | None = None, *, base: str = "") -> str:
     """Validate ``raw`` and return its canonical form, or raise :class:`GlobError`.
 

@@ -9,13 +9,13 @@ pydantic is kept for YAML configuration, where its error messages earn their cos
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from aictl.domain.sha import sha256_hex
 from aictl.errors import IllegalTransition, InvalidInput, LeaseLost
 
 
@@ -163,7 +163,7 @@ class LeaseToken:
 
 def hash_secret(secret: str) -> str:
     """SHA-256 (hex) of a lease secret, the only form of it the database holds."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return sha256_hex(secret.encode("utf-8"))
 
 
 @dataclass(slots=True, kw_only=True)

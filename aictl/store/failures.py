@@ -111,9 +111,9 @@ def damaged(path: Path | None, what: str) -> DatabaseDamaged:
     shown = path or "FILE"
     return DatabaseDamaged(
         f"{where} is damaged ({what})",
-        hint=f"restore it from a backup (stop the daemon first); `sqlite3 {shown} .recover` "
-        "may save what is left into a new file; `aictl doctor` checks the database again, "
-        "and `aictl audit verify` whether the history is whole",
+        hint="restore it from a backup: `aictl restore BACKUP` (with the daemon stopped; "
+        f"`aictl backup FILE` makes one); `sqlite3 {shown} .recover` may save what is left "
+        "into a new file; `aictl doctor` checks the database again",
     )
 
 

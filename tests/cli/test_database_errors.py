@@ -160,3 +160,25 @@ def test_the_audit_chain_is_intact_after_every_refusal(
     exit_code, _, err = aictl("audit", "verify")
     assert exit_code == 0, err
     assert os.path.getsize(workspace.db_path) > 0
+
+
+@pytest.mark.parametrize("damage", ["header", "pages"])
+def test_the_way_back_works_restore_replaces_a_damaged_database(
+    aictl: Callable[..., Result], workspace: Workspace, tmp_path: Path, damage: str
+) -> None:
+    db = checkpointed(aictl, workspace)
+    backup = tmp_path / "backup.db"
+    assert aictl("backup", str(backup))[0] == 0
+    if damage == "header":
+        overwrite(db, 0, b"X" * 16)
+    else:
+        overwrite(db, 4096 * 2, b"\0" * 4096 * 4)
+    assert aictl("task", "list")[0] == 7
+    code, out, err = aictl("restore", str(backup), "--json")
+    assert code == 0, err
+    kept = Path(json.loads(out)["previous_saved_to"])
+    assert kept.stat().st_size > 0  # the damaged one is kept
+    # Not SQLite any more: SQLite cannot copy it, so its file is moved aside as it was.
+    assert kept.name.endswith("-damaged.db") == (damage == "header")
+    code, out, _ = aictl("task", "list", "-q")
+    assert (code, out) == (0, "1\n2\n3\n")

@@ -58,3 +58,17 @@ def test_inside_a_task_worktree_its_top_stands_for_the_root(
     code, out, err = aictl("task", "create", "t", "--path", "*.py", "--json")
     assert code == 0, err
     assert json.loads(out)["paths"] == ["src/*.py"]
+
+
+def test_the_fast_path_and_task_edit_read_paths_from_here_too(
+    aictl: Callable[..., Result],
+    in_calc: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aictl.cli import fast
+
+    assert fast.attempt(["task", "create", "quick", "--path", "util.py", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["paths"] == ["src/calc/util.py"]
+    code, out, err = aictl("task", "edit", "1", "--path", "../api/*.py", "--json")
+    assert code == 0, err
+    assert json.loads(out)["paths"] == ["src/api/*.py"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aictl.domain.budgets import daily_refusal, format_usd, run_over_budget
-from aictl.services.executor import judge_outcome
+from aictl.services.evidence import judge_outcome
 from connectors import RunResult
 
 
