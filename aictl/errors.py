@@ -3,8 +3,9 @@
 Every error a user can cause is an ``AictlError``; its class decides the process exit code,
 which the CLI's single ``main()`` maps (see ``aictl.cli``). A traceback reaching the user is a bug.
 
-Exit codes: :data:`EXIT_CODES` (0 ok, 1 error, 2 invalid input or usage, 3 policy denied,
-4 conflict, 5 nothing ready, 6 queued again for a retry, 130 interrupted).
+:data:`EXIT_CODES` is the table (0 ok, 1 error, 2 invalid input or usage, 3 policy denied,
+4 conflict, 5 nothing ready, 6 queued again for a retry, 7 the state database is damaged,
+130 interrupted).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ EXIT_CODES = {
     4: ExitCode("conflict", "someone else holds it: lease lost, task held, lock held"),
     5: ExitCode("nothing_ready", "nothing ready: no task to claim, or no AI eligible"),
     6: ExitCode("requeued", "task execute: the run failed and the task is queued for a retry"),
+    7: ExitCode("database_damaged", "the state database is damaged: the hint says how to recover"),
     130: ExitCode("interrupted", "interrupted (Ctrl-C)"),
 }
 
@@ -87,6 +89,14 @@ class IllegalTransition(InvalidInput):
 class DatabaseUnusable(AictlError):
     """The state database cannot be used as it is: the disk is full, it is on a read-only
     file system, it is damaged, or a newer aictl wrote it. Nothing was changed."""
+
+
+class DatabaseDamaged(DatabaseUnusable):
+    """The state database is damaged: truncated, malformed, or no longer SQLite at all. Its own
+    exit code (7), so that a script can tell it from other failures and restore a backup; the
+    message names the file and the hint says how to recover."""
+
+    exit_code = 7
 
 
 class PolicyDenied(AictlError):

@@ -24,10 +24,14 @@ class Workspace:
         return self.root / STATE_DIR
 
 
-def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
+def locate(
+    db: Path | str | None = None, cwd: Path | None = None, *, damaged: bool = False
+) -> Workspace:
     """The workspace for ``cwd``: ``db`` (from ``--db`` or ``AICTL_DB``) if given, else the
-    nearest ``.ai/state.db`` walking up. Raises ``NotInitialised`` when there is none."""
+    nearest ``.ai/state.db`` walking up. Raises ``NotInitialised`` when there is none, and
+    refuses an empty database file unless ``damaged`` (a restore, which replaces it)."""
     cwd = Path(cwd or Path.cwd()).resolve()
+    checked = (lambda path: path) if damaged else _not_empty
     db = db or os.environ.get("AICTL_DB") or None
     if db:
         db_path = Path(db).expanduser().resolve()
@@ -38,11 +42,11 @@ def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
             )
         parent = db_path.parent
         root = parent.parent if parent.name == STATE_DIR else cwd
-        return Workspace(root, _not_empty(db_path))
+        return Workspace(root, checked(db_path))
     for directory in (cwd, *cwd.parents):
         candidate = directory / STATE_DIR / STATE_DB
         if candidate.is_file():
-            return Workspace(directory, _not_empty(candidate))
+            return Workspace(directory, checked(candidate))
     raise NotInitialised(
         f"not inside an aictl repository (no {STATE_DIR}/{STATE_DB} in {cwd} or above)",
         hint="run `aictl init` at the root of your repository",
@@ -79,6 +83,10 @@ def _not_empty(db_path: Path) -> Path:
         empty = db_path.stat().st_size == 0
     except OSError:
         return db_path  # opening it reports what is wrong
+    if empty and db_path.name == STATE_DB and db_path.parent.name == STATE_DIR:
+        from aictl.store.failures import damaged  # only here: it imports sqlite3
+
+        raise damaged(db_path, "the file is empty: it was truncated")
     if empty:
         raise NotAnAictlDatabase(
             f"{db_path} is not an aictl database: the file is empty",

@@ -80,6 +80,13 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
+def paths_from_here(service: TaskService, paths: list[str]) -> list[str]:
+    """``--path`` globs read from the current directory (:func:`aictl.domain.globs.from_cwd`)."""
+    from aictl.domain.globs import from_cwd
+
+    return from_cwd(paths, service.workspace.root, Path.cwd())
+
+
 @contextmanager
 def task_service(ctx: typer.Context) -> Iterator[TaskService]:
     service = TaskService(locate(state(ctx).db))

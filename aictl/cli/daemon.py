@@ -20,7 +20,7 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.common import JsonOption, Typer, state
-from aictl.daemon.jsonlog import format_line
+from aictl.daemon.jsonlog import for_people, format_line
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid, read_state
 from aictl.errors import AictlError
 from aictl.workspace import Workspace, locate
@@ -60,14 +60,13 @@ def start(
         ),
     ] = 0,
     grace: Annotated[
-        float,
+        str,
         typer.Option(
             "--grace",
-            min=0,
-            metavar="SECONDS",
-            help="Seconds running tasks get to finish after SIGTERM.",
+            metavar="DURATION",
+            help="How long running tasks get to finish after SIGTERM: 30s, 2m.",
         ),
-    ] = 30.0,
+    ] = "30s",
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the pid only.")] = False,
 ) -> None:
@@ -80,7 +79,9 @@ def start(
     Example: aictl daemon start --concurrency 4 --port 9464
     """
     from aictl.dashboard.auth import ENVIRONMENT, new_token
+    from aictl.domain.durations import parse_duration
 
+    grace_seconds = parse_duration(grace, field="--grace", allow_zero=True).total_seconds()
     workspace = _workspace(ctx)
     if foreground:
         from aictl.daemon.scheduler import Daemon, DaemonConfig
@@ -92,7 +93,7 @@ def start(
         config = DaemonConfig(
             concurrency=concurrency,
             port=port,
-            grace=grace,
+            grace=grace_seconds,
             console=sys.stdout,
             dashboard_token=handed or new_token(),
         )
@@ -107,7 +108,7 @@ def start(
         )
     token = new_token()
     summary = _start_background(
-        workspace, concurrency=concurrency, port=port, grace=grace, token=token
+        workspace, concurrency=concurrency, port=port, grace=grace_seconds, token=token
     )
     summary["dashboard"] = f"http://127.0.0.1:{summary['port']}/?token={token}"
     if json_output:
@@ -133,7 +134,7 @@ def _start_background(
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
     argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
-    argv += ["--foreground", "--port", str(port), "--grace", str(grace)]
+    argv += ["--foreground", "--port", str(port), "--grace", f"{round(grace * 1000)}ms"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +203,11 @@ def _exit_code(pid: int) -> int | None:
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds to wait for it to stop."),
-    ] = 120.0,
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="How long to wait for it to stop: 60s, 5m."
+        ),
+    ] = "2m",
     json_output: JsonOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print the pid stopped only.")
@@ -214,12 +217,14 @@ def stop(
     finish, then are interrupted and released. Waits until it has stopped. With no daemon
     running there is nothing to do: it says so and exits 0, so stopping twice is safe.
 
-    Example: aictl daemon stop --timeout 60
+    Example: aictl daemon stop --timeout 60s
     """
     from aictl.daemon.status import DaemonNotRunning, stop_daemon
+    from aictl.domain.durations import parse_duration
 
+    seconds = parse_duration(timeout, field="--timeout", allow_zero=True).total_seconds()
     try:
-        pid: int | None = stop_daemon(_workspace(ctx), timeout=timeout)
+        pid: int | None = stop_daemon(_workspace(ctx), timeout=seconds)
     except DaemonNotRunning:
         pid = None
     fmt = output.pick(json_output, quiet)
@@ -321,10 +326,18 @@ def logs(
     path = DaemonPaths.of(_workspace(ctx)).log
 
     def show(record: dict[str, Any]) -> None:
-        output.line(json.dumps(record) if json_output else format_line(record))
+        if json_output:
+            output.line(json.dumps(record))
+        elif for_people(record):
+            output.line(format_line(record))
         sys.stdout.flush()
 
-    for record in log_lines(path, last=lines):
+    # The last lines shown: the text form counts only the lines it shows.
+    shown = log_lines(path) if not json_output else log_lines(path, last=lines)
+    if not json_output:
+        shown = [record for record in shown if for_people(record)]
+        shown = shown[-lines:] if lines else []
+    for record in shown:
         show(record)
     if follow:
         for record in follow_log(path, stop=lambda: False):

@@ -187,6 +187,8 @@ def _failed_after(error: Exception, *, json_output: bool) -> int:
 
 
 def _run(service: TaskService, command: str, options: dict[str, Any]) -> Any:
+    from aictl.domain.globs import from_cwd
+
     if command == "list":
         return service.list_tasks(
             statuses=options.get("statuses", []),
@@ -199,7 +201,7 @@ def _run(service: TaskService, command: str, options: dict[str, Any]) -> Any:
         type=options.get("type", "task"),
         priority=options.get("priority", 0),
         depends_on=options.get("depends_on", []),
-        paths=options.get("paths", []),
+        paths=from_cwd(options.get("paths", []), service.workspace.root, Path.cwd()),
         labels=options.get("labels", []),
         requires=options.get("requires", []),
         max_attempts=options.get("max_attempts"),

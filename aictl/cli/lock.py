@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, Typer, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, paths_from_here, task_service
 from aictl.domain.tasks import format_time
 
 app = Typer(help="Inspect path locks (globs held by claimed and running tasks).")
@@ -69,6 +69,7 @@ def check(
     Example: aictl lock check 'src/*/a.py' 'docs/**'
     """
     with task_service(ctx) as service:
+        globs = paths_from_here(service, globs)
         conflicts = service.check_locks(globs)
     if json_output:
         output.emit_json(

@@ -60,7 +60,7 @@ def restore(
     from aictl.services.maintenance import restore as run
     from aictl.workspace import locate
 
-    result = run(locate(state(ctx).db), file)
+    result = run(locate(state(ctx).db, damaged=True), file)
     if json_output:
         output.emit_json(result.to_dict())
         return

@@ -13,6 +13,8 @@ exact (JSON escapes control characters itself).
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -55,12 +57,42 @@ def _default(value: Any) -> Any:
 
 def compact(data: Any, limit: int = 80) -> str:
     """One-line JSON for a table cell, cut at ``limit`` characters."""
-    text = json.dumps(data, separators=(",", ":"), default=_default)
+    return cut(json.dumps(data, separators=(",", ":"), default=_default), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and an ellipsis (``…``),
+    ``limit`` characters in all: a cut text says it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def line(text: str = "") -> None:
     sys.stdout.write(printable(text) + "\n")
+
+
+_DIFF_COLOUR = {"header": "1", "hunk": "36", "added": "32", "removed": "31"}
+"""SGR codes by diff line kind: bold, cyan, green, red (as git colours its diffs)."""
+
+
+def colour_wanted() -> bool:
+    """Whether to colour text: on a terminal only, and never under ``NO_COLOR``
+    (https://no-color.org: set to anything but the empty string)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def diff(text: str) -> None:
+    """A unified diff: coloured on a terminal (added lines green, removed red, hunks cyan,
+    file headers bold); as written in a pipe or under ``NO_COLOR``, so that ``| patch`` and
+    ``> file.diff`` get the diff itself. Control characters are escaped either way."""
+    if not colour_wanted():
+        line(text.rstrip("\n"))
+        return
+    from aictl.domain.diffs import line_kind
+
+    out = sys.stdout
+    for row in text.rstrip("\n").split("\n"):
+        code = _DIFF_COLOUR.get(line_kind(row))
+        out.write(f"\x1b[{code}m{printable(row)}\x1b[0m\n" if code else printable(row) + "\n")
 
 
 def error(message: str, hint: str | None = None) -> None:
@@ -143,7 +175,21 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         grid.add_column(cell(column), overflow="fold")
     for row in rows:
         grid.add_row(*(cell(value) for value in row))
-    _console().print(grid)
+    console = _console()
+    with console.capture() as captured:
+        console.print(grid)
+    console.file.write(without_trailing_spaces(captured.get()))
+
+
+_TRAILING = re.compile(r"(?:[ ]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_trailing_spaces(text: str) -> str:
+    """``text`` with no line ending in spaces. rich pads every cell to its column's width, so
+    a table's lines end in runs of spaces (inside colour codes on a terminal), which show up
+    in diffs, copies and ``grep 'x$'``; the colour codes are kept, the spaces dropped."""
+    return _TRAILING.sub(lambda found: "".join(_STYLE.findall(found.group())), text)
 
 
 _STATUS_STYLE = {

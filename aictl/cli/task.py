@@ -21,6 +21,7 @@ from aictl.cli.common import (
     lease_for,
     parse_count,
     parse_task_id,
+    paths_from_here,
     task_service,
 )
 from aictl.errors import REQUEUED, InvalidInput
@@ -86,7 +87,7 @@ def create(
             type=type,
             priority=priority,
             depends_on=depends_on or [],
-            paths=path or [],
+            paths=paths_from_here(service, path or []),
             labels=label or [],
             requires=requires or [],
             max_attempts=max_attempts,
@@ -636,17 +637,28 @@ def evidence(
             metavar="N",
         ),
     ] = None,
+    stat: Annotated[
+        bool, typer.Option("--stat", help="Lines added and removed per file instead of the diff.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Show the evidence aictl stored for a task's execution (git changes, tests, agent run).
+    The diff is coloured on a terminal (not in a pipe, nor under NO_COLOR).
 
-    Example: aictl task evidence 12 --attempt 1 --json
+    Example: aictl task evidence 12 --stat
     """
+    import dataclasses
+
+    from aictl.domain.budgets import format_usd
+    from aictl.domain.diffs import diff_stat, stat_lines
     from aictl.services.executor import read_evidence
 
     with task_service(ctx) as service:
         chosen, data = read_evidence(service.workspace, task_id, attempt)
+    changes = diff_stat(data.get("diff") or "") if stat else None
     if json_output:
+        if changes is not None:
+            data = {**data, "stat": [dataclasses.asdict(change) for change in changes]}
         output.emit_json(data)
         return
     agent = data.get("agent", {})
@@ -655,15 +667,21 @@ def evidence(
     output.line(f"Task {task_id} attempt {chosen} by {data.get('ai')}")
     output.line(f"base commit: {data.get('base_commit') or 'none (not a git repository)'}")
     output.line(f"agent: {agent.get('status')} {agent.get('reason') or ''}".rstrip())
+    cost = agent.get("total_cost_usd")
     output.line(
-        f"turns: {agent.get('num_turns')}  cost: {agent.get('total_cost_usd')} USD"
+        f"turns: {agent.get('num_turns')}"
+        f"  cost: {format_usd(cost) if isinstance(cost, (int, float)) else 'not reported'}"
         f"  session: {agent.get('session_id')}"
     )
-    output.line(f"tests: {tests.get('status')} (exit {tests.get('exit_code')})")
+    code = tests.get("exit_code")
+    output.line(f"tests: {tests.get('status')}" + ("" if code is None else f" (exit {code})"))
     changed = data.get("files_changed") or []
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
-    if data.get("diff"):
-        output.line(data["diff"])
+    if changes is not None:
+        for line in stat_lines(changes):
+            output.line(line)
+    elif data.get("diff"):
+        output.diff(data["diff"])
 
 
 def _outside_changes(evidence: Any) -> None:

@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, one_of, parse_task_id, task_service
+from aictl.cli.common import (
+    JsonOption,
+    QuietOption,
+    one_of,
+    parse_task_id,
+    paths_from_here,
+    task_service,
+)
 from aictl.cli.task import TaskId, app
 from aictl.domain.imports import FORMATS
 from aictl.errors import InvalidInput
@@ -69,8 +76,8 @@ def edit(
 
     if clear_paths and path:
         raise InvalidInput("--path and --clear-paths contradict each other", hint="give one")
-    paths = [] if clear_paths else path
     with task_service(ctx) as service:
+        paths = [] if clear_paths else path and paths_from_here(service, path)
         task = edit_task(
             service,
             task_id,

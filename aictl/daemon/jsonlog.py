@@ -10,6 +10,7 @@ killed with SIGKILL loses nothing it had logged.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -97,11 +98,24 @@ class JsonLog:
 
 
 def format_line(record: dict[str, Any]) -> str:
-    """A log record as one line for people: time, level, message."""
+    """A log record as one line for people: time, level, message. A record about a task
+    whose message does not start by naming it gets ``task N:`` in front: the lines of
+    several tasks running at once (their tool calls above all) interleave."""
     at = str(record.get("at", ""))[11:19]
     level = str(record.get("level", ""))
     shown = level.upper() if level in ("warning", "error") else level
-    return f"{at} {shown:<7} {record.get('message', '')}"
+    message = str(record.get("message", ""))
+    task = record.get("task")
+    if isinstance(task, int) and not re.match(rf"task {task}\b", message, re.IGNORECASE):
+        message = f"task {task}: {message}"
+    return f"{at} {shown:<7} {message}"
+
+
+def for_people(record: dict[str, Any]) -> bool:
+    """Whether the text form of the log shows ``record``: info and above. Debug records
+    (a notice that repeats a line already logged, a task waiting for an AI) stay in the
+    JSON lines (``aictl daemon logs --json``)."""
+    return record.get("level") != "debug"
 
 
 def stdout_echo() -> TextIO:

@@ -183,6 +183,9 @@ class Daemon:
         self._denied: dict[int, tuple[str | None, str]] = {}
         """Tasks the policy denied: skipped until the policy or the task changes (each try
         would record one more denial)."""
+        self._finished_here: set[int] = set()
+        """Tasks whose end this daemon logged (``task.finished``) and has not notified yet:
+        their notice repeats that line, so its own line is kept out of the text log."""
         self._lock = threading.Lock()
         self.journal: JsonLog | None = None
         self._over_budget: str | None = None
@@ -482,13 +485,20 @@ class Daemon:
         if before is not None and before[0] == status and status != "blocked":
             return
         label = f"task {task.id} ({task.title})"
-        data = {"task": task.id, "title": task.title, "status": status}
+        data: dict[str, Any] = {"task": task.id, "title": task.title, "status": status}
+        # Run here: `task.finished` said it already (or will, once the thread is reaped).
+        repeat = status in ("done", "failed") and (
+            task.id in self.running or task.id in self._finished_here
+        )
+        self._finished_here.discard(task.id)
         if status == "done":
             by = task.lease_holder or "?"
-            self.notifier.notify("task.done", f"{label} done by {by}", ai=by, **data)
+            message = f"{label} done by {by}"
+            self.notifier.notify("task.done", message, repeat=repeat, ai=by, **data)
         elif status == "failed":
             why = task.failure_reason or "failed"
-            self.notifier.notify("task.failed", f"{label} failed: {why}", reason=why, **data)
+            message = f"{label} failed: {why}"
+            self.notifier.notify("task.failed", message, repeat=repeat, reason=why, **data)
         elif status == "blocked" and task.approval == "pending":
             if before is not None and before == (status, task.approval):
                 return
@@ -677,6 +687,8 @@ class Daemon:
             self.metrics.executions.labels(done.outcome).inc()
             self.metrics.duration.labels(done.outcome).observe(elapsed)
             cost = (done.evidence.get("agent") or {}).get("total_cost_usd")
+            if done.outcome in ("done", "failed"):
+                self._finished_here.add(task_id)
             self.journal.info(
                 "task.finished",
                 f"task {task_id} {done.outcome} ({done.ai}, {elapsed:.1f}s)"

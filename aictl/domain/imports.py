@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aictl.domain.suggest import did_you_mean
 from aictl.errors import InvalidInput
 
 FORMATS = ("aictl", "taskmaster", "beads")
@@ -213,7 +214,8 @@ def _read_aictl(text: str, name: str) -> list[Imported]:
         extra = sorted(set(entry) - set(_AICTL_FIELDS))
         if extra:
             raise ImportProblem(
-                f"{where}: unknown field {extra[0]!r}", hint="fields: " + ", ".join(_AICTL_FIELDS)
+                f"{where}: unknown field {extra[0]!r}",
+                hint=did_you_mean(extra[0], _AICTL_FIELDS) + "fields: " + ", ".join(_AICTL_FIELDS),
             )
         labels = entry.get("labels", {})
         if isinstance(labels, dict):

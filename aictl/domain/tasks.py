@@ -76,6 +76,30 @@ def sources(event: str) -> tuple[str, ...]:
     return tuple(str(status) for status in TRANSITIONS[event])
 
 
+_LOST_LEASE_HINTS = {
+    Status.QUEUED: "claim the task again if it is still wanted (`aictl task claim {id}`)",
+    Status.CLAIMED: "another holder has it now; `aictl task show {id}` says who",
+    Status.RUNNING: "another holder has it now; `aictl task show {id}` says who",
+    Status.DONE: "nothing to do: the task is done (`aictl task evidence {id}` shows its result)",
+    Status.FAILED: "`aictl task retry {id}` queues it again if it is still wanted",
+    Status.BLOCKED: "`aictl task show {id}` says what it waits for",
+    Status.CANCELLED: "nothing to do: the task was cancelled",
+}
+
+
+def lost_lease_hint(task_id: int, status: Status) -> str:
+    """What a holder whose lease is gone can do next, from the task's current status: a done
+    task is not to be claimed again, a failed one is retried, a queued one claimed."""
+    return _LOST_LEASE_HINTS[status].format(id=task_id)
+
+
+def current_holder(status: Status, holder: str | None) -> str:
+    """Who holds a task's lease now, in words: a holder only counts while the lease lives."""
+    if status in LEASED and holder:
+        return f"now held by {holder}"
+    return f"nobody holds it now, it is {status}"
+
+
 def failure_event(attempts: int, max_attempts: int, *, retry: bool) -> str:
     """What a failure leads to: ``requeue`` while attempts remain and retry is allowed."""
     return "requeue" if retry and attempts < max_attempts else "fail"

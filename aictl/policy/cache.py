@@ -63,6 +63,7 @@ _STAGE_MODULES = (
     "policy/models.py",
     "policy/vocabulary.py",
     "domain/durations.py",
+    "domain/suggest.py",
 )
 """The code behind stages 1-3 and the entry's form, relative to the aictl package."""
 _stamp: bytes | None = None

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from aictl.domain.durations import parse_duration
+from aictl.domain.suggest import unknown_name
 from aictl.errors import InvalidInput
 from aictl.policy import vocabulary
 
@@ -300,8 +301,7 @@ def _problem(item: Any) -> Problem:
     if kind == "missing":
         return Problem(loc, f"missing required field {loc[-1]!r}")
     if kind == "extra_forbidden":
-        valid = ", ".join(_fields_at(loc[:-1]))
-        return Problem(loc, f"unknown field {loc[-1]!r}; valid fields: {valid}")
+        return Problem(loc, unknown_name("field", loc[-1], _fields_at(loc[:-1])))
     if kind in _TYPE_WORDS:
         message = f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
         if kind == "string_type" and isinstance(value, bool):

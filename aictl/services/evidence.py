@@ -245,7 +245,11 @@ def judge_outcome(
         kind = "retry" if result.retryable else "fail"
         return kind, f"{result.reason}: {result.detail}"[:2000]
     if tests.get("status") == "failed":
-        return "fail", f"tests failed: `{tests.get('command')}` exited {tests.get('exit_code')}"
+        code = tests.get("exit_code")
+        ended = (
+            "did not finish (timed out or could not start)" if code is None else f"exited {code}"
+        )
+        return "fail", f"tests failed: `{tests.get('command')}` {ended}"
     return "done", None
 
 

@@ -42,6 +42,7 @@ from aictl.domain.backoff import (
     RandomSource,
     retry_delay,
 )
+from aictl.domain.budgets import format_usd
 from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
@@ -426,7 +427,7 @@ class Executor:
             f"task {task.id}: agent {result.status}"
             + (f" ({result.reason})" if result.reason else "")
             + f"; {agent['num_turns'] or 0} turns, {agent['duration']:.1f}s"
-            + (f", ${cost:.4f}" if isinstance(cost, float) else "")
+            + (f", {format_usd(cost)}" if isinstance(cost, (int, float)) else "")
             + f"; tool calls allowed {decisions['allowed']}, denied {decisions['denied']}"
             + f"; files changed {len(evidence['files_changed'])}"
         )

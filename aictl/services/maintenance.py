@@ -24,7 +24,7 @@ from typing import Any
 from aictl.clock import Clock, SystemClock
 from aictl.domain.durations import parse_duration
 from aictl.domain.retention import TaskState, Verdict, judge
-from aictl.errors import AictlError, InvalidInput
+from aictl.errors import AictlError, DatabaseDamaged, InvalidInput
 from aictl.store.audit import AuditLog, Verification
 from aictl.store.backup import copy_into
 from aictl.store.db import Database
@@ -148,9 +148,8 @@ def restore(workspace: Workspace, source: Path, *, clock: Clock | None = None) -
                     "(`aictl --db FILE audit verify` on a copy)",
                 )
             saved = folder / f"state-{stamp}.db"
-            live = Database(workspace.db_path)
+            live, saved = _set_aside(workspace.db_path, saved)
             try:
-                copy_into(live.connection, saved)
                 staged.connection.backup(live.connection)
             finally:
                 live.close()
@@ -167,6 +166,30 @@ def restore(workspace: Workspace, source: Path, *, clock: Clock | None = None) -
         os.replace(checkpoint, aside)
         moved.append(aside)
     return RestoreResult(source, saved, verification, moved)
+
+
+def _set_aside(path: Path, saved: Path) -> tuple[Database, Path]:
+    """Keep the live database at ``path`` as ``saved`` and return it open, to be overwritten,
+    with where it was kept. A damaged one (truncated, malformed, no longer SQLite: the case a
+    restore is most often for) cannot be copied through SQLite: its files are moved aside as
+    they are (``...-damaged.db``, for a later ``sqlite3 .recover``) and a new database takes
+    its place."""
+    try:
+        live = Database(path)
+    except DatabaseDamaged:
+        pass
+    else:
+        try:
+            copy_into(live.connection, saved)
+        except (DatabaseDamaged, sqlite3.DatabaseError):
+            live.close()
+        else:
+            return live, saved
+    kept = saved.with_name(f"{saved.stem}-damaged.db")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{kept}{suffix}")
+    return Database(path), kept
 
 
 def _stage(source: Path, staging: Path) -> Database:

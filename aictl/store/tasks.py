@@ -27,9 +27,11 @@ from aictl.domain.tasks import (
     LeaseToken,
     Status,
     Task,
+    current_holder,
     failure_event,
     format_time,
     hash_secret,
+    lost_lease_hint,
     next_status,
     parse_time,
     sources,
@@ -725,7 +727,7 @@ class TaskStore:
         if row is None:
             return TaskNotFound(f"no task {token.task_id}")
         status, epoch, holder, expires = Status(row[0]), row[1], row[2], row[3]
-        hint = "claim the task again if it is still wanted"
+        hint = lost_lease_hint(token.task_id, status)
         if epoch == token.epoch and row[4] != token.secret_hash:
             # Checked before expiry and status: a wrong secret learns nothing about the lease.
             return LeaseLost(
@@ -736,7 +738,7 @@ class TaskStore:
         if epoch != token.epoch:
             return LeaseLost(
                 f"lease {token.label} is stale: task {token.task_id} was claimed again "
-                f"(epoch {epoch}, holder {holder})",
+                f"(epoch {epoch}; {current_holder(status, holder)})",
                 hint=hint,
             )
         if status not in LEASED:

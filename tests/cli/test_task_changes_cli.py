@@ -95,7 +95,7 @@ def test_edit_checks_paths_as_create_does(aictl: Aictl) -> None:
     ok(aictl, "task", "create", "T", "--path", "src/**", "-q")
     code, _, err = aictl("task", "edit", "1", "--path", "../outside/**")
     assert code == 2
-    assert "'..' segments are not allowed" in err
+    assert "'../outside/**': it is outside the repository" in err
     assert show(aictl, 1)["paths"] == ["src/**"]
     code, _, err = aictl("task", "edit", "1")
     assert code == 2
@@ -212,11 +212,12 @@ def test_import_refuses_a_cycle_and_a_bad_field_creating_nothing(
     code, _, err = aictl("task", "import", "bad.yaml")
     assert code == 2
     assert "bad.yaml:3:" in err
-    assert "'..'" in err
+    assert "'../x': it is outside the repository" in err
     write(workspace, "typo.yaml", "tasks:\n  - title: x\n    priorty: 3\n")
     code, _, err = aictl("task", "import", "typo.yaml")
     assert code == 2
     assert "typo.yaml:2: unknown field 'priorty'" in err
+    assert "did you mean `priority`?" in err
     assert json.loads(ok(aictl, "task", "list", "--json")) == []
 
 

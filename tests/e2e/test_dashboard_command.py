@@ -93,7 +93,7 @@ def test_it_serves_without_a_daemon_read_only_without_the_token_and_stops_on_ctr
 def test_with_a_daemon_running_it_prints_the_daemons_url(tmp_path: Path) -> None:
     repo = gated(tmp_path)
     port = free_port()
-    started = repo.aictl("daemon", "start", "--port", str(port), "--grace", "1", "--json")
+    started = repo.aictl("daemon", "start", "--port", str(port), "--grace", "1s", "--json")
     assert started.returncode == 0, started.stderr
     try:
         daemon = json.loads(started.stdout)
