@@ -141,7 +141,7 @@ def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: 
     assert steps[("fixing", 0)]["status"] == "done" and steps[("fixing", 0)]["rounds"] == 1
     assert ("fix", 2) not in steps
     assert greeting.read_text() == "greeting: TODO hello hello\n"  # both merged into main
-    implement, fix = steps[("implement", 0)]["task"], steps[("fix", 1)]["task"]
+    implement, fix = steps[("implement", 0)]["task_id"], steps[("fix", 1)]["task_id"]
     subjects = git(root, "log", "--format=%s", "-n", "3").splitlines()
     assert subjects[1:] == [
         f"task {fix}: Fix the failing tests (round 1)",
