@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from aictl.clock import ManualClock
 from aictl.services.tasks import TaskService
 from aictl.workspace import Workspace, initialise
+from tests import pgserver
 from tests.gitrepo import git_init
+
+PG_ENV = "AICTL_TEST_PG"
+_pg_numbers = itertools.count(1)
 
 
 @pytest.fixture
@@ -19,9 +26,66 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def workspace(repo: Path) -> Workspace:
-    workspace, _ = initialise(repo)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend under test: "sqlite" unless a conftest parametrises it (see
+    tests/store/conftest.py: the store's tests run on both)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def workspace(repo: Path, backend: str, request: pytest.FixtureRequest) -> Workspace:
+    if backend == "postgresql":
+        workspace, _ = initialise(repo, database=request.getfixturevalue("pg_database"))
+    else:
+        workspace, _ = initialise(repo)
     return workspace
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for the session: ``AICTL_TEST_PG`` when set (CI, or a
+    server of yours), else a throw-away one started here (tests/pgserver.py) and stopped at
+    the end. Fails (never skips) when there is none: a PostgreSQL test that cannot run is a
+    failure, in CI above all."""
+    given = os.environ.get(PG_ENV)
+    if given:
+        yield given
+        return
+    try:
+        server = pgserver.start()
+    except pgserver.NoPostgres as error:
+        pytest.fail(f"{error}; `make test` installs it, or set {PG_ENV} to a server's URL")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A new, empty database on the session's server (dropped after the test)."""
+    import psycopg
+
+    name = f"aictl_test_{os.getpid()}_{next(_pg_numbers)}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(pg_server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def postgres_wanted() -> bool:
+    """Whether the suite runs the PostgreSQL side of the store's tests: always under CI (where
+    a missing server must fail), else when a server is named or installed."""
+    if os.environ.get("CI") or os.environ.get(PG_ENV):
+        return True
+    try:
+        pgserver.binaries()
+    except pgserver.NoPostgres:
+        return False
+    return True
 
 
 @pytest.fixture

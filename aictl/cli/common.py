@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,7 +25,7 @@ LeaseOption = Annotated[
 
 @dataclass
 class State:
-    db: Path | None = None
+    db: str | None = None
 
 
 def state(ctx: typer.Context) -> State:

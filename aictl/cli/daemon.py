@@ -123,7 +123,7 @@ def _start_background(
             f"a daemon already runs for {workspace.root}" + (f" (pid {pid})" if pid else ""),
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
-    argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
+    argv = [sys.executable, "-m", "aictl", "--db", str(workspace.database), "daemon", "start"]
     argv += ["--foreground", "--port", str(port), "--grace", str(grace)]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]

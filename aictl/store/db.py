@@ -26,6 +26,12 @@ from aictl.store.failures import explain, remember
 BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 MIGRATIONS = Path(__file__).with_name("migrations")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether a ``--db`` / ``AICTL_DB`` / ``database:`` value names a PostgreSQL database."""
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -228,6 +234,25 @@ class Database:
                 for statement in split_statements(script):
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version={version}")
+
+
+def shown(target: Path | str) -> str:
+    """``target`` as messages may name it: a URL loses its password (``user:***@host``)."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+
+
+def connect(
+    target: Path | str, *, synchronous: str | None = None, handoff: bool = False
+) -> Database:
+    """The state database ``target`` names: a PostgreSQL URL (``postgresql://...``) opens the
+    PostgreSQL backend (psycopg, imported only then), anything else is a SQLite file."""
+    if is_postgres_url(target):
+        from aictl.store.postgres import PgDatabase
+
+        return PgDatabase(str(target))
+    return Database(target, synchronous=synchronous, handoff=handoff)
 
 
 def schema_of(connection: sqlite3.Connection) -> str:

@@ -364,7 +364,8 @@ class TaskStore:
                 if cycle:
                     raise DependencyCycle(cycle)
                 added = connection.execute(
-                    "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (task_id, dep),
                 ).rowcount
                 if added and statuses[dep] != Status.DONE:

@@ -1,0 +1,28 @@
+"""The store's tests run on both backends: one parametrised fixture, not copies.
+
+Every test here that uses the ``workspace`` fixture (directly or through ``service``) runs
+once on SQLite and once on PostgreSQL, in the modules listed in ``ON_BOTH``; a test that checks
+something only SQLite has (its file, its pragmas, its error codes) carries
+``@pytest.mark.sqlite_only`` and runs on SQLite alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import postgres_wanted
+
+ON_BOTH = {
+    "tests.store.test_task_store",
+    "tests.store.test_audit",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (
+        "backend" in metafunc.fixturenames
+        and metafunc.module.__name__ in ON_BOTH
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        backends = ["sqlite", "postgresql"] if postgres_wanted() else ["sqlite"]
+        metafunc.parametrize("backend", backends, indirect=True)
