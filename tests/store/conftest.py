@@ -15,6 +15,18 @@ from tests.conftest import postgres_wanted
 ON_BOTH = {
     "tests.store.test_task_store",
     "tests.store.test_audit",
+    "tests.store.test_ais",
+    "tests.store.test_budgets",
+    "tests.store.test_enforcement",
+    "tests.store.test_person_only",
+    "tests.store.test_skill_store",
+    "tests.store.test_skill_runs",
+    "tests.store.test_workflow_store",
+    "tests.store.test_peers",
+    "tests.store.test_outside_changes",
+    "tests.store.test_worktrees",
+    "tests.store.test_executor",
+    "tests.store.test_remote_integration",
 }
 
 

@@ -28,6 +28,11 @@ CREATE FUNCTION min(a BIGINT, b BIGINT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS
     SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE LEAST(a, b) END
 $$;
 
+-- SQLite's total(x): the sum as a float, 0.0 over no rows (sum() would be NULL).
+CREATE AGGREGATE total(DOUBLE PRECISION) (
+    SFUNC = float8pl, STYPE = DOUBLE PRECISION, INITCOND = '0'
+);
+
 CREATE FUNCTION aictl_json_array(items ANYCOMPATIBLEARRAY) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
     SELECT array_to_json(items)::text
 $$;
