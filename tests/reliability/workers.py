@@ -3,7 +3,8 @@
 Run by path (``python tests/reliability/workers.py race ...``) or as
 ``python -m tests.reliability.workers ...``. Each worker opens its own connection to the
 shared database (``--db``: a SQLite file or a PostgreSQL URL), uses the real ``SystemClock``
-(it is a separate process: the test cannot move its clock) and appends one JSON object per line to its log, flushed at once, so that whatever a
+(it is a separate process: the test cannot move its clock) and appends one JSON object per
+line to its log, flushed at once, so that whatever a
 worker did before it was killed is on disk for the test to read.
 
 Subcommands:
