@@ -162,6 +162,11 @@ def initialise(cwd: Path | None = None, database: str | None = None) -> tuple[Wo
     of every run (base commit, changed files, diff) comes from git."""
     from aictl.store.db import Database, connect, is_postgres_url
 
+    if database is not None and not is_postgres_url(database):
+        raise InvalidInput(
+            f"--db for init must be a postgresql:// URL, not {database!r}",
+            hint="without --db, `aictl init` makes .ai/state.db (SQLite)",
+        )
     start = Path(cwd or Path.cwd()).resolve()
     root = git_root(start)
     if root is None:
@@ -170,6 +175,9 @@ def initialise(cwd: Path | None = None, database: str | None = None) -> tuple[Wo
             "(base commit, changed files, diff) from git",
             hint="run `git init` (and commit your files) first, then `aictl init`",
         )
+    if database is not None:
+        # the schema first: a server that refuses us leaves the repository untouched
+        connect(database).close()
     state = root / STATE_DIR
     created = []
     if not state.is_dir():
@@ -183,12 +191,6 @@ def initialise(cwd: Path | None = None, database: str | None = None) -> tuple[Wo
             created.append(f"{STATE_DIR}/{name}")
     db_path = state / STATE_DB
     if database is not None:
-        if not is_postgres_url(database):
-            raise InvalidInput(
-                f"--db for init must be a postgresql:// URL, not {database!r}",
-                hint="without --db, `aictl init` makes .ai/state.db (SQLite)",
-            )
-        connect(database).close()  # creates the schema before the config points at it
         config = state / CONFIG
         recorded = configured_database(state) if config.exists() else None
         if recorded != database:

@@ -80,6 +80,7 @@ class Database:
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self._depth = 0
+        self.url: str | None = None  # a PostgreSQL database's URL (postgres.PgDatabase)
         remember(self.path)
         try:
             self.connection = sqlite3.connect(

@@ -235,7 +235,7 @@ class PgDatabase(Database):
         if rows:
             names = ", ".join(row[0] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
             raise NotAnAictlDatabase(
-                f"{shown(self.url)} is not an aictl database: it holds another program's "
+                f"{shown(self.pg.url)} is not an aictl database: it holds another program's "
                 f"tables ({names})",
                 hint="name an empty database (or schema) for aictl; `aictl init --db URL` "
                 "creates its tables",
@@ -250,7 +250,7 @@ class PgDatabase(Database):
         version = self.schema_version()
         if version > latest:
             raise DatabaseUnusable(
-                f"the PostgreSQL database {shown(self.url)} has schema version {version}, "
+                f"the PostgreSQL database {shown(self.pg.url)} has schema version {version}, "
                 f"newer than this aictl knows (up to {latest}): a newer aictl wrote it",
                 hint="upgrade aictl to use it; it was left unchanged",
             )

@@ -1,0 +1,172 @@
+"""What only the PostgreSQL backend has: choosing it by URL, its schema and its migrations, its
+refusals, and the dialect translation. (The store's behaviour on it is proved by the store's
+own tests, run on both backends: see conftest.py.)"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aictl.cli import run
+from aictl.errors import DatabaseUnusable, InvalidInput, NotAnAictlDatabase
+from aictl.services.tasks import TaskService
+from aictl.store import postgres
+from aictl.store.dashboard import data_version
+from aictl.store.db import connect, latest_version, shown
+from aictl.store.postgres import PgDatabase, translate
+from aictl.workspace import CONFIG, STATE_DIR, initialise, locate
+from tests.gitrepo import git_init
+
+
+def test_translation_binds_marks_outside_quotes_and_doubles_every_percent() -> None:
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x%?'") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%?'"
+    )
+    assert translate('SELECT "a?b", ? % 2') == 'SELECT "a?b", %s %% 2'
+    assert translate("SELECT id FROM tasks INDEXED BY tasks_ready WHERE x = ?") == (
+        "SELECT id FROM tasks WHERE x = %s"
+    )
+
+
+def test_both_backends_reach_the_same_schema_version() -> None:
+    """A migration added for SQLite needs its PostgreSQL twin with the same number."""
+    assert postgres.migrations()[-1][0] == latest_version()
+
+
+def test_a_password_never_reaches_a_message() -> None:
+    assert shown("postgresql://ann:secret@db:5432/aictl") == "postgresql://ann:***@db:5432/aictl"
+    assert shown(Path("/x/.ai/state.db")) == "/x/.ai/state.db"
+
+
+def test_connect_picks_the_backend_by_url(pg_database: str, tmp_path: Path) -> None:
+    database = connect(pg_database)
+    try:
+        assert isinstance(database, PgDatabase)
+        assert database.schema_version() == latest_version()
+        tables = {
+            row[0]
+            for row in database.connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        }
+        assert {"tasks", "path_locks", "audit_log", "decisions", "aictl_schema"} <= tables
+    finally:
+        database.close()
+    sqlite = connect(tmp_path / "state.db")
+    try:
+        assert not isinstance(sqlite, PgDatabase)
+    finally:
+        sqlite.close()
+
+
+def test_another_programs_database_is_refused_and_left_alone(pg_database: str) -> None:
+    with psycopg.connect(pg_database, autocommit=True) as other:
+        other.execute("CREATE TABLE invoices (id integer)")
+    with pytest.raises(NotAnAictlDatabase, match=r"another program's tables \(invoices\)"):
+        connect(pg_database)
+    with psycopg.connect(pg_database) as other:
+        found = other.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert found == [("invoices",)]
+
+
+def test_a_schema_from_a_newer_aictl_is_refused(pg_database: str) -> None:
+    connect(pg_database).close()
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        admin.execute("INSERT INTO aictl_schema (version) VALUES (9999)")
+    with pytest.raises(DatabaseUnusable, match="schema version 9999, newer than this aictl"):
+        connect(pg_database)
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    url = "postgresql://ann:secret@127.0.0.1:1/none?connect_timeout=2"
+    with pytest.raises(DatabaseUnusable, match="cannot connect") as caught:
+        connect(url)
+    assert "secret" not in caught.value.message
+    assert caught.value.exit_code == 1
+
+
+def test_init_against_an_unreachable_server_creates_nothing(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    with pytest.raises(DatabaseUnusable, match="cannot connect"):
+        initialise(repo, database="postgresql://ann@127.0.0.1:1/none?connect_timeout=2")
+    assert not (repo / STATE_DIR).exists()
+
+
+def _open_and_count(url: str) -> int:
+    database = connect(url)
+    try:
+        return int(database.connection.execute("SELECT count(*) FROM aictl_schema").fetchone()[0])
+    finally:
+        database.close()
+
+
+def test_processes_opening_a_new_database_together_migrate_it_once(pg_database: str) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        counts = pool.map(_open_and_count, [pg_database] * 4)
+    assert counts == [len(postgres.migrations())] * 4
+
+
+def test_init_with_a_url_creates_the_schema_and_records_it(
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = git_init(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("AICTL_DB", raising=False)
+    assert run(["init", "--db", pg_database, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert f"{STATE_DIR}/{CONFIG}" in created["created"]
+    assert f"{STATE_DIR}/state.db" not in created["created"]
+    assert not (repo / STATE_DIR / "state.db").exists()
+    assert (repo / STATE_DIR / CONFIG).read_text() == f"database: {pg_database}\n"
+    # every command in the repository now finds the PostgreSQL database
+    assert locate(cwd=repo).url == pg_database
+    assert run(["task", "create", "on postgres", "-q"]) == 0
+    assert capsys.readouterr().out == "1\n"
+    with psycopg.connect(pg_database) as direct:
+        assert direct.execute("SELECT title FROM tasks").fetchall() == [("on postgres",)]
+    # init again: nothing changes
+    assert run(["init", "--db", pg_database]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+
+
+def test_a_config_naming_no_url_is_refused_with_its_line(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    initialise(repo)
+    (repo / STATE_DIR / CONFIG).write_text("# where the state lives\ndatabase: /tmp/x.db\n")
+    with pytest.raises(InvalidInput, match=r"config:2: database: must be a postgresql:// URL"):
+        locate(cwd=repo)
+
+
+def test_init_refuses_a_db_that_is_not_a_url(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    with pytest.raises(InvalidInput, match="must be a postgresql:// URL"):
+        initialise(repo, database="/tmp/state.db")
+    assert not (repo / STATE_DIR).exists()
+
+
+def test_the_dashboards_change_counter_moves_with_every_write(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """PostgreSQL has no ``PRAGMA data_version``: the dashboard's watcher reads the audit head."""
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    service = TaskService(workspace)
+    watcher = connect(workspace.database)
+    try:
+        before = data_version(watcher)
+        task = service.create("t")
+        after_create = data_version(watcher)
+        service.cancel(task.id)
+        assert before < after_create < data_version(watcher)
+    finally:
+        watcher.close()
+        service.close()
