@@ -86,6 +86,8 @@ SELECT id, paths FROM tasks INDEXED BY tasks_ready
 WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= ?)
 ORDER BY priority DESC, id
 """
+_READY_PAGE = READY_CANDIDATES + "LIMIT ? OFFSET ?"
+FIRST_READY_PAGE = 8
 _BACKING_OFF = """
 SELECT count(*), min(not_before) FROM tasks
 WHERE status = 'queued' AND unmet_deps = 0 AND not_before > ?
@@ -576,14 +578,22 @@ class TaskStore:
         now: datetime,
     ) -> Iterator[int]:
         """Ready task ids in claim order, skipping (and counting in ``locked``) those whose
-        globs intersect a held lock. The cursor steps through the index lazily: usually only
-        the first row is read."""
-        for row in connection.execute(READY_CANDIDATES, (format_time(now),)):
-            paths = json.loads(row[1])
-            if paths and globs.has_conflict(paths, held_globs):
-                locked[0] += 1
-                continue
-            yield int(row[0])
+        globs intersect a held lock. Read in pages that double (8, 16, 32, ... rows): usually
+        only the first row is wanted, and PostgreSQL's client reads a whole result at once
+        (SQLite's cursor would step lazily; 100k ready rows per claim would not). The pages
+        are read inside the claim's write transaction, so no row moves between them."""
+        stamp, offset, page = format_time(now), 0, FIRST_READY_PAGE
+        while True:
+            rows = connection.execute(_READY_PAGE, (stamp, page, offset)).fetchall()
+            for row in rows:
+                paths = json.loads(row[1])
+                if paths and globs.has_conflict(paths, held_globs):
+                    locked[0] += 1
+                    continue
+                yield int(row[0])
+            if len(rows) < page:
+                return
+            offset, page = offset + page, page * 2
 
     def _why_nothing_ready(
         self,
