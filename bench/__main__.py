@@ -34,6 +34,7 @@ from bench import (
     locks,
     peers,
     policy,
+    postgres,
     soak,
     workflow,
     worktrees,
@@ -55,6 +56,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
     "peers": peers.run,
+    "postgres": postgres.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

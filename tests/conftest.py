@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -16,8 +14,7 @@ from aictl.workspace import Workspace, initialise
 from tests import pgserver
 from tests.gitrepo import git_init
 
-PG_ENV = "AICTL_TEST_PG"
-_pg_numbers = itertools.count(1)
+PG_ENV = pgserver.ENV
 
 
 @pytest.fixture
@@ -47,33 +44,18 @@ def pg_server() -> Iterator[str]:
     server of yours), else a throw-away one started here (tests/pgserver.py) and stopped at
     the end. Fails (never skips) when there is none: a PostgreSQL test that cannot run is a
     failure, in CI above all."""
-    given = os.environ.get(PG_ENV)
-    if given:
-        yield given
-        return
     try:
-        server = pgserver.start()
+        with pgserver.serving() as url:
+            yield url
     except pgserver.NoPostgres as error:
         pytest.fail(f"{error}; `make test` installs it, or set {PG_ENV} to a server's URL")
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def pg_database(pg_server: str) -> Iterator[str]:
     """A new, empty database on the session's server (dropped after the test)."""
-    import psycopg
-
-    name = f"aictl_test_{os.getpid()}_{next(_pg_numbers)}"
-    with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit(urlsplit(pg_server)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with pgserver.new_database(pg_server) as url:
+        yield url
 
 
 def postgres_wanted() -> bool:

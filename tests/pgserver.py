@@ -11,6 +11,7 @@ Run as a script it starts a server, prints ``AICTL_TEST_PG=<url>`` and serves un
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -19,11 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+ENV = "AICTL_TEST_PG"
 PG_ROOT = Path("/usr/lib/postgresql")
 READY_TIMEOUT_S = 60.0
+_numbers = itertools.count(1)
 
 
 class NoPostgres(RuntimeError):
@@ -118,6 +124,37 @@ def start() -> Server:
             server.stop()
             raise RuntimeError(f"PostgreSQL did not start on port {port}")
         time.sleep(0.1)
+
+
+@contextmanager
+def serving() -> Iterator[str]:
+    """A server's URL for a block: ``AICTL_TEST_PG`` when set, else a server started here and
+    stopped at the end. Raises ``NoPostgres`` when neither is possible."""
+    given = os.environ.get(ENV)
+    if given:
+        yield given
+        return
+    server = start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def new_database(admin_url: str, prefix: str = "aictl_test") -> Iterator[str]:
+    """A new, empty database on the server at ``admin_url`` (a role that may create them),
+    dropped (its sessions ended) when the block ends; yields its URL."""
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}_{next(_numbers)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from aictl.store.db import Database, shown
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "pg"
 WRITER_LOCK = 0x61696374  # "aict": the advisory lock every write transaction takes
+_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -205,10 +206,12 @@ class PgDatabase(Database):
             finally:
                 self._depth -= 1
             return
-        self.pg.execute("BEGIN")
         self._depth = 1
         try:
-            self.pg.execute("SELECT pg_advisory_xact_lock(?)", (WRITER_LOCK,))
+            # one round trip for both (no parameters: the simple protocol takes two
+            # statements); inside the try, so that an interrupted wait for the lock rolls back
+            with _as_sqlite_errors():
+                self.pg.raw.execute(_BEGIN_WRITE)
             yield self.connection
             self.pg.execute("COMMIT")
         except BaseException:
