@@ -169,6 +169,10 @@ class Database:
         finally:
             self._depth = 0
 
+    def announce(self, reason: str) -> None:
+        """Tell waiting daemons that work may have become ready, when this transaction commits.
+        SQLite has no such channel (its daemons poll); see ``postgres.PgDatabase.announce``."""
+
     def _roll_back(self, *statements: str) -> None:
         """Undo the failed block, never hiding why it failed.
 

@@ -40,6 +40,8 @@ from aictl.store.db import Database, shown
 MIGRATIONS = Path(__file__).with_name("migrations") / "pg"
 WRITER_LOCK = 0x61696374  # "aict": the advisory lock every write transaction takes
 _BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+WORK_CHANNEL = "aictl_work"
+"""The LISTEN/NOTIFY channel on which the store says that work may have become ready."""
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -223,6 +225,11 @@ class PgDatabase(Database):
         finally:
             self._depth = 0
 
+    def announce(self, reason: str) -> None:
+        """``NOTIFY aictl_work, reason``: delivered to every listener when the transaction
+        commits, never when it rolls back (a refused change wakes nobody)."""
+        self.pg.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, reason))
+
     def schema_version(self) -> int:
         row = self.pg.execute("SELECT to_regclass('aictl_schema') IS NOT NULL").fetchone()
         if not row[0]:
@@ -269,3 +276,46 @@ class PgDatabase(Database):
                     continue
                 self.pg.raw.execute(cast(Any, script))  # several statements: no parameters
                 self.pg.execute("INSERT INTO aictl_schema (version) VALUES (?)", (number,))
+
+
+class WorkListener:
+    """A thread that LISTENs on ``aictl_work`` over a connection of its own and calls
+    ``wake(reason)`` for each notification: a daemon waits on that instead of its next tick.
+
+    A lost connection is opened again after a pause (the daemon's tick still runs meanwhile:
+    waking early is an optimisation, never the only way work is found)."""
+
+    PAUSE_S = 1.0
+    POLL_S = 0.5
+
+    def __init__(self, url: str, wake: Callable[[str], None]) -> None:
+        import threading
+
+        self.url = url
+        self.wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aictl-listen", daemon=True)
+        self.listening = threading.Event()
+        """Set once LISTEN is in force (tests wait for it before they write)."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {WORK_CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        for notice in connection.notifies(timeout=self.POLL_S):
+                            self.wake(notice.payload)
+            except psycopg.Error:
+                self.listening.clear()
+                self._stop.wait(self.PAUSE_S)

@@ -279,6 +279,7 @@ class TaskStore:
             return self.create_many([spec])[0]
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
+            self.db.announce("created")  # daemons waiting on the queue wake
             now = self.clock.now()
             if ruling.effect == "deny":
                 self.decisions.enforce(ruling, at=now, task_id=None)
@@ -297,6 +298,7 @@ class TaskStore:
     def create_many(self, specs: Iterable[NewTask]) -> list[Task]:
         """Insert tasks in one transaction (all or none), each depending only on existing ones."""
         with self.db.transaction() as connection:
+            self.db.announce("created")  # daemons waiting on the queue wake
             now = format_time(self.clock.now())
             return [self._insert(connection, spec, now) for spec in specs]
 
@@ -351,6 +353,7 @@ class TaskStore:
         """Make ``task_id`` depend on more tasks. An edge that would close a cycle is refused
         with the cycle named, and nothing is written."""
         with self.db.transaction() as connection:
+            self.db.announce("linked")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status not in (Status.QUEUED, Status.BLOCKED):
                 raise IllegalTransition(
@@ -384,6 +387,7 @@ class TaskStore:
 
     def unlink(self, task_id: int, depends_on: Sequence[int]) -> Task:
         with self.db.transaction() as connection:
+            self.db.announce("unlinked")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status not in (Status.QUEUED, Status.BLOCKED):
                 raise IllegalTransition(
@@ -819,6 +823,7 @@ class TaskStore:
 
         stored = None if evidence is None else json.dumps(evidence)
         with self.db.transaction() as connection:
+            self.db.announce("completed")  # daemons waiting on the queue wake
             now = self.clock.now()
             stamp = format_time(now)
             row = self._fenced_update(
@@ -862,6 +867,7 @@ class TaskStore:
         failed, which blocks every dependent. A requeued task is not claimed before
         ``now + backoff`` (its ``not_before``); without ``backoff`` it is ready at once."""
         with self.db.transaction() as connection:
+            self.db.announce("failed")  # daemons waiting on the queue wake
             now = self.clock.now()
             counts = connection.execute(
                 "SELECT attempts, max_attempts FROM tasks WHERE id = ?", (token.task_id,)
@@ -897,6 +903,7 @@ class TaskStore:
     def release(self, token: LeaseToken) -> Task:
         """Give the task back untouched: it is queued again and the attempt is not counted."""
         with self.db.transaction() as connection:
+            self.db.announce("released")  # daemons waiting on the queue wake
             now = self.clock.now()
             row = self._fenced_update(
                 connection,
@@ -917,6 +924,7 @@ class TaskStore:
     def cancel(self, task_id: int, reason: str | None = None) -> Task:
         """Cancel a task in any live status; a holder's lease dies with it."""
         with self.db.transaction() as connection:
+            self.db.announce("cancelled")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "cancel")
             stamp = format_time(self.clock.now())
@@ -941,6 +949,7 @@ class TaskStore:
         """Queue a failed or cancelled task again with fresh attempts, and unblock the
         dependents it was blocking."""
         with self.db.transaction() as connection:
+            self.db.announce("retried")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "retry")
             stamp = format_time(self.clock.now())
@@ -968,6 +977,7 @@ class TaskStore:
         from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
 
         with self.db.transaction() as connection:
+            self.db.announce("integrated")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "integrate")
             stamp = format_time(self.clock.now())
@@ -1058,6 +1068,7 @@ class TaskStore:
         when allowed. A refusal is raised after its record is committed."""
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
+            self.db.announce("decided")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status != Status.BLOCKED or task.approval != "pending":
                 detail = (
@@ -1114,6 +1125,8 @@ class TaskStore:
             if outcome == Status.FAILED:
                 self._block_dependents(connection, task_id, stamp)
             done.append(Expiry(task_id, holder, epoch, outcome))
+        if done:
+            self.db.announce("expired")
         return done
 
     # ----------------------------------------------------------------- helpers

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from aictl.cli import run
-from aictl.errors import DatabaseUnusable, InvalidInput, NotAnAictlDatabase
+from aictl.daemon.scheduler import Daemon
+from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
 from aictl.services.tasks import TaskService
 from aictl.store import postgres
 from aictl.store.dashboard import data_version
 from aictl.store.db import connect, latest_version, shown
-from aictl.store.postgres import PgDatabase, translate
+from aictl.store.postgres import PgDatabase, WorkListener, translate
 from aictl.workspace import CONFIG, STATE_DIR, initialise, locate
 from tests.gitrepo import git_init
 
@@ -170,3 +172,58 @@ def test_the_dashboards_change_counter_moves_with_every_write(
     finally:
         watcher.close()
         service.close()
+
+
+def test_daemons_are_woken_by_changes_that_make_work_ready_and_by_nothing_else(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """LISTEN/NOTIFY: the listener hears each committed change that can make work ready,
+    in commit order; a claim, a heartbeat, a start and a refused change send nothing (else a
+    daemon would wake itself at every tick)."""
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    heard: list[str] = []
+    arrived = threading.Condition()
+
+    def wake(reason: str) -> None:
+        with arrived:
+            heard.append(reason)
+            arrived.notify_all()
+
+    listener = WorkListener(pg_database, wake)
+    listener.start()
+    service = TaskService(workspace)
+    try:
+        assert listener.listening.wait(30)
+        first = service.create("first")
+        claim = service.claim("w", ttl="1m")
+        service.heartbeat(claim.token)
+        service.start(claim.token)
+        with pytest.raises(IllegalTransition):
+            service.retry(first.id)  # running: refused, rolled back
+        service.complete(claim.token, result="ok")
+        service.create("second")
+        with arrived:
+            assert arrived.wait_for(lambda: len(heard) >= 3, timeout=30), heard
+        assert heard == ["created", "completed", "created"]
+    finally:
+        service.close()
+        listener.close()
+
+
+def test_a_daemon_on_postgres_listens_and_one_on_sqlite_polls(
+    pg_database: str, tmp_path: Path
+) -> None:
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    daemon = Daemon(workspace)
+    listener = daemon._listener()
+    assert listener is not None
+    service = TaskService(workspace)
+    try:
+        assert listener.listening.wait(30)
+        service.create("wake up")
+        assert daemon._wake.wait(30)  # the loop's wait ends before its tick would
+    finally:
+        service.close()
+        listener.close()
+    sqlite_workspace, _ = initialise(git_init(tmp_path / "other"))
+    assert Daemon(sqlite_workspace)._listener() is None
