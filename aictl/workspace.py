@@ -67,15 +67,19 @@ def configured_database(state_dir: Path) -> str | None:
     return str(value)
 
 
-def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
+def locate(
+    db: Path | str | None = None, cwd: Path | None = None, *, damaged: bool = False
+) -> Workspace:
     """The workspace for ``cwd``: ``db`` (from ``--db`` or ``AICTL_DB``) if given, else the
     nearest ``.ai/`` walking up, holding ``state.db`` or a ``config`` naming a ``database:``.
     A PostgreSQL URL (``postgresql://...``) in any of them selects that backend, the
     repository root then being the enclosing git work tree. Raises ``NotInitialised`` when
-    there is none."""
+    there is none, and refuses an empty database file unless ``damaged`` (a restore, which
+    replaces it)."""
     from aictl.store.db import is_postgres_url
 
     cwd = Path(cwd or Path.cwd()).resolve()
+    checked = (lambda path: path) if damaged else _not_empty
     db = db or os.environ.get("AICTL_DB") or None
     if is_postgres_url(db):
         assert isinstance(db, str)
@@ -90,7 +94,7 @@ def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
             )
         parent = db_path.parent
         root = parent.parent if parent.name == STATE_DIR else cwd
-        return Workspace(root, _not_empty(db_path))
+        return Workspace(root, checked(db_path))
     for directory in (cwd, *cwd.parents):
         candidate = directory / STATE_DIR / STATE_DB
         if (directory / STATE_DIR / CONFIG).is_file():
@@ -98,7 +102,7 @@ def locate(db: Path | str | None = None, cwd: Path | None = None) -> Workspace:
             if url:
                 return Workspace(directory, candidate, url=url)
         if candidate.is_file():
-            return Workspace(directory, _not_empty(candidate))
+            return Workspace(directory, checked(candidate))
     raise NotInitialised(
         f"not inside an aictl repository (no {STATE_DIR}/{STATE_DB} in {cwd} or above)",
         hint="run `aictl init` at the root of your repository",
@@ -135,6 +139,10 @@ def _not_empty(db_path: Path) -> Path:
         empty = db_path.stat().st_size == 0
     except OSError:
         return db_path  # opening it reports what is wrong
+    if empty and db_path.name == STATE_DB and db_path.parent.name == STATE_DIR:
+        from aictl.store.failures import damaged  # only here: it imports sqlite3
+
+        raise damaged(db_path, "the file is empty: it was truncated")
     if empty:
         raise NotAnAictlDatabase(
             f"{db_path} is not an aictl database: the file is empty",

@@ -30,12 +30,14 @@ from bench import (
     enforcement,
     execute,
     globs,
+    imports,
     latency,
     locks,
     peers,
     policy,
     postgres,
     soak,
+    startup,
     workflow,
     worktrees,
 )
@@ -56,6 +58,8 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "worktrees": worktrees.run,
     "dashboard": dashboard.run,
     "peers": peers.run,
+    "imports": imports.run,
+    "startup": startup.run,
     "postgres": postgres.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"

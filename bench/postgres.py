@@ -1,4 +1,4 @@
-"""14. aictl on PostgreSQL: claims per second beside a bare ``SKIP LOCKED`` loop, and claim
+"""17. aictl on PostgreSQL: claims per second beside a bare ``SKIP LOCKED`` loop, and claim
 latency against the number of queued tasks; aictl on SQLite beside them for reference.
 
 Claims per second: N worker processes (each its own connection) loop claim -> start ->
@@ -234,7 +234,7 @@ def run(settings: Settings) -> Measurement:
     plan = QUICK_PLAN if settings.quick else FULL_PLAN
     measurement = Measurement(
         "postgres",
-        "14. aictl on PostgreSQL: claims per second vs bare SKIP LOCKED; claim latency",
+        "17. aictl on PostgreSQL: claims per second vs bare SKIP LOCKED; claim latency",
         parameters={
             "process_counts": list(plan.process_counts), "tasks_per_run": plan.tasks,
             "repeats": plan.repeats, "time_limit_s": plan.time_limit_s,

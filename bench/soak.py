@@ -124,7 +124,7 @@ def _start(root: Path, env: dict[str, str], concurrency: int, log: Path) -> subp
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "aictl", "daemon", "start", "--foreground",
-             "--concurrency", str(concurrency), "--grace", "5"],
+             "--concurrency", str(concurrency), "--grace", "5s"],
             cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -191,7 +191,7 @@ def _arm(folder: Path, env: dict[str, str], isolation: str, tasks: int) -> dict[
     started_wall = time.time()
     with log.open("ab") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "aictl", "daemon", "start", "--foreground", "--grace", "5"],
+            [sys.executable, "-m", "aictl", "daemon", "start", "--foreground", "--grace", "5s"],
             cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

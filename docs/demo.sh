@@ -26,7 +26,7 @@ mkdir "$repo"
 server_pid="" follow_pid=""
 cleanup() {
     [ -n "$follow_pid" ] && kill "$follow_pid" 2>/dev/null || true
-    (cd "$repo" && aictl daemon stop --timeout 60 >/dev/null 2>&1) || true
+    (cd "$repo" && aictl daemon stop --timeout 60s >/dev/null 2>&1) || true
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$work"

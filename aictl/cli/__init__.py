@@ -1,7 +1,11 @@
 """The `aictl` command: sub-apps mounted in one place, and the exit-code contract in `main()`.
 
-Exit codes: 0 ok, 1 error, 2 invalid input or usage, 3 policy denied, 4 conflict (lease lost,
-held by another, lock held), 5 nothing ready to claim, 130 interrupted.
+Exit codes (``aictl.errors.EXIT_CODES``): 0 ok, 1 error, 2 invalid input or usage, 3 policy
+denied, 4 conflict (lease lost, held by another, lock held), 5 nothing ready to claim, 6 task
+execute queued the task again for a retry, 130 interrupted.
+
+typer is imported when the app is built, not with this package: ``aictl.cli.fast`` (the
+fast path of the commonest command lines) and ``aictl.cli.output`` import without it.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING, Annotated
 
 from aictl.cli import output
-from aictl.cli.common import State
 from aictl.errors import AictlError, InvalidInput
+
+if TYPE_CHECKING:
+    import typer
 
 #: Every command group: its module, imported only when the group is used (or for help), so
 #: `aictl task list` does not pay for the daemon's or the workflows' imports.
@@ -61,12 +65,21 @@ def _command_name(info: typer.models.CommandInfo) -> str | None:
     return None if callback is None else callback.__name__.lower().replace("_", "-")
 
 
+def _load_typer() -> None:
+    """Import typer into this module's globals, where typer itself looks up the names in the
+    commands' annotations (``typer.Context``, ``typer.Option``) when it builds the app."""
+    globals()["typer"] = importlib.import_module("typer")
+
+
 @functools.cache
 def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     """The ``aictl`` app with every group, or with group ``only`` alone (the commands of the
     root, such as ``init``, are always there); ``command`` narrows that group to the one
     command the line names."""
-    app = typer.Typer(
+    _load_typer()
+    from aictl.cli.common import Typer
+
+    app = Typer(
         name="aictl",
         help="A control plane for AI coding agents working in one repository.",
         no_args_is_help=True,
@@ -78,9 +91,17 @@ def build(only: str | None = None, command: str | None = None) -> typer.Typer:
     app.command()(init)
     app.command()(doctor)
     app.command()(prime)
+    app.command()(version)
     from aictl.cli.dashboard import dashboard  # its imports are deferred: cheap to register
 
     app.command()(dashboard)
+    from aictl.cli import maintenance  # its imports are deferred too
+    from aictl.cli.completion import completion
+
+    app.command()(maintenance.backup)
+    app.command()(maintenance.restore)
+    app.command()(maintenance.prune)
+    app.command()(completion)
     for name in GROUPS:
         if only is None or name == only:
             app.add_typer(_group(name, command), name=name)
@@ -118,12 +139,33 @@ def _version(shown: bool) -> None:
         raise typer.Exit()
 
 
+def version(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print aictl's version (as `aictl --version` does), and with --json the Python it runs
+    on.
+
+    Example: aictl version --json
+    """
+    import platform
+    from importlib.metadata import version as installed
+
+    if json_output:
+        output.emit_json({"version": installed("aictl"), "python": platform.python_version()})
+    else:
+        _version(True)
+
+
 def root(
     ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print aictl's version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Print aictl's version and exit.",
         ),
     ] = False,
     db: Annotated[
@@ -131,11 +173,14 @@ def root(
         typer.Option(
             "--db",
             envvar="AICTL_DB",
+            metavar="FILE|URL",
             help="State database: a SQLite file or a postgresql:// URL (default: .ai/state.db, "
             "or database: in .ai/config, found by walking up from the working directory).",
         ),
     ] = None,
 ) -> None:
+    from aictl.cli.common import State
+
     ctx.obj = State(db=db)
 
 
@@ -213,32 +258,75 @@ def prime(ctx: typer.Context) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code instead of exiting (tests call this)."""
+    """Run the CLI and return its exit code instead of exiting (tests call this). Every
+    failure goes through :func:`output.failure`: a JSON error object too under ``--json``."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    json_output = _asks_json(args)
+    output.begin()
+    if not args:
+        from aictl.cli.completion import answering
+
+        answering()  # a completion script asks: the answer goes out through click, which exits
     try:
         result = build(*_named(args))(args=args, prog_name="aictl", standalone_mode=False)
-    except AictlError as error:
-        output.error(error.message, error.hint)
-        return error.exit_code
-    except typer.TyperException as error:  # usage errors: unknown option, bad integer...
-        error.show()  # type: ignore[attr-defined]
-        return int(error.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except (Exception, KeyboardInterrupt) as error:
+        return failure(error, json_output=json_output)
+    return result if isinstance(result, int) else 0
+
+
+def failure(error: Exception | KeyboardInterrupt, *, json_output: bool = False) -> int:
+    """Report ``error``, raised by a command, and return its exit code (the fast path reports
+    a failure after its write the same way): on stderr, and under ``--json`` as a JSON error
+    object on stdout too, all through :func:`output.failure`."""
+    loaded = sys.modules.get("typer")  # None when the error comes from the fast path
+    if isinstance(error, AictlError):
+        return output.failure(
+            error.message, error.hint, exit_code=error.exit_code, json_output=json_output
+        )
+    if loaded and isinstance(error, loaded.TyperException):  # unknown option, bad integer...
+        if not json_output:
+            error.show()
+            return int(error.exit_code)
+        return output.failure(
+            error.format_message(),
+            _usage_hint(error),
+            exit_code=int(error.exit_code),
+            json_output=True,
+        )
+    if isinstance(error, KeyboardInterrupt) or (loaded and isinstance(error, loaded.Abort)):
+        if json_output:
+            return output.failure("interrupted", exit_code=130, json_output=True)
         output.note("Interrupted")
         return 130
-    except Exception as error:
-        known = _not_a_bug(error)
-        if known is not None:
-            output.error(known.message, known.hint)
-            return known.exit_code
-        if os.environ.get("AICTL_DEBUG"):
-            raise
-        output.error(
-            f"internal error: {type(error).__name__}: {error}",
-            "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
+    known = _not_a_bug(error)
+    if known is not None:
+        return output.failure(
+            known.message, known.hint, exit_code=known.exit_code, json_output=json_output
         )
-        return 1
-    return result if isinstance(result, int) else 0
+    if os.environ.get("AICTL_DEBUG"):
+        raise error
+    return output.failure(
+        f"internal error: {type(error).__name__}: {error}",
+        "this is a bug in aictl; rerun with AICTL_DEBUG=1 for the traceback and report it",
+        exit_code=1,
+        json_output=json_output,
+    )
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    """Whether the line asks for JSON (``--json`` before any ``--``)."""
+    for word in args:
+        if word == "--":
+            return False
+        if word == "--json":
+            return True
+    return False
+
+
+def _usage_hint(error: typer.TyperException) -> str | None:
+    """``aictl GROUP COMMAND --help``, for the command a usage error is about."""
+    context = getattr(error, "ctx", None)
+    return f"`{context.command_path} --help` shows the usage" if context else None
 
 
 def _not_a_bug(error: Exception) -> AictlError | None:

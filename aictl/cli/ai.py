@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, state
+from aictl.cli.common import JsonOption, QuietOption, Typer, state
 
 if TYPE_CHECKING:
     from aictl.domain.ais import AI
     from aictl.services.ais import AIService
 
-app = typer.Typer(help="Register AI instances, label them, and set their status.")
+app = Typer(help="Register AI instances, label them, and set their status.")
 
 AIId = Annotated[str, typer.Argument(help="The AI id.", metavar="ID", show_default=False)]
 
@@ -88,8 +88,8 @@ def _render_one(ai: AI, fmt: output.Format, *, headline: str | None = None) -> N
             ("tools", ", ".join(health.get("tools") or [])),
             ("failures in a row", health.get("consecutive_failures", 0)),
             ("last error", health.get("last_error") or ""),
-            ("registered", ai.created_at.strftime("%Y-%m-%d %H:%M:%S")),
-            ("updated", ai.updated_at.strftime("%Y-%m-%d %H:%M:%S")),
+            ("registered", output.when(ai.created_at, zoned=True)),
+            ("updated", output.when(ai.updated_at, zoned=True)),
         ]
         output.table(None, ["FIELD", "VALUE"], [(k, v) for k, v in rows if v != ""])
 
@@ -101,14 +101,19 @@ def register(
     connector: Annotated[
         str, typer.Option("--connector", help="How aictl drives it (known: claude-code).")
     ] = ...,  # type: ignore[assignment]
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     capability: Annotated[
-        list[str] | None, typer.Option("--capability", help="A capability it offers.")
+        list[str] | None,
+        typer.Option("--capability", help="A capability it offers.", metavar="NAME"),
     ] = None,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", help="Tasks it may hold at once.")
+        int, typer.Option("--max-concurrency", help="Tasks it may hold at once.", metavar="N")
     ] = 1,
-    model: Annotated[str | None, typer.Option("--model", help="The model it should use.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model it should use.", metavar="NAME")
+    ] = None,
     no_check: Annotated[
         bool, typer.Option("--no-check", help="Do not look for the connector's program.")
     ] = False,
@@ -146,7 +151,12 @@ def register(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="Only AIs in this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Only AIs in this status: available, busy, offline or quarantined."
+        ),
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -195,12 +205,58 @@ def label(
 
 
 @app.command()
+def edit(
+    ctx: typer.Context,
+    ai_id: AIId,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE sets a label; KEY- removes it.", metavar="CHANGE"),
+    ] = None,
+    capability: Annotated[
+        list[str] | None, typer.Option("--capability", help="A capability to add.", metavar="NAME")
+    ] = None,
+    remove_capability: Annotated[
+        list[str] | None,
+        typer.Option("--remove-capability", help="A capability to remove.", metavar="NAME"),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        typer.Option("--max-concurrency", help="Tasks it may hold at once.", metavar="N"),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model it should use.", metavar="NAME")
+    ] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Change an AI's labels, capabilities, concurrency or model (audited as ai.edited);
+    its status and health stay.
+
+    Example: aictl ai edit claude-1 --capability python --max-concurrency 2 --model sonnet
+    """
+    with ai_service(ctx) as service:
+        ai = service.edit(
+            ai_id,
+            labels=label or [],
+            add_capabilities=capability or [],
+            remove_capabilities=remove_capability or [],
+            max_concurrency=max_concurrency,
+            model=model,
+        )
+    _render_one(ai, output.pick(json_output, quiet), headline=f"Edited AI {ai.id}")
+
+
+@app.command()
 def status(
     ctx: typer.Context,
     ai_id: AIId,
     set_: Annotated[
         str | None,
-        typer.Option("--set", help="available or offline (aictl sets busy and quarantined)."),
+        typer.Option(
+            "--set",
+            help="available or offline (aictl sets busy and quarantined).",
+            metavar="STATUS",
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,

@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, parse_task_id, state
+from aictl.cli.common import JsonOption, Typer, one_of, parse_task_id, state
 from aictl.services.audit import AuditBroken, AuditService
 from aictl.workspace import locate
 
-app = typer.Typer(help="Read and verify the tamper-evident audit log.")
+app = Typer(help="Read and verify the tamper-evident audit log.")
 
 
 @contextmanager
@@ -31,15 +31,20 @@ def audit_service(ctx: typer.Context) -> Iterator[AuditService]:
 def log_(
     ctx: typer.Context,
     task_id: Annotated[
-        int | None, typer.Option("--task", help="Only this task's events.", parser=parse_task_id)
+        int | None,
+        typer.Option("--task", help="Only this task's events.", parser=parse_task_id, metavar="ID"),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="An ISO time, or a duration back from now: 2h, 1d.")
+        str | None,
+        typer.Option(help="An ISO time, or a duration back from now: 2h, 1d.", metavar="WHEN"),
     ] = None,
     kind: Annotated[
         list[str] | None, typer.Option("--kind", help="An event kind or prefix: task, policy.")
     ] = None,
     json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print sequence numbers only.")
+    ] = False,
 ) -> None:
     """Show audit events in order.
 
@@ -49,16 +54,19 @@ def log_(
         entries = service.entries(task_id=task_id, since=since, kinds=kind or [])
     if json_output:
         output.emit_json([entry.to_dict() for entry in entries])
+    elif quiet:
+        for entry in entries:
+            output.line(str(entry.seq))
     elif not entries:
         output.note("no audit events")
     else:
         output.table(
             None,
-            ["SEQ", "TIME (UTC)", "KIND", "ACTOR", "TASK", "DATA"],
+            ["SEQ", f"TIME ({output.zone()})", "KIND", "ACTOR", "TASK", "DATA"],
             (
                 (
                     e.seq,
-                    f"{e.at:%Y-%m-%d %H:%M:%S}",
+                    output.when(e.at),
                     e.kind,
                     e.actor,
                     e.task_id or "",
@@ -75,7 +83,8 @@ def verify(
     checkpoint: Annotated[
         Path | None,
         typer.Option(
-            help="A signed checkpoint file (default: .ai/audit-checkpoint.json if present)."
+            help="A signed checkpoint file (default: .ai/audit-checkpoint.json if present).",
+            metavar="FILE",
         ),
     ] = None,
     json_output: JsonOption = False,
@@ -108,17 +117,18 @@ def verify(
 @app.command()
 def export(
     ctx: typer.Context,
-    format: Annotated[str, typer.Option("--format", help="Only jsonl for now.")] = "jsonl",
+    format: Annotated[
+        str, typer.Option("--format", help="Only jsonl for now.", parser=one_of(("jsonl",)))
+    ] = "jsonl",
     output_file: Annotated[
-        Path | None, typer.Option("--output", "-o", help="A file (default: stdout).")
+        Path | None,
+        typer.Option("--output", "-o", help="A file (default: stdout).", metavar="FILE"),
     ] = None,
 ) -> None:
     """Export every audit row as JSON Lines, hashes included, for archiving elsewhere.
 
     Example: aictl audit export -o audit.jsonl
     """
-    if format != "jsonl":
-        raise typer.BadParameter(f"unknown format {format!r}; valid: jsonl", param_hint="--format")
     with audit_service(ctx) as service:
         if output_file is None:
             count = service.export(sys.stdout)
@@ -138,6 +148,7 @@ def checkpoint(
             "-o",
             help="A file outside the repository, or an http(s):// URL to POST it to "
             "(default: .ai/audit-checkpoint.json).",
+            metavar="TARGET",
         ),
     ] = None,
     json_output: JsonOption = False,

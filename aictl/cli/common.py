@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 
 from aictl.domain.tasks import MAX_INTEGER, LeaseToken
 from aictl.errors import InvalidInput
@@ -19,8 +21,51 @@ from aictl.workspace import locate
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON with stable keys.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print ids only.")]
 LeaseOption = Annotated[
-    str, typer.Option("--lease", help="The lease token printed by `aictl task claim`.")
+    str,
+    typer.Option("--lease", help="The lease token printed by `aictl task claim`.", metavar="TOKEN"),
 ]
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose help has one placeholder style: a value is an upper-case word (``ID``,
+    ``GLOB``, ``DURATION``, ``N``), never a type (``<str>``, ``<float range>``) or a parser's
+    name (``<parse_task_id>``). An option without its own ``metavar`` shows its name
+    (``--reason REASON``), as argparse does; the usage line shows required arguments bare
+    (``ID``) and optional ones in brackets (``[ID]``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is None and not getattr(param, "is_flag", False):
+                param.metavar = _placeholder(param)
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return [
+            piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
+def _placeholder(param: Any) -> str:
+    longest = max(param.opts, key=len).lstrip("-") if param.opts else param.name or "VALUE"
+    word = longest.replace("_", "-").upper()
+    return word + "..." if param.nargs != 1 and not getattr(param, "multiple", False) else word
+
+
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+
+class Typer(typer.Typer):
+    """``typer.Typer`` whose commands are :class:`Command`: every sub-app of aictl is one."""
+
+    def command(
+        self,
+        name: str | None = None,
+        *,
+        cls: type[typer.core.TyperCommand] | None = None,
+        **options: Any,
+    ) -> Callable[[Function], Function]:
+        return super().command(name, cls=cls or Command, **options)
 
 
 @dataclass
@@ -33,6 +78,13 @@ def state(ctx: typer.Context) -> State:
     if not isinstance(root.obj, State):
         root.obj = State()
     return root.obj
+
+
+def paths_from_here(service: TaskService, paths: list[str]) -> list[str]:
+    """``--path`` globs read from the current directory (:func:`aictl.domain.globs.from_cwd`)."""
+    from aictl.domain.globs import from_cwd
+
+    return from_cwd(paths, service.workspace.root, Path.cwd())
 
 
 @contextmanager
@@ -63,6 +115,19 @@ def parse_count(text: str) -> int:
     if not text.strip().isdigit() or int(text) > MAX_INTEGER:
         raise typer.BadParameter(f"{text!r} is not a whole number from 0 to {MAX_INTEGER}")
     return int(text)
+
+
+def one_of(values: Iterable[str]) -> Callable[[str], str]:
+    """A Typer parser for an option with a fixed vocabulary: an unknown value is refused
+    (exit 2) naming the valid ones, instead of matching nothing."""
+    known = tuple(values)
+
+    def parse(text: str) -> str:
+        if text not in known:
+            raise typer.BadParameter(f"{text!r} is not one of: {', '.join(known)}")
+        return text
+
+    return parse
 
 
 def lease_for(task_id: int, lease: str) -> LeaseToken:

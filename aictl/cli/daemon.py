@@ -19,13 +19,13 @@ from typing import Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, state
-from aictl.daemon.jsonlog import format_line
+from aictl.cli.common import JsonOption, Typer, state
+from aictl.daemon.jsonlog import for_people, format_line
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid, read_state
 from aictl.errors import AictlError
 from aictl.workspace import Workspace, locate
 
-app = typer.Typer(
+app = Typer(
     help="Run the scheduler: claim ready work and execute it until stopped.",
     no_args_is_help=True,
 )
@@ -49,6 +49,7 @@ def start(
         typer.Option(
             "--concurrency",
             min=1,
+            metavar="N",
             help="Executions at once (default: the policy's settings.concurrency, else 2).",
         ),
     ] = None,
@@ -59,10 +60,15 @@ def start(
         ),
     ] = 0,
     grace: Annotated[
-        float,
-        typer.Option("--grace", min=0, help="Seconds running tasks get to finish after SIGTERM."),
-    ] = 30.0,
+        str,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="How long running tasks get to finish after SIGTERM: 30s, 2m.",
+        ),
+    ] = "30s",
     json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the pid only.")] = False,
 ) -> None:
     """Start the daemon: it claims ready tasks, runs them with the registered AIs, honours
     approvals, retries and quarantines, and serves /health and /metrics on 127.0.0.1.
@@ -73,7 +79,9 @@ def start(
     Example: aictl daemon start --concurrency 4 --port 9464
     """
     from aictl.dashboard.auth import ENVIRONMENT, new_token
+    from aictl.domain.durations import parse_duration
 
+    grace_seconds = parse_duration(grace, field="--grace", allow_zero=True).total_seconds()
     workspace = _workspace(ctx)
     if foreground:
         from aictl.daemon.scheduler import Daemon, DaemonConfig
@@ -85,7 +93,7 @@ def start(
         config = DaemonConfig(
             concurrency=concurrency,
             port=port,
-            grace=grace,
+            grace=grace_seconds,
             console=sys.stdout,
             dashboard_token=handed or new_token(),
         )
@@ -100,11 +108,13 @@ def start(
         )
     token = new_token()
     summary = _start_background(
-        workspace, concurrency=concurrency, port=port, grace=grace, token=token
+        workspace, concurrency=concurrency, port=port, grace=grace_seconds, token=token
     )
     summary["dashboard"] = f"http://127.0.0.1:{summary['port']}/?token={token}"
     if json_output:
         output.emit_json(summary)
+    elif quiet:
+        output.line(str(summary["pid"]))
     else:
         output.line(
             f"daemon {summary['pid']} started (concurrency {summary['concurrency']}); "
@@ -124,7 +134,7 @@ def _start_background(
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
     argv = [sys.executable, "-m", "aictl", "--db", str(workspace.database), "daemon", "start"]
-    argv += ["--foreground", "--port", str(port), "--grace", str(grace)]
+    argv += ["--foreground", "--port", str(port), "--grace", f"{round(grace * 1000)}ms"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     paths.out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,22 +203,50 @@ def _exit_code(pid: int) -> int | None:
 def stop(
     ctx: typer.Context,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0, help="Seconds to wait for it to stop.")
-    ] = 120.0,
+        str,
+        typer.Option(
+            "--timeout", metavar="DURATION", help="How long to wait for it to stop: 60s, 5m."
+        ),
+    ] = "2m",
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the pid stopped only.")
+    ] = False,
 ) -> None:
     """Stop the daemon (SIGTERM): no new claims; running tasks get the grace period to
-    finish, then are interrupted and released. Waits until it has stopped.
+    finish, then are interrupted and released. Waits until it has stopped. With no daemon
+    running there is nothing to do: it says so and exits 0, so stopping twice is safe.
 
-    Example: aictl daemon stop --timeout 60
+    Example: aictl daemon stop --timeout 60s
     """
-    from aictl.daemon.status import stop_daemon
+    from aictl.daemon.status import DaemonNotRunning, stop_daemon
+    from aictl.domain.durations import parse_duration
 
-    pid = stop_daemon(_workspace(ctx), timeout=timeout)
-    output.line(f"daemon {pid} stopped")
+    seconds = parse_duration(timeout, field="--timeout", allow_zero=True).total_seconds()
+    try:
+        pid: int | None = stop_daemon(_workspace(ctx), timeout=seconds)
+    except DaemonNotRunning:
+        pid = None
+    fmt = output.pick(json_output, quiet)
+    if fmt is output.Format.JSON:
+        output.emit_json({"stopped": pid is not None, "pid": pid})
+    elif fmt is output.Format.QUIET:
+        if pid is not None:
+            output.line(str(pid))
+    elif pid is None:
+        output.line("no daemon running: nothing to stop")
+    else:
+        output.line(f"daemon {pid} stopped")
 
 
 @app.command()
-def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the pid only (nothing when stopped).")
+    ] = False,
+) -> None:
     """The daemon (pid, uptime, last tick, running tasks with their AI and elapsed time),
     the queue by status and the health of every AI.
 
@@ -219,6 +257,10 @@ def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
     report = daemon_status(_workspace(ctx))
     if json_output:
         output.emit_json(report)
+        return
+    if quiet:
+        if report["running"]:
+            output.line(str(report["pid"]))
         return
     if report["running"]:
         output.line(
@@ -234,7 +276,7 @@ def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
             "running",
             ["TASK", "AI", "ELAPSED", "TITLE"],
             (
-                (t["task"], t["ai"], f"{t['elapsed_seconds']}s", t["title"])
+                (t["task_id"], t["ai"], f"{t['elapsed_seconds']}s", t["title"])
                 for t in report["running_tasks"]
             ),
         )
@@ -262,7 +304,10 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
     ] = False,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, help="How many of the last lines to show.")
+        int,
+        typer.Option(
+            "--lines", "-n", min=0, metavar="N", help="How many of the last lines to show."
+        ),
     ] = 50,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the JSON lines as written.")
@@ -281,10 +326,18 @@ def logs(
     path = DaemonPaths.of(_workspace(ctx)).log
 
     def show(record: dict[str, Any]) -> None:
-        output.line(json.dumps(record) if json_output else format_line(record))
+        if json_output:
+            output.line(json.dumps(record))
+        elif for_people(record):
+            output.line(format_line(record))
         sys.stdout.flush()
 
-    for record in log_lines(path, last=lines):
+    # The last lines shown: the text form counts only the lines it shows.
+    shown = log_lines(path) if not json_output else log_lines(path, last=lines)
+    if not json_output:
+        shown = [record for record in shown if for_people(record)]
+        shown = shown[-lines:] if lines else []
+    for record in shown:
         show(record)
     if follow:
         for record in follow_log(path, stop=lambda: False):

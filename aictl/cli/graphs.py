@@ -26,10 +26,14 @@ def render(
         output.emit_json(
             {
                 "tasks": [{"id": t.id, "title": t.title, "status": str(t.status)} for t in tasks],
-                "edges": [{"task": a, "depends_on": b} for a, b in edges],
+                "edges": [{"task_id": a, "depends_on": b} for a, b in edges],
                 "layers": layers,
             }
         )
+    elif fmt == "quiet":
+        for layer in layers:
+            for task_id in layer:
+                output.line(str(task_id))
     elif fmt == "mermaid":
         output.line("graph TD")
         for task in tasks:
@@ -84,12 +88,18 @@ def _tree(
 
 def dependencies(found: Dependencies, fmt: output.Format) -> None:
     task = found.task
+    if fmt is output.Format.QUIET:
+        waited_on = [dep for _, dep in found.up]
+        waiting = [task_id for task_id, _ in found.down]
+        for task_id in dict.fromkeys(waited_on + waiting):
+            output.line(str(task_id))
+        return
     if fmt is output.Format.JSON:
         output.emit_json(
             {
                 "task": task.to_dict(),
-                "upstream": [{"task": a, "depends_on": b} for a, b in found.up],
-                "downstream": [{"task": a, "depends_on": b} for a, b in found.down],
+                "upstream": [{"task_id": a, "depends_on": b} for a, b in found.up],
+                "downstream": [{"task_id": a, "depends_on": b} for a, b in found.down],
                 "tasks": {
                     str(t.id): {"title": t.title, "status": str(t.status)}
                     for t in found.tasks.values()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Claude Code hooks: decide an agent's tool calls against the locks.")
+from aictl.cli.common import Typer
+
+app = Typer(help="Claude Code hooks: decide an agent's tool calls against the locks.")
 
 
 @app.command("pre-tool-use")

@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, paths_from_here, task_service
 from aictl.domain.tasks import format_time
 
-app = typer.Typer(help="Inspect path locks (globs held by claimed and running tasks).")
+app = Typer(help="Inspect path locks (globs held by claimed and running tasks).")
 
 
 @app.command("list")
@@ -44,14 +44,14 @@ def list_(ctx: typer.Context, json_output: JsonOption = False, quiet: QuietOptio
     else:
         output.table(
             None,
-            ["TASK", "GLOB", "HOLDER", "EPOCH", "EXPIRES (UTC)"],
+            ["TASK", "GLOB", "HOLDER", "EPOCH", f"EXPIRES ({output.zone()})"],
             (
                 (
                     lock.task_id,
                     lock.glob,
                     lock.holder,
                     lock.lease_epoch,
-                    f"{lock.lease_expires_at:%H:%M:%S}",
+                    output.when(lock.lease_expires_at),
                 )
                 for lock in locks
             ),
@@ -69,6 +69,7 @@ def check(
     Example: aictl lock check 'src/*/a.py' 'docs/**'
     """
     with task_service(ctx) as service:
+        globs = paths_from_here(service, globs)
         conflicts = service.check_locks(globs)
     if json_output:
         output.emit_json(

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from aictl.cli.common import state
+from aictl.cli.common import Typer, state
 from aictl.workspace import locate
 
-app = typer.Typer(help="Serve aictl to agents over MCP (Model Context Protocol).")
+app = Typer(help="Serve aictl to agents over MCP (Model Context Protocol).")
 
 
 @app.command()
@@ -17,7 +17,10 @@ def serve(
     ctx: typer.Context,
     ttl: Annotated[
         str | None,
-        typer.Option(help="Lease length (renewed while the session lives); default: policy, 2m."),
+        typer.Option(
+            help="Lease length (renewed while the session lives); default: policy, 2m.",
+            metavar="DURATION",
+        ),
     ] = None,
 ) -> None:
     """Serve MCP on stdin/stdout for one agent session (AICTL_AGENT names the agent). Eight

@@ -13,9 +13,11 @@ exact (JSON escapes control characters itself).
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -33,9 +35,14 @@ def pick(json_output: bool, quiet: bool) -> Format:
     return Format.JSON if json_output else Format.QUIET if quiet else Format.TABLE
 
 
+_answered = {"json": False}
+"""Whether this command has printed its JSON answer (:func:`failure` then adds no second one)."""
+
+
 def emit_json(data: Any) -> None:
     """Indented for a person at a terminal; compact when piped, where the C encoder is about
     three times faster (35 ms against 13 ms for a thousand tasks)."""
+    _answered["json"] = True
     indent = 2 if sys.stdout.isatty() else None
     sys.stdout.write(json.dumps(data, indent=indent, default=_default) + "\n")
 
@@ -50,7 +57,12 @@ def _default(value: Any) -> Any:
 
 def compact(data: Any, limit: int = 80) -> str:
     """One-line JSON for a table cell, cut at ``limit`` characters."""
-    text = json.dumps(data, separators=(",", ":"), default=_default)
+    return cut(json.dumps(data, separators=(",", ":"), default=_default), limit)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` characters, else its start and an ellipsis (``…``),
+    ``limit`` characters in all: a cut text says it was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -58,10 +70,66 @@ def line(text: str = "") -> None:
     sys.stdout.write(printable(text) + "\n")
 
 
+_DIFF_COLOUR = {"header": "1", "hunk": "36", "added": "32", "removed": "31"}
+"""SGR codes by diff line kind: bold, cyan, green, red (as git colours its diffs)."""
+
+
+def colour_wanted() -> bool:
+    """Whether to colour text: on a terminal only, and never under ``NO_COLOR``
+    (https://no-color.org: set to anything but the empty string)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def diff(text: str) -> None:
+    """A unified diff: coloured on a terminal (added lines green, removed red, hunks cyan,
+    file headers bold); as written in a pipe or under ``NO_COLOR``, so that ``| patch`` and
+    ``> file.diff`` get the diff itself. Control characters are escaped either way."""
+    if not colour_wanted():
+        line(text.rstrip("\n"))
+        return
+    from aictl.domain.diffs import line_kind
+
+    out = sys.stdout
+    for row in text.rstrip("\n").split("\n"):
+        code = _DIFF_COLOUR.get(line_kind(row))
+        out.write(f"\x1b[{code}m{printable(row)}\x1b[0m\n" if code else printable(row) + "\n")
+
+
 def error(message: str, hint: str | None = None) -> None:
     sys.stderr.write(f"Error: {printable(message)}\n")
     if hint:
         sys.stderr.write(f"Hint: {printable(hint)}\n")
+
+
+def begin() -> None:
+    """A new command line starts (tests run many in one process)."""
+    _answered["json"] = False
+
+
+def failure(
+    message: str, hint: str | None = None, *, exit_code: int, json_output: bool = False
+) -> int:
+    """The one way a command's failure is reported; returns ``exit_code``. ``Error:`` and the
+    hint go to stderr; under ``--json`` stdout also gets one JSON object, so that a script or
+    an agent reading stdout learns what happened: ``{"error", "hint", "exit_code", "kind",
+    "meaning"}``, ``kind`` and ``meaning`` from the exit-code table (aictl.errors); unless the
+    command printed its JSON answer before failing (``audit verify`` reports a broken chain
+    so), since stdout holds one JSON document."""
+    from aictl.errors import exit_kind
+
+    error(message, hint)
+    if json_output and not _answered["json"]:
+        kind = exit_kind(exit_code)
+        emit_json(
+            {
+                "error": message,
+                "hint": hint,
+                "exit_code": exit_code,
+                "kind": kind.kind,
+                "meaning": kind.meaning,
+            }
+        )
+    return exit_code
 
 
 def note(message: str) -> None:
@@ -107,7 +175,21 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         grid.add_column(cell(column), overflow="fold")
     for row in rows:
         grid.add_row(*(cell(value) for value in row))
-    _console().print(grid)
+    console = _console()
+    with console.capture() as captured:
+        console.print(grid)
+    console.file.write(without_trailing_spaces(captured.get()))
+
+
+_TRAILING = re.compile(r"(?:[ ]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def without_trailing_spaces(text: str) -> str:
+    """``text`` with no line ending in spaces. rich pads every cell to its column's width, so
+    a table's lines end in runs of spaces (inside colour codes on a terminal), which show up
+    in diffs, copies and ``grep 'x$'``; the colour codes are kept, the spaces dropped."""
+    return _TRAILING.sub(lambda found: "".join(_STYLE.findall(found.group())), text)
 
 
 _STATUS_STYLE = {
@@ -126,8 +208,51 @@ def task_status(status: str) -> Styled:
     return Styled(status, _STATUS_STYLE.get(status, ""))
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+TIME_VARIABLE = "AICTL_TIME"
+"""``utc`` (the default) or ``local``: the zone of the times people read (tables, messages).
+JSON always carries ISO 8601 UTC (``2026-12-05T07:01:02.000000Z``), whatever it says."""
+
+
+def _local() -> bool:
+    import os
+
+    chosen = os.environ.get(TIME_VARIABLE, "utc").strip().lower() or "utc"
+    if chosen not in ("utc", "local"):
+        from aictl.errors import InvalidInput
+
+        raise InvalidInput(
+            f"{TIME_VARIABLE} must be utc or local, not {chosen!r}",
+            hint=f"unset {TIME_VARIABLE} for UTC, or set it to local",
+        )
+    return chosen == "local"
+
+
+def _in_zone(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):  # ISO 8601 text, as the JSON of a report carries it
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:  # stored times are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone() if _local() else moment.astimezone(UTC)
+
+
+def zone() -> str:
+    """The zone :func:`when` shows times in, for a column header: ``UTC``, or the local
+    zone's abbreviation (``CET``) under ``AICTL_TIME=local``."""
+    return datetime.now().astimezone().strftime("%Z") if _local() else "UTC"
+
+
+def when(moment: datetime | str | None, *, zoned: bool = False) -> str:
+    """A time for people, in one format everywhere: ``2026-12-05 07:01:02``, in UTC or in
+    local time (``AICTL_TIME``); ``zoned`` adds the zone (``2026-12-05 08:01:02 CET``). Empty
+    for no time."""
+    if moment is None or moment == "":
+        return ""
+    shown = _in_zone(moment)
+    text = shown.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text} {shown.strftime('%Z')}" if zoned else text
+
+
+_when = when
 
 
 def tasks(items: Sequence[Task], fmt: Format) -> None:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, parse_task_id, state, task_service
+from aictl.cli.common import JsonOption, Typer, parse_task_id, state, task_service
 from aictl.errors import InvalidInput, NotInitialised
 
 if TYPE_CHECKING:
     from aictl.policy import Explanation, Policy, PolicyIssue
 
-app = typer.Typer(help="Check the policy files, show the effective policy, explain decisions.")
+app = Typer(help="Check the policy files, show the effective policy, explain decisions.")
 
 HASH_WIDTH = 12
 

@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, parse_task_id, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, one_of, parse_task_id, task_service
 from aictl.errors import InvalidInput
+from aictl.policy.vocabulary import ACTIONS, EFFECTS
 from aictl.services.decisions import DecisionService
 
-override_app = typer.Typer(help="Recorded overrides applied on top of the policy files.")
+override_app = Typer(help="Recorded overrides applied on top of the policy files.")
 
-AiOption = Annotated[str | None, typer.Option("--ai", help="Only for this AI.")]
+AiOption = Annotated[str | None, typer.Option("--ai", help="Only for this AI.", metavar="ID")]
 
 
 @contextmanager
@@ -27,11 +28,22 @@ def decision_service(ctx: typer.Context) -> Iterator[DecisionService]:
 def decisions(
     ctx: typer.Context,
     task_id: Annotated[
-        int | None, typer.Option("--task", help="Only this task.", parser=parse_task_id)
+        int | None,
+        typer.Option("--task", help="Only this task.", parser=parse_task_id, metavar="ID"),
     ] = None,
-    ai: Annotated[str | None, typer.Option("--ai", help="Only this subject (AI or user).")] = None,
-    effect: Annotated[str | None, typer.Option(help="allow, deny or require_approval.")] = None,
-    action: Annotated[str | None, typer.Option(help="create, claim, approve, override...")] = None,
+    ai: Annotated[
+        str | None, typer.Option("--ai", help="Only this subject (AI or user).", metavar="ID")
+    ] = None,
+    effect: Annotated[
+        str | None,
+        typer.Option(help="allow, deny or require_approval.", parser=one_of(EFFECTS)),
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            help="create, claim, execute, tool, approve, override.", parser=one_of(ACTIONS)
+        ),
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -52,11 +64,20 @@ def decisions(
     else:
         output.table(
             None,
-            ["ID", "TIME (UTC)", "ACTION", "SUBJECT", "TASK", "EFFECT", "RULES", "POLICY"],
+            [
+                "ID",
+                f"TIME ({output.zone()})",
+                "ACTION",
+                "SUBJECT",
+                "TASK",
+                "EFFECT",
+                "RULES",
+                "POLICY",
+            ],
             (
                 (
                     r.id,
-                    f"{r.at:%Y-%m-%d %H:%M:%S}",
+                    output.when(r.at),
                     r.action,
                     r.subject,
                     r.task_id or "",
@@ -77,8 +98,11 @@ def set_(
     value: Annotated[str, typer.Argument(help="A YAML scalar or list: 15m, 30, [Read, Edit].")],
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
     ai: AiOption = None,
-    expires: Annotated[str | None, typer.Option(help="Lapses after this long: 2h, 1d.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Lapses after this long: 2h, 1d.", metavar="DURATION")
+    ] = None,
     json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the key only.")] = False,
 ) -> None:
     """Override a policy setting, recorded as a decision; policy itself may deny it (exit 3).
 
@@ -88,8 +112,12 @@ def set_(
         override = service.set_override(key, value, ai=ai, reason=reason, expires=expires)
     if json_output:
         output.emit_json(override.to_dict())
+    elif quiet:
+        output.line(override.key)
     else:
-        until = f" until {override.expires_at:%Y-%m-%d %H:%M} UTC" if override.expires_at else ""
+        until = (
+            f" until {output.when(override.expires_at, zoned=True)}" if override.expires_at else ""
+        )
         output.line(f"override {override.key} = {override.value!r}{until}")
 
 
@@ -98,6 +126,7 @@ def list_(
     ctx: typer.Context,
     all_of_them: Annotated[bool, typer.Option("--all", help="Include expired ones.")] = False,
     json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print keys only.")] = False,
 ) -> None:
     """List the overrides in force (or all of them).
 
@@ -107,19 +136,22 @@ def list_(
         overrides = service.overrides(all_of_them=all_of_them)
     if json_output:
         output.emit_json([o.to_dict() for o in overrides])
+    elif quiet:
+        for item in overrides:
+            output.line(item.key)
     elif not overrides:
         output.note("no overrides")
     else:
         output.table(
             None,
-            ["KEY", "VALUE", "REASON", "SET BY", "EXPIRES (UTC)"],
+            ["KEY", "VALUE", "REASON", "SET BY", f"EXPIRES ({output.zone()})"],
             (
                 (
                     o.key,
                     output.compact(o.value),
                     o.reason,
                     o.set_by,
-                    f"{o.expires_at:%Y-%m-%d %H:%M}" if o.expires_at else "never",
+                    output.when(o.expires_at) if o.expires_at else "never",
                 )
                 for o in overrides
             ),
@@ -132,6 +164,8 @@ def unset(
     key: Annotated[str, typer.Argument(help="The key as it was set.")],
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "",
     ai: AiOption = None,
+    json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the key only.")] = False,
 ) -> None:
     """Remove an override, recorded as a decision. Exit 2 if there is no such override.
 
@@ -144,4 +178,7 @@ def unset(
             f"no override {key!r}" + (f" for {ai}" if ai else "") + ": it was removed meanwhile",
             hint="`aictl policy override list --all` shows the overrides there are",
         )
-    output.line(f"override {key} removed")
+    if json_output:
+        output.emit_json({"key": key, "ai": ai, "removed": True})
+    else:
+        output.line(key if quiet else f"override {key} removed")

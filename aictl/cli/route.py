@@ -8,9 +8,9 @@ import typer
 
 from aictl.cli import output
 from aictl.cli.ai import ai_service
-from aictl.cli.common import JsonOption, parse_task_id
+from aictl.cli.common import JsonOption, Typer, parse_task_id
 
-app = typer.Typer(help="Ask the router where a task would go, and why.")
+app = Typer(help="Ask the router where a task would go, and why.")
 
 
 @app.command()

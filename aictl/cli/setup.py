@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, state
+from aictl.cli.common import JsonOption, Typer, state
 from aictl.workspace import locate
 
-app = typer.Typer(help="Register aictl with coding agents (Claude Code).")
+app = Typer(help="Register aictl with coding agents (Claude Code).")
 
 
 @app.command()
@@ -24,9 +24,11 @@ def claude(
     ] = "aictl",
     json_output: JsonOption = False,
 ) -> None:
-    """Register the MCP server in .mcp.json and the hooks (PreToolUse: aictl hook
-    pre-tool-use; SessionStart: aictl prime) in .claude/settings.json. Merges with what is
-    there and is idempotent: a second run changes nothing.
+    """Register the MCP server in .mcp.json, the hooks (PreToolUse: aictl hook
+    pre-tool-use; SessionStart: aictl prime) in .claude/settings.json, and the permission for
+    the aictl MCP tools in .claude/settings.local.json (claude -p honours it only there; the
+    file is added to .git/info/exclude unless git ignores it). Merges with what is there and
+    is idempotent: a second run changes nothing.
 
     Example: aictl setup claude --dry-run
     """
@@ -39,8 +41,8 @@ def claude(
         output.emit_json(
             {
                 "dry_run": dry_run,
-                "changed": [str(c.path.relative_to(root)) for c in changes if c.changed],
-                "written": [str(c.path.relative_to(root)) for c in written],
+                "changed": [c.name(root) for c in changes if c.changed],
+                "written": [c.name(root) for c in written],
             }
         )
         return
@@ -50,5 +52,5 @@ def claude(
     if not any(change.changed for change in changes):
         output.note("Claude Code is already set up for aictl; nothing changed")
     elif not dry_run:
-        names = ", ".join(str(c.path.relative_to(root)) for c in written)
+        names = ", ".join(c.name(root) for c in written)
         output.line(f"Set up Claude Code for aictl: wrote {names}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, state
+from aictl.cli.common import JsonOption, Typer, state
 
 if TYPE_CHECKING:
     from aictl.services.skills import SkillService
 
-app = typer.Typer(help="Skills: reusable know-how given to agents for the tasks that need it.")
+app = Typer(help="Skills: reusable know-how given to agents for the tasks that need it.")
 
 SkillName = Annotated[str, typer.Argument(help="The skill's name.", metavar="NAME")]
+NameOnly = Annotated[bool, typer.Option("--quiet", "-q", help="Print the skill's name only.")]
 AiOption = Annotated[
-    str | None, typer.Option("--ai", help="For this AI (default: the whole project).")
+    str | None, typer.Option("--ai", help="For this AI (default: the whole project).", metavar="ID")
 ]
 
 
@@ -36,7 +37,12 @@ def skill_service(ctx: typer.Context) -> Iterator[SkillService]:
 
 
 @app.command("list")
-def list_(ctx: typer.Context, ai: AiOption = None, json_output: JsonOption = False) -> None:
+def list_(
+    ctx: typer.Context,
+    ai: AiOption = None,
+    json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print names only.")] = False,
+) -> None:
     """List the skill versions the project (or one AI) can see, whether each is enabled there,
     and which shared ones an AI's own skill overrides.
 
@@ -47,6 +53,9 @@ def list_(ctx: typer.Context, ai: AiOption = None, json_output: JsonOption = Fal
         issues = service.registry().issues
     if json_output:
         output.emit_json(rows)
+    elif quiet:
+        for name in dict.fromkeys(row["name"] for row in rows):
+            output.line(name)
     elif not rows:
         output.note("no skills (`aictl skill add PATH` adds one)")
     else:
@@ -124,9 +133,10 @@ def add(
         bool, typer.Option("--replace", help="Overwrite the same version if present.")
     ] = False,
     json_output: JsonOption = False,
+    quiet: NameOnly = False,
 ) -> None:
     """Validate a skill folder (aictl's skill.yaml or Claude Code's SKILL.md), copy it into
-    .ai/skills/<name>/<version>/ (or .ai/skills/<ai>/<name>/<version>/ with --ai) and enable
+    .ai/skills/NAME/VERSION/ (or .ai/skills/AI/NAME/VERSION/ with --ai) and enable
     it there. Every validation error is reported at once and nothing is copied.
 
     Example: aictl skill add ~/skills/db-migrations --ai claude-1
@@ -135,31 +145,42 @@ def add(
         skill = service.add(path, ai_id=ai, replace=replace)
     if json_output:
         output.emit_json(skill.to_dict())
+    elif quiet:
+        output.line(skill.name)
     else:
         where = f" for {ai}" if ai else ""
         output.line(f"Added skill {skill.key}{where} (enabled)")
 
 
-@app.command()
-def enable(ctx: typer.Context, name: SkillName, ai: AiOption = None) -> None:
-    """Enable a skill for the project, or for one AI (an AI's own setting wins).
+def _switch(enabled: bool, example: str) -> Callable[..., None]:
+    """``skill enable`` or ``skill disable``: the same command but for the setting it writes."""
+    verb = "Enable" if enabled else "Disable"
 
-    Example: aictl skill enable db-migrations --ai claude-1
-    """
-    with skill_service(ctx) as service:
-        service.enable(name, ai)
-    output.line(f"Enabled skill {name}" + (f" for {ai}" if ai else ""))
+    def switch(
+        ctx: typer.Context,
+        name: SkillName,
+        ai: AiOption = None,
+        json_output: JsonOption = False,
+        quiet: NameOnly = False,
+    ) -> None:
+        with skill_service(ctx) as service:
+            (service.enable if enabled else service.disable)(name, ai)
+        if json_output:
+            output.emit_json({"name": name, "ai": ai, "enabled": enabled})
+        elif quiet:
+            output.line(name)
+        else:
+            output.line(f"{verb}d skill {name}" + (f" for {ai}" if ai else ""))
+
+    switch.__doc__ = (
+        f"{verb} a skill for the project, or for one AI (an AI's own setting wins).\n\n"
+        f"Example: {example}"
+    )
+    return switch
 
 
-@app.command()
-def disable(ctx: typer.Context, name: SkillName, ai: AiOption = None) -> None:
-    """Disable a skill for the project, or for one AI (an AI's own setting wins).
-
-    Example: aictl skill disable db-migrations --ai claude-2
-    """
-    with skill_service(ctx) as service:
-        service.disable(name, ai)
-    output.line(f"Disabled skill {name}" + (f" for {ai}" if ai else ""))
+app.command("enable")(_switch(True, "aictl skill enable db-migrations --ai claude-1"))
+app.command("disable")(_switch(False, "aictl skill disable db-migrations --ai claude-2"))
 
 
 @app.command()

@@ -16,15 +16,17 @@ from aictl.cli.common import (
     JsonOption,
     LeaseOption,
     QuietOption,
+    Typer,
     interrupt_cancels,
     lease_for,
     parse_count,
     parse_task_id,
+    paths_from_here,
     task_service,
 )
-from aictl.errors import InvalidInput
+from aictl.errors import REQUEUED, InvalidInput
 
-app = typer.Typer(help="Create tasks, claim them under a lease, and finish them.")
+app = Typer(help="Create tasks, claim them under a lease, and finish them.")
 
 TaskId = Annotated[
     int, typer.Argument(help="The task id.", metavar="ID", parser=parse_task_id, show_default=False)
@@ -34,28 +36,42 @@ TaskId = Annotated[
 @app.command()
 def create(
     ctx: typer.Context,
-    title: Annotated[str, typer.Argument(help="A short title.", show_default=False)],
-    description: Annotated[str, typer.Option(help="Longer text for the agent.")] = "",
+    title: Annotated[
+        str, typer.Argument(help="A short title.", metavar="TITLE", show_default=False)
+    ],
+    description: Annotated[
+        str, typer.Option(help="Longer text for the agent.", metavar="TEXT")
+    ] = "",
     type: Annotated[str, typer.Option("--type", help="A kind: task, bug, review...")] = "task",
-    priority: Annotated[int, typer.Option(help="Higher runs first.")] = 0,
+    priority: Annotated[int, typer.Option(help="Higher runs first.", metavar="N")] = 0,
     depends_on: Annotated[
         list[int] | None,
-        typer.Option("--depends-on", help="A task this one waits for.", parser=parse_task_id),
+        typer.Option(
+            "--depends-on", help="A task this one waits for.", parser=parse_task_id, metavar="ID"
+        ),
     ] = None,
     path: Annotated[
-        list[str] | None, typer.Option("--path", help="A glob of files this task will edit.")
+        list[str] | None,
+        typer.Option("--path", help="A glob of files this task will edit.", metavar="GLOB"),
     ] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     requires: Annotated[
-        list[str] | None, typer.Option("--requires", help="A capability the agent needs.")
+        list[str] | None,
+        typer.Option("--requires", help="A capability the agent needs.", metavar="CAPABILITY"),
     ] = None,
     max_attempts: Annotated[
         int | None,
-        typer.Option(help="Claims before it fails for good (default: policy, else 3)."),
+        typer.Option(
+            help="Claims before it fails for good (default: policy, else 3).", metavar="N"
+        ),
     ] = None,
     skill: Annotated[
         list[str] | None,
-        typer.Option("--skill", help="A skill the agent needs (`aictl skill list`)."),
+        typer.Option(
+            "--skill", help="A skill the agent needs (`aictl skill list`).", metavar="NAME"
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -71,7 +87,7 @@ def create(
             type=type,
             priority=priority,
             depends_on=depends_on or [],
-            paths=path or [],
+            paths=paths_from_here(service, path or []),
             labels=label or [],
             requires=requires or [],
             max_attempts=max_attempts,
@@ -86,10 +102,17 @@ def create(
 def list_(
     ctx: typer.Context,
     status: Annotated[
-        list[str] | None, typer.Option("--status", help="Only tasks in this status.")
+        list[str] | None,
+        typer.Option(
+            "--status",
+            help="Only tasks in this status: queued, claimed, running, done, failed, blocked "
+            "or cancelled (repeat for several).",
+        ),
     ] = None,
     ready: Annotated[bool, typer.Option("--ready", help="Only tasks claimable now.")] = False,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="KEY=VALUE.", metavar="KEY=VALUE")
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -103,14 +126,31 @@ def list_(
 
 
 @app.command()
-def show(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+def show(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """Show every field of a task.
 
     Example: aictl task show 12 --json
     """
+    from aictl.services.task_changes import comments
+
     with task_service(ctx) as service:
         task = service.get(task_id)
-    output.task(task, output.pick(json_output, False))
+        notes = comments(service, task_id)
+    if json_output:
+        output.emit_json({**task.to_dict(), "comments": [note.to_dict() for note in notes]})
+        return
+    if quiet:
+        output.line(str(task.id))
+        return
+    output.task(task, output.Format.TABLE)
+    if notes:
+        output.table(
+            "comments",
+            ["ID", f"WHEN ({output.zone()})", "AUTHOR", "COMMENT"],
+            [(n.id, output.when(n.created_at), n.author, n.body) for n in notes],
+        )
 
 
 @app.command()
@@ -123,11 +163,15 @@ def claim(
         ),
     ] = None,
     holder: Annotated[
-        str, typer.Option("--as", help="Who holds the lease (an agent or worker name).")
+        str,
+        typer.Option("--as", help="Who holds the lease (an agent or worker name).", metavar="NAME"),
     ] = ...,  # type: ignore[assignment]
     ttl: Annotated[
         str | None,
-        typer.Option(help="Lease length without heartbeats, e.g. 90s (default: policy, else 10m)."),
+        typer.Option(
+            help="Lease length without heartbeats, e.g. 90s (default: policy, else 10m).",
+            metavar="DURATION",
+        ),
     ] = None,
     json_output: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the token only.")] = False,
@@ -149,7 +193,8 @@ def claim(
     else:
         task = result.task
         output.line(f"Claimed task {task.id}: {task.title}")
-        output.line(f"lease token: {result.token}  (expires {task.lease_expires_at:%H:%M:%S} UTC)")
+        expires = output.when(task.lease_expires_at, zoned=True)
+        output.line(f"lease token: {result.token}  (expires {expires})")
 
 
 def _holder_write(
@@ -166,7 +211,7 @@ def _holder_write(
         task = getattr(service, verb)(token, **options)
     headline = f"Task {task.id} is {task.status}"
     if task.lease_expires_at:
-        headline += f" (lease until {task.lease_expires_at:%H:%M:%S} UTC)"
+        headline += f" (lease until {output.when(task.lease_expires_at, zoned=True)})"
     output.task(task, output.pick(json_output, quiet), headline=headline)
 
 
@@ -175,7 +220,9 @@ def heartbeat(
     ctx: typer.Context,
     task_id: TaskId,
     lease: LeaseOption,
-    ttl: Annotated[str | None, typer.Option(help="New lease length; default: as claimed.")] = None,
+    ttl: Annotated[
+        str | None, typer.Option(help="New lease length; default: as claimed.", metavar="DURATION")
+    ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -206,9 +253,11 @@ def complete(
     ctx: typer.Context,
     task_id: TaskId,
     lease: LeaseOption,
-    result: Annotated[str | None, typer.Option(help="A short summary of the outcome.")] = None,
+    result: Annotated[
+        str | None, typer.Option(help="A short summary of the outcome.", metavar="TEXT")
+    ] = None,
     evidence: Annotated[
-        Path | None, typer.Option(help="A JSON file with evidence (an object).")
+        Path | None, typer.Option(help="A JSON file with evidence (an object).", metavar="FILE")
     ] = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -375,7 +424,8 @@ def link(
     ctx: typer.Context,
     task_id: TaskId,
     depends_on: Annotated[
-        list[int], typer.Argument(help="Tasks it must wait for.", parser=parse_task_id)
+        list[int],
+        typer.Argument(help="Tasks it must wait for.", parser=parse_task_id, metavar="ID..."),
     ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -395,7 +445,8 @@ def unlink(
     ctx: typer.Context,
     task_id: TaskId,
     depends_on: Annotated[
-        list[int], typer.Argument(help="Dependencies to remove.", parser=parse_task_id)
+        list[int],
+        typer.Argument(help="Dependencies to remove.", parser=parse_task_id, metavar="ID..."),
     ],
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -410,8 +461,16 @@ def unlink(
 
 
 @app.command()
-def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
-    """Show what a task waits on (up the graph) and what waits on it (down).
+def deps(
+    ctx: typer.Context,
+    task_id: TaskId,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the ids of the related tasks only.")
+    ] = False,
+) -> None:
+    """Show what a task waits on (up the graph) and what waits on it (down); with -q, the
+    ids of every task it waits on, directly or not, then those waiting on it.
 
     Example: aictl task deps 12
     """
@@ -419,7 +478,7 @@ def deps(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -
         found = service.dependencies(task_id)
     from aictl.cli import graphs
 
-    graphs.dependencies(found, output.pick(json_output, False))
+    graphs.dependencies(found, output.pick(json_output, quiet))
 
 
 class GraphFormat(StrEnum):
@@ -432,9 +491,14 @@ class GraphFormat(StrEnum):
 @app.command()
 def graph(
     ctx: typer.Context,
-    format: Annotated[GraphFormat, typer.Option("--format", help="Output format.")] = (
-        GraphFormat.tree
-    ),
+    format: Annotated[
+        GraphFormat,
+        typer.Option("--format", help="tree, mermaid, dot, or json (the same as --json)."),
+    ] = GraphFormat.tree,
+    json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print task ids only, dependencies first.")
+    ] = False,
 ) -> None:
     """Draw the whole dependency graph, dependencies before dependents.
 
@@ -444,7 +508,8 @@ def graph(
         tasks, edges, layers = service.graph()
     from aictl.cli import graphs
 
-    graphs.render(tasks, edges, layers, format.value)
+    chosen = "json" if json_output else "quiet" if quiet else format.value
+    graphs.render(tasks, edges, layers, chosen)
 
 
 @app.command()
@@ -457,19 +522,25 @@ def execute(
         ),
     ] = None,
     ai: Annotated[
-        str | None, typer.Option("--ai", help="A registered AI; default: the router's choice.")
+        str | None,
+        typer.Option("--ai", help="A registered AI; default: the router's choice.", metavar="ID"),
     ] = None,
     timeout: Annotated[
         str | None,
-        typer.Option(help="Longest the run may take, e.g. 10m (default: policy, else 5m)."),
+        typer.Option(
+            help="Longest the run may take, e.g. 10m (default: policy, else 5m).",
+            metavar="DURATION",
+        ),
     ] = None,
     json_output: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a task with an AI: claim, run its connector, gather evidence, run the tests, then
-    complete or fail it. Progress goes to stderr. Exit 1 when the task did not end done (failed,
-    or queued again for a retry), 5 when no task or no AI is eligible, 3 when policy denies the
-    execution. A retryable failure is queued again not before a backoff (`retry_backoff`,
-    doubled per attempt, with jitter); `quarantine_after` failed runs in a row quarantine the AI.
+    complete or fail it. Progress goes to stderr. Exit 1 when the task failed for good, 6 when
+    it failed and is queued again for a retry, 5 when no task or no AI is eligible, 3 when
+    policy denies the execution. A retryable failure is queued again not before a backoff
+    (`retry_backoff`, doubled per attempt, with jitter); `quarantine_after` failed runs in a
+    row quarantine the AI.
     Ctrl-C stops the agent, releases the task and its locks at once (no attempt counted), keeps
     the evidence so far and exits 130; a second Ctrl-C aborts at once.
 
@@ -483,11 +554,15 @@ def execute(
         )
     if json_output:
         output.emit_json(done.to_dict())
+    elif quiet:
+        output.line(str(done.task.id))
     else:
         _execution_summary(done)
     if done.outcome == "released":
         output.note(f"Interrupted: task {done.task.id} was released, its evidence kept")
         raise typer.Exit(130)
+    if done.outcome == "requeued":
+        raise typer.Exit(REQUEUED)
     if done.outcome != "done":
         raise typer.Exit(1)
 
@@ -497,7 +572,7 @@ def _execution_summary(done: Any) -> None:
     if done.reason:
         output.line(f"reason: {done.reason}")
     if done.task.not_before is not None and str(done.task.status) == "queued":
-        output.line(f"retry not before: {done.task.not_before:%Y-%m-%d %H:%M:%S} UTC")
+        output.line(f"retry not before: {output.when(done.task.not_before, zoned=True)}")
     if done.quarantined:
         output.line(f"AI {done.ai} is quarantined: `aictl ai status {done.ai} --set available`")
     _outside_changes(done.evidence)
@@ -519,7 +594,9 @@ def _integration(evidence: Any) -> None:
 
 
 @app.command()
-def integrate(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False) -> None:
+def integrate(
+    ctx: typer.Context, task_id: TaskId, json_output: JsonOption = False, quiet: QuietOption = False
+) -> None:
     """Integrate a task's committed worktree work into its target branch: after a refusal
     (your uncommitted edits on paths the merge touches, or a conflict), after a run killed
     while integrating (finished, never merged twice), or for a branch left by `integrate:
@@ -534,6 +611,8 @@ def integrate(ctx: typer.Context, task_id: TaskId, json_output: JsonOption = Fal
         done = integrate_task(service, task_id, progress=lambda text: typer.echo(text, err=True))
     if json_output:
         output.emit_json(done.to_dict())
+    elif quiet:
+        output.line(str(task_id))
     else:
         commit = done.record.merge_commit or done.record.task_commit or ""
         output.line(
@@ -555,20 +634,31 @@ def evidence(
         typer.Option(
             help="Which attempt; default: the latest with evidence.",
             parser=parse_count,
-            metavar="<int>",
+            metavar="N",
         ),
     ] = None,
+    stat: Annotated[
+        bool, typer.Option("--stat", help="Lines added and removed per file instead of the diff.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Show the evidence aictl stored for a task's execution (git changes, tests, agent run).
+    The diff is coloured on a terminal (not in a pipe, nor under NO_COLOR).
 
-    Example: aictl task evidence 12 --attempt 1 --json
+    Example: aictl task evidence 12 --stat
     """
+    import dataclasses
+
+    from aictl.domain.budgets import format_usd
+    from aictl.domain.diffs import diff_stat, stat_lines
     from aictl.services.executor import read_evidence
 
     with task_service(ctx) as service:
         chosen, data = read_evidence(service.workspace, task_id, attempt)
+    changes = diff_stat(data.get("diff") or "") if stat else None
     if json_output:
+        if changes is not None:
+            data = {**data, "stat": [dataclasses.asdict(change) for change in changes]}
         output.emit_json(data)
         return
     agent = data.get("agent", {})
@@ -577,15 +667,21 @@ def evidence(
     output.line(f"Task {task_id} attempt {chosen} by {data.get('ai')}")
     output.line(f"base commit: {data.get('base_commit') or 'none (not a git repository)'}")
     output.line(f"agent: {agent.get('status')} {agent.get('reason') or ''}".rstrip())
+    cost = agent.get("total_cost_usd")
     output.line(
-        f"turns: {agent.get('num_turns')}  cost: {agent.get('total_cost_usd')} USD"
+        f"turns: {agent.get('num_turns')}"
+        f"  cost: {format_usd(cost) if isinstance(cost, (int, float)) else 'not reported'}"
         f"  session: {agent.get('session_id')}"
     )
-    output.line(f"tests: {tests.get('status')} (exit {tests.get('exit_code')})")
+    code = tests.get("exit_code")
+    output.line(f"tests: {tests.get('status')}" + ("" if code is None else f" (exit {code})"))
     changed = data.get("files_changed") or []
     output.line(f"files changed: {', '.join(changed) if changed else 'none'}")
-    if data.get("diff"):
-        output.line(data["diff"])
+    if changes is not None:
+        for line in stat_lines(changes):
+            output.line(line)
+    elif data.get("diff"):
+        output.diff(data["diff"])
 
 
 def _outside_changes(evidence: Any) -> None:
@@ -606,3 +702,7 @@ def _outside_changes(evidence: Any) -> None:
 from aictl.cli.watch import watch as _watch  # noqa: E402
 
 app.command("watch")(_watch)
+
+
+# edit, comment and import live in their own module; importing it registers them on `app`
+import aictl.cli.task_changes  # noqa: E402, F401

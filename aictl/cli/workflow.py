@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, parse_count, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, parse_count, task_service
 
 if TYPE_CHECKING:
     from aictl.services.workflows import RunReport, WorkflowService
 
-app = typer.Typer(help="Workflows: YAML graphs of steps run as tasks, with loops and gates.")
+app = Typer(help="Workflows: YAML graphs of steps run as tasks, with loops and gates.")
 
+RunOnly = Annotated[bool, typer.Option("--quiet", "-q", help="Print the run id only.")]
 RunId = Annotated[
     int,
     typer.Argument(help="The run id.", metavar="RUN", show_default=False, parser=parse_count),
@@ -51,6 +52,7 @@ def create(
         bool, typer.Option("--replace", help="Replace a workflow of the same name.")
     ] = False,
     json_output: JsonOption = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the name only.")] = False,
 ) -> None:
     """Validate a workflow file (or a shipped example) and register it as
     .ai/workflows/NAME.yaml. Every error is reported at once with its file, line and field
@@ -74,6 +76,8 @@ def create(
         workflow = service.register(file, replace=replace)
     if json_output:
         output.emit_json(workflow.summary())
+    elif quiet:
+        output.line(workflow.name)
     else:
         output.line(f"Registered workflow {workflow.name} ({len(workflow.steps)} steps)")
 
@@ -130,9 +134,15 @@ def list_workflows(
             else:
                 output.table(
                     "Workflow runs",
-                    ["run", "workflow", "status", "reason", "started"],
+                    ["run", "workflow", "status", "reason", f"started ({output.zone()})"],
                     [
-                        [i["id"], i["workflow"], i["status"], i["reason"] or "", i["created_at"]]
+                        [
+                            i["id"],
+                            i["workflow"],
+                            i["status"],
+                            i["reason"] or "",
+                            output.when(i["created_at"]),
+                        ]
                         for i in items
                     ],
                 )
@@ -208,9 +218,12 @@ def _step_lines(steps: list[dict[str, Any]], indent: str) -> Iterator[str]:
             yield from _step_lines(loop["steps"], indent + "    ")
 
 
-def _report(report: RunReport, json_output: bool) -> None:
+def _report(report: RunReport, json_output: bool, quiet: bool = False) -> None:
     if json_output:
         output.emit_json(report.to_dict())
+        return
+    if quiet:
+        output.line(str(report.run.id))
         return
     run = report.run
     state = run.status
@@ -230,7 +243,7 @@ def _report(report: RunReport, json_output: bool) -> None:
             [
                 name,
                 item["status"],
-                item["task"] or "",
+                item["task_id"] or "",
                 item["task_status"] or "",
                 item["executions"],
                 item["outcome"].get("tests") or "",
@@ -240,8 +253,8 @@ def _report(report: RunReport, json_output: bool) -> None:
     output.table(None, ["step", "status", "task", "task status", "runs", "tests", "why"], rows)
 
 
-def _finish(report: RunReport, json_output: bool) -> None:
-    _report(report, json_output)
+def _finish(report: RunReport, json_output: bool, quiet: bool) -> None:
+    _report(report, json_output, quiet)
     if report.run.status == "failed":
         raise typer.Exit(1)
 
@@ -251,9 +264,11 @@ def execute(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A registered workflow.", show_default=False)],
     input: Annotated[
-        list[str] | None, typer.Option("--input", help="NAME=VALUE for a declared input.")
+        list[str] | None,
+        typer.Option("--input", help="NAME=VALUE for a declared input.", metavar="NAME=VALUE"),
     ] = None,
     json_output: JsonOption = False,
+    quiet: RunOnly = False,
 ) -> None:
     """Start a run and drive it until it ends or waits for an approval; progress goes to
     stderr. Exit 1 when the run failed.
@@ -262,22 +277,26 @@ def execute(
     """
     with workflow_service(ctx, progress=True) as service:
         report = service.execute(name, input or [])
-    _finish(report, json_output)
+    _finish(report, json_output, quiet)
 
 
 @app.command()
-def status(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+def status(
+    ctx: typer.Context, run_id: RunId, json_output: JsonOption = False, quiet: RunOnly = False
+) -> None:
     """Show a run: its status, every step's record, and whether a process drives it.
 
     Example: aictl workflow status 3
     """
     with workflow_service(ctx) as service:
         report = service.report(run_id)
-    _report(report, json_output)
+    _report(report, json_output, quiet)
 
 
 @app.command()
-def resume(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+def resume(
+    ctx: typer.Context, run_id: RunId, json_output: JsonOption = False, quiet: RunOnly = False
+) -> None:
     """Continue a run that was interrupted (even by SIGKILL) or that waited for an approval.
     Finished steps are not run again. Exit 4 when another process drives the run.
 
@@ -285,25 +304,31 @@ def resume(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -
     """
     with workflow_service(ctx, progress=True) as service:
         report = service.resume(run_id)
-    _finish(report, json_output)
+    _finish(report, json_output, quiet)
 
 
 @app.command()
-def cancel(ctx: typer.Context, run_id: RunId, json_output: JsonOption = False) -> None:
+def cancel(
+    ctx: typer.Context, run_id: RunId, json_output: JsonOption = False, quiet: RunOnly = False
+) -> None:
     """Cancel a run and the unfinished tasks of its steps.
 
     Example: aictl workflow cancel 3
     """
     with workflow_service(ctx) as service:
         report = service.cancel(run_id)
-    _report(report, json_output)
+    _report(report, json_output, quiet)
 
 
 @app.command()
 def approve(
     ctx: typer.Context,
     run_id: RunId,
-    step: Annotated[str, typer.Argument(help="The gated step's id.", show_default=False)],
+    step: Annotated[
+        str, typer.Argument(help="The gated step's id.", metavar="STEP", show_default=False)
+    ],
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Approve the task of a step with an approval gate (same as `aictl task approve` on it);
     then `aictl workflow resume RUN` continues the run.
@@ -312,7 +337,11 @@ def approve(
     """
     with workflow_service(ctx) as service:
         task = service.approve(run_id, step)
-    output.line(f"Approved task {task.id} of step {step}; `aictl workflow resume {run_id}` next")
+    output.task(
+        task,
+        output.pick(json_output, quiet),
+        headline=f"Approved task {task.id} of step {step}; `aictl workflow resume {run_id}` next",
+    )
 
 
 @app.command()

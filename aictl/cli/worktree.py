@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from aictl.cli import output
-from aictl.cli.common import JsonOption, QuietOption, task_service
+from aictl.cli.common import JsonOption, QuietOption, Typer, task_service
 
-app = typer.Typer(help="List and prune the git worktrees of task runs.")
+app = Typer(help="List and prune the git worktrees of task runs.")
 
 _COLUMNS = ["TASK", "ATTEMPT", "WORKTREE", "BRANCH", "STATUS", "MERGED"]
 
@@ -18,7 +18,7 @@ _COLUMNS = ["TASK", "ATTEMPT", "WORKTREE", "BRANCH", "STATUS", "MERGED"]
 def _rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
-            row["task"],
+            row["task_id"],
             row["attempt"],
             row["worktree"] if row["exists"] else f"{row['worktree']} (gone)",
             row["branch"],
@@ -66,6 +66,9 @@ def prune(
         bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
     ] = False,
     json_output: JsonOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the worktrees removed (or to remove).")
+    ] = False,
 ) -> None:
     """Remove the worktrees and branches of task runs whose work is all merged into the
     target branch, or that hold nothing; keep every one with commits not merged or with
@@ -80,11 +83,24 @@ def prune(
     if json_output:
         output.emit_json(rows)
         return
+    if quiet:
+        for row in rows:
+            if row["action"] != "kept":
+                output.line(row["worktree"])
+        return
     if not rows:
         output.note("no task worktrees")
         return
     for row in rows:
         output.line(
-            f"{row['action']}: {row['worktree']} (task {row['task']}, {row['branch']}): "
+            f"{row['action']}: {row['worktree']} (task {row['task_id']}, {row['branch']}): "
             f"{row['why']}"
+        )
+    kept = [row for row in rows if row["action"] == "kept" and row["exists"]]
+    if kept and not dry_run:
+        # aictl never throws unmerged work away; a person who has looked at it may
+        output.note(
+            "kept work stays until it is merged (a task labelled continues=TASK carries it "
+            "on) or you discard it yourself, for example: git worktree remove --force "
+            f"{kept[0]['worktree']} && git branch -D {kept[0]['branch']}"
         )

@@ -10,6 +10,7 @@ killed with SIGKILL loses nothing it had logged.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -77,17 +78,44 @@ class JsonLog:
     def error(self, event: str, message: str, **fields: Any) -> None:
         self.write("error", event, message, **fields)
 
+    def rotate(self, max_bytes: int) -> Path | None:
+        """When the file is over ``max_bytes``, rename it to ``<name>.1`` (replacing an older
+        one) and go on in a new file; returns the rotated file's path, or None. Done under the
+        write lock, so no line is lost or split between the two files."""
+        from aictl.services.maintenance import rotate
+
+        with self._lock:
+            if self._file.closed or self._file.tell() <= max_bytes:
+                return None
+            self._file.close()
+            kept = rotate(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+            return kept
+
     def close(self) -> None:
         with self._lock:
             self._file.close()
 
 
 def format_line(record: dict[str, Any]) -> str:
-    """A log record as one line for people: time, level, message."""
+    """A log record as one line for people: time, level, message. A record about a task
+    whose message does not start by naming it gets ``task N:`` in front: the lines of
+    several tasks running at once (their tool calls above all) interleave."""
     at = str(record.get("at", ""))[11:19]
     level = str(record.get("level", ""))
     shown = level.upper() if level in ("warning", "error") else level
-    return f"{at} {shown:<7} {record.get('message', '')}"
+    message = str(record.get("message", ""))
+    task = record.get("task")
+    if isinstance(task, int) and not re.match(rf"task {task}\b", message, re.IGNORECASE):
+        message = f"task {task}: {message}"
+    return f"{at} {shown:<7} {message}"
+
+
+def for_people(record: dict[str, Any]) -> bool:
+    """Whether the text form of the log shows ``record``: info and above. Debug records
+    (a notice that repeats a line already logged, a task waiting for an AI) stay in the
+    JSON lines (``aictl daemon logs --json``)."""
+    return record.get("level") != "debug"
 
 
 def stdout_echo() -> TextIO:

@@ -64,6 +64,9 @@ class Notice:
     message: str
     at: str
     data: Mapping[str, Any] = field(default_factory=dict)
+    repeat: bool = False
+    """The daemon's console shows this already (its ``task.finished`` line): the console
+    channel leaves it out; every other channel gets it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.event, "message": self.message, "at": self.at, **self.data}
@@ -95,6 +98,8 @@ class ConsoleChannel:
         self.events = frozenset(events)
 
     def send(self, notice: Notice) -> None:
+        if notice.repeat:
+            return
         self.stream.write(printable(f"[{notice.event}] {notice.message}") + "\n")
         self.stream.flush()
 
@@ -262,10 +267,14 @@ class Notifier:
     def start(self) -> None:
         self._thread.start()
 
-    def notify(self, event: str, message: str, **data: Any) -> None:
-        self.journal.info(f"notify.{event}", message, notification=event, **data)
+    def notify(self, event: str, message: str, *, repeat: bool = False, **data: Any) -> None:
+        """Log the notice and queue it for the channels. ``repeat``: the log already says
+        this in other words (the daemon's own ``task.finished`` line), so the notice's line
+        is written at debug level, out of the text form of the log."""
+        level = "debug" if repeat else "info"
+        self.journal.write(level, f"notify.{event}", message, notification=event, **data)
         at = self.journal.clock.now().isoformat()
-        self._queue.put(Notice(event, message, at, data))
+        self._queue.put(Notice(event, message, at, data, repeat))
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued for at most ``timeout`` seconds, then stop. Whatever is

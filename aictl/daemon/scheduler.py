@@ -16,7 +16,9 @@ One tick (every ``tick`` seconds, sooner when an execution ends):
    its AI, and a task the policy sends to await approval is parked until a person approves it;
 5. when the policy's ``audit_checkpoint`` says one is due, send a signed checkpoint of the
    audit chain in the background (see ``aictl.daemon.checkpoint``);
-6. write the state file (``.ai/daemon.json``), the daemon's heartbeat.
+6. once an hour, prune as the policy's ``settings.retention`` asks (old run folders of
+   finished tasks, the daemon log rotated past its size: ``aictl.services.maintenance``);
+7. write the state file (``.ai/daemon.json``), the daemon's heartbeat.
 
 Each execution runs ``Executor.execute`` in a thread of its own with its own database
 connection (a SQLite connection belongs to one thread). An execution whose connector cannot
@@ -87,6 +89,8 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = 2
 DEFAULT_TICK = 0.5
 DEFAULT_GRACE = 30.0
+PRUNE_EVERY = 3600.0
+"""Seconds between two prunes (``settings.retention``; the first tick prunes too)."""
 STALL_AFTER = 30.0
 """Seconds without a tick after which ``/health`` says the loop is stuck (503)."""
 CANCEL_WAIT = 120.0
@@ -181,6 +185,9 @@ class Daemon:
         self._denied: dict[int, tuple[str | None, str]] = {}
         """Tasks the policy denied: skipped until the policy or the task changes (each try
         would record one more denial)."""
+        self._finished_here: set[int] = set()
+        """Tasks whose end this daemon logged (``task.finished``) and has not notified yet:
+        their notice repeats that line, so its own line is kept out of the text log."""
         self._lock = threading.Lock()
         self.journal: JsonLog | None = None
         self._over_budget: str | None = None
@@ -189,6 +196,7 @@ class Daemon:
         self._kept: KeptEnforcer | None = None
         self.checkpoints: PeriodicCheckpoint | None = None
         """The policy's ``audit_checkpoint``, sent from the loop (see aictl.daemon.checkpoint)."""
+        self._pruned_at: float | None = None
         """Why dispatch is paused for the daily budget (logged once), or None."""
 
     # ------------------------------------------------------------------ control
@@ -378,6 +386,7 @@ class Daemon:
                 self._dispatch(service)
             if self.checkpoints is not None:
                 self.checkpoints.tick(service.store.audit.head_seq())
+            self._prune()
         except Exception as error:
             self.journal.error(
                 "tick.failed",
@@ -390,6 +399,28 @@ class Daemon:
         self.metrics.last_tick.set(time.time())
         self.metrics.running.set(len(self.running))
         self._write_state("stopping" if self.stopping else "running")
+
+    def _prune(self) -> None:
+        """Once an hour (and at the first tick): ``aictl prune`` as the policy's
+        ``settings.retention`` asks, the log rotated by the journal itself (see
+        ``JsonLog.rotate``)."""
+        now = self.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        from aictl.services.maintenance import prune
+
+        assert self.journal is not None
+        report = prune(self.workspace, clock=self.clock, rotate_log=False)
+        if report.removed:
+            self.journal.info(
+                "prune.runs",
+                f"pruned the run folders of {len(report.removed)} finished task(s)",
+                tasks=[verdict.task_id for verdict in report.removed],
+            )
+        limit = report.retention.daemon_log_bytes
+        if limit and self.journal.rotate(limit) is not None:
+            self.journal.info("prune.log", f"rotated the daemon log past {limit:,} bytes")
 
     # ------------------------------------------------------------------ policy
 
@@ -471,13 +502,20 @@ class Daemon:
         if before is not None and before[0] == status and status != "blocked":
             return
         label = f"task {task.id} ({task.title})"
-        data = {"task": task.id, "title": task.title, "status": status}
+        data: dict[str, Any] = {"task": task.id, "title": task.title, "status": status}
+        # Run here: `task.finished` said it already (or will, once the thread is reaped).
+        repeat = status in ("done", "failed") and (
+            task.id in self.running or task.id in self._finished_here
+        )
+        self._finished_here.discard(task.id)
         if status == "done":
             by = task.lease_holder or "?"
-            self.notifier.notify("task.done", f"{label} done by {by}", ai=by, **data)
+            message = f"{label} done by {by}"
+            self.notifier.notify("task.done", message, repeat=repeat, ai=by, **data)
         elif status == "failed":
             why = task.failure_reason or "failed"
-            self.notifier.notify("task.failed", f"{label} failed: {why}", reason=why, **data)
+            message = f"{label} failed: {why}"
+            self.notifier.notify("task.failed", message, repeat=repeat, reason=why, **data)
         elif status == "blocked" and task.approval == "pending":
             if before is not None and before == (status, task.approval):
                 return
@@ -666,6 +704,8 @@ class Daemon:
             self.metrics.executions.labels(done.outcome).inc()
             self.metrics.duration.labels(done.outcome).observe(elapsed)
             cost = (done.evidence.get("agent") or {}).get("total_cost_usd")
+            if done.outcome in ("done", "failed"):
+                self._finished_here.add(task_id)
             self.journal.info(
                 "task.finished",
                 f"task {task_id} {done.outcome} ({done.ai}, {elapsed:.1f}s)"

@@ -69,7 +69,7 @@ def daemon_status(workspace: Workspace, *, clock: Clock | None = None) -> dict[s
         began = _time(entry.get("started_at"))
         tasks.append(
             {
-                "task": entry.get("task"),
+                "task_id": entry.get("task"),
                 "ai": entry.get("ai"),
                 "title": entry.get("title"),
                 "elapsed_seconds": round((now - began).total_seconds(), 1) if began else None,
@@ -95,6 +95,20 @@ def daemon_status(workspace: Workspace, *, clock: Clock | None = None) -> dict[s
         "ais": ais,
         "log": str(paths.log),
     }
+
+
+def daemon_dashboard(workspace: Workspace) -> tuple[int | None, str] | None:
+    """The pid and dashboard URL of the daemon serving this state database, or None when none
+    runs (or it has not written its port yet). The URL has no token: ``aictl daemon start``
+    prints it once and keeps it nowhere an agent could read it."""
+    paths = DaemonPaths.of(workspace)
+    if not is_running(paths):
+        return None
+    state = read_state(paths) or {}
+    port = state.get("port")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return None
+    return read_pid(paths) or state.get("pid"), f"http://127.0.0.1:{port}/"
 
 
 _STATUSES = ("queued", "claimed", "running", "blocked", "done", "failed", "cancelled")
@@ -224,7 +238,7 @@ def watch_snapshot(workspace: Workspace) -> dict[str, Any]:
             for task in tasks
         ],
         "locks": [
-            {"task": lock.task_id, "glob": lock.glob, "holder": lock.holder} for lock in locks
+            {"task_id": lock.task_id, "glob": lock.glob, "holder": lock.holder} for lock in locks
         ],
         "ais": [
             {

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aictl.dashboard import svg
+from aictl.domain.budgets import format_usd
 
 NAV = (
     ("/", "Tasks"),
@@ -141,6 +142,7 @@ def agents_body(rows: Sequence[Mapping[str, Any]]) -> str:
             f"<time>{_text(row['lease_expires_at'])}</time> · last heartbeat "
             f"{_text(row['heartbeat_at'])} · attempt {_text(row['attempts'])}</p>"
             f"<p>paths: {_text(', '.join(row['paths']))}</p>"
+            + _worktree(row.get("worktree"))
             + (
                 f'<ol class="tools">{calls}</ol>'
                 if calls
@@ -149,6 +151,15 @@ def agents_body(rows: Sequence[Mapping[str, Any]]) -> str:
             + "</section>"
         )
     return "".join(parts)
+
+
+def _worktree(found: Mapping[str, str] | None) -> str:
+    if not found:
+        return '<p class="worktree">worktree: none (the main working tree)</p>'
+    return (
+        f'<p class="worktree">worktree <code>{escape(found["worktree"])}</code> · branch '
+        f"<code>{escape(found['branch'])}</code></p>"
+    )
 
 
 def locks_controls(path: str) -> str:
@@ -313,7 +324,10 @@ def money_body(data: Mapping[str, Any]) -> str:
         + "<h2>Tokens</h2>"
         + _table(
             ["AI", "RUNS", "COST", "TOKENS"],
-            [(_text(r["ai"]), _text(r["runs"]), f"${r['cost_usd']:.4f}", tokens(r)) for r in by_ai],
+            [
+                (_text(r["ai"]), _text(r["runs"]), format_usd(float(r["cost_usd"])), tokens(r))
+                for r in by_ai
+            ],
         )
         + _table(
             ["TASK", "RUNS", "COST", "TOKENS"],
@@ -321,7 +335,7 @@ def money_body(data: Mapping[str, Any]) -> str:
                 (
                     _task_link(r["task_id"], r["title"]),
                     _text(r["runs"]),
-                    f"${r['cost_usd']:.4f}",
+                    format_usd(float(r["cost_usd"])),
                     tokens(r),
                 )
                 for r in by_task
@@ -368,7 +382,7 @@ def task_body(row: Mapping[str, Any]) -> str:
     return (
         facts
         + (
-            f"<p>cost ${float(agent.get('total_cost_usd') or 0):.4f}, "
+            f"<p>cost {format_usd(float(agent.get('total_cost_usd') or 0))}, "
             f"{_text(agent.get('num_turns'))} turns, session {_text(agent.get('session_id'))}</p>"
             if agent
             else ""

@@ -121,9 +121,12 @@ def tasks_page(
 
 
 def agents_page(db: Database, workspace: Workspace) -> list[dict[str, Any]]:
-    """Claimed and running tasks with their lease and their agent's last tool calls."""
+    """Claimed and running tasks with their lease, the worktree and branch of the current
+    attempt (None: the main working tree) and their agent's last tool calls."""
     found = queries.running(db)
+    worktrees = queries.current_worktrees(db, found)
     for row in found:
+        row["worktree"] = worktrees.get(int(row["id"]))
         path = latest_transcript(workspace, int(row["id"]))
         row["transcript"] = str(path) if path else None
         row["tool_calls"] = tool_calls(read_tail(path)) if path else []

@@ -8,10 +8,10 @@ row was touched.
 
 Each task event sets the fields it implies (``IMPLIED``): ``task.created`` the title, priority,
 paths, dependencies and first status; ``task.claimed`` the status, lease epoch and holder;
-``task.completed`` the result and the evidence digest; and so on. A field no event has set is
-unknown and not compared: rows written before a field was added to an event (``evidence_digest``
-and ``max_attempts`` came with the signed checkpoints) are checked as far as they go, and
-``Replay.notes`` says what was left out.
+``task.completed`` the result and the evidence digest; ``task.edited`` the fields it names; and
+so on. A field no event has set is unknown and not compared: rows written before a field was
+added to an event (``evidence_digest`` and ``max_attempts`` came with the signed checkpoints)
+are checked as far as they go, and ``Replay.notes`` says what was left out.
 """
 
 from __future__ import annotations
@@ -141,6 +141,10 @@ def _apply(task: ImpliedTask, seq: int, kind: str, actor: str, data: Mapping[str
         put("approval", "approved")
     elif kind == "task.rejected":
         put("approval", "rejected")
+    elif kind == "task.edited":
+        for name in ("title", "priority", "paths", "depends_on"):
+            if name in data:
+                put(name, sorted(set(data[name])) if name == "depends_on" else data[name])
     elif kind in ("task.linked", "task.unlinked") and "depends_on" in task.values:
         current = set(task.values["depends_on"])
         change = set(data.get("depends_on", []))
@@ -283,3 +287,39 @@ def compare_decisions(
             decision=name,
         )
     return first, count, partial
+
+
+def compare_comments(
+    events: Iterable[tuple[int, str, int | None, Mapping[str, Any]]],
+    stored: Mapping[int, tuple[int, str, str]],
+) -> tuple[Difference | None, int]:
+    """Compare each ``task.commented`` row ``(seq, actor, task_id, data)`` with the comment it
+    names (``stored``: id to task, author, body); a comment no row mentions was inserted
+    outside aictl. Returns the first difference and how many comments differ."""
+    first: Difference | None = None
+    count = 0
+    seen: set[int] = set()
+    for seq, actor, task_id, data in events:
+        comment_id = data.get("comment")
+        if not isinstance(comment_id, int):
+            continue
+        seen.add(comment_id)
+        found = stored.get(comment_id)
+        problem = None
+        if found is None:
+            problem = f"comment {comment_id} (row {seq}) is missing from the task comments"
+        elif found != (task_id, actor, data.get("body")):
+            problem = (
+                f"comment {comment_id} differs from its audit row {seq}: it was changed "
+                "outside aictl"
+            )
+        if problem is not None:
+            count += 1
+            first = first or Difference(problem, task_id=task_id, seq=seq)
+    for comment_id in sorted(set(stored) - seen):
+        count += 1
+        first = first or Difference(
+            f"comment {comment_id} is not in the audit log: it was inserted outside aictl",
+            task_id=stored[comment_id][0],
+        )
+    return first, count

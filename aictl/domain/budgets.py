@@ -23,6 +23,13 @@ BUDGET_REASON = "budget"
 AGENT_MAX_BUDGET = "max_budget"
 
 
+def format_usd(amount: float) -> str:
+    """Money for people: ``$0.0128`` (four places below a dollar, where agent runs cost
+    fractions of a cent), ``$25.03`` from a dollar up; never a float's binary tail such as
+    ``0.012799999999999999``."""
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
+
+
 def day_start(now: datetime) -> datetime:
     """Midnight UTC of ``now``'s day: the daily budget's day begins there."""
     moment = now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
@@ -42,11 +49,13 @@ def run_over_budget(
     """Why a finished run counts as over its budget, or None. Over means the agent stopped at
     its budget (``max_budget``), or its reported cost reached ``budget_usd``."""
     if agent_reason == AGENT_MAX_BUDGET:
-        spent = "" if cost_usd is None else f" after {cost_usd:.4f} USD"
-        limit = "" if budget_usd is None else f" of {budget_usd:.4f} USD"
+        spent = "" if cost_usd is None else f" after {format_usd(cost_usd)}"
+        limit = "" if budget_usd is None else f" of {format_usd(budget_usd)}"
         return f"the agent stopped at its budget{limit}{spent}"
     if budget_usd is not None and cost_usd is not None and cost_usd >= budget_usd:
-        return f"the run cost {cost_usd:.4f} USD, reaching its budget of {budget_usd:.4f} USD"
+        return (
+            f"the run cost {format_usd(cost_usd)}, reaching its budget of {format_usd(budget_usd)}"
+        )
     return None
 
 
@@ -55,6 +64,6 @@ def daily_refusal(spent_usd: float, daily_usd: float | None) -> str | None:
     if daily_usd is None or spent_usd < float(daily_usd):
         return None
     return (
-        f"today's spend {spent_usd:.4f} USD has reached the daily budget "
-        f"{float(daily_usd):.4f} USD (budgets.daily_usd)"
+        f"today's spend {format_usd(spent_usd)} has reached the daily budget "
+        f"{format_usd(float(daily_usd))} (budgets.daily_usd)"
     )

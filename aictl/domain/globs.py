@@ -148,12 +148,47 @@ class GlobTooComplex(GlobError):
 # --------------------------------------------------------------------------- normalisation
 
 
-def normalize_glob(raw: str, root: Path | None = None) -> str:
+def base_within(root: Path, cwd: Path | None) -> str:
+    """Where ``cwd`` stands inside the repository ``root``, as a relative path (``src/calc``);
+    ``""`` at the root, outside it, or when ``cwd`` is None. Relative globs given on the
+    command line are read from there, as git reads paths."""
+    if cwd is None:
+        return ""
+    relative = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
+    if relative in {".", ".."} or relative.startswith("../"):
+        return ""
+    return relative
+
+
+def from_cwd(paths: Sequence[str], root: Path, cwd: Path) -> list[str]:
+    """Globs typed on the command line (``task create --path``, ``task edit --path``,
+    ``lock check``), read from ``cwd`` as git reads paths: from ``src/calc``, ``util.py`` is
+    ``src/calc/util.py``. Inside a task's worktree (``.ai/worktrees/task-3-1/src``) the
+    worktree's top stands for the root, as it does for git. At the root, or outside the
+    repository, they are returned as given; a glob that climbs out of the repository raises
+    :class:`GlobError` naming it. The service normalises the result again (a no-op)."""
+    from aictl.domain.worktrees import WORKTREES_FOLDER
+
+    base = base_within(root, cwd)
+    if base.startswith(f"{WORKTREES_FOLDER}/"):  # .ai/worktrees/task-3-1/src -> src
+        base = base[len(WORKTREES_FOLDER) + 1 :].partition("/")[2]
+    if not base:
+        return list(paths)
+    return [normalize_glob(path, root, base=base) for path in paths]
+
+
+def normalize_glob(raw: str, root: Path | None = None, *, base: str = "") -> str:
     """Validate ``raw`` and return its canonical form, or raise :class:`GlobError`.
 
-    Rejected: the empty string, NUL bytes, backslashes, ``..`` segments, absolute paths when
-    ``root`` is None or outside ``root``, ``**`` inside a segment, unclosed ``[`` classes and bad
-    ranges, and anything that normalises to nothing (``./``). A trailing ``/`` or ``/.`` names a
+    A relative ``raw`` is read from ``base`` (a directory relative to the root, see
+    :func:`base_within`): from ``src/calc``, ``util.py`` is ``src/calc/util.py`` and
+    ``../api/**`` is ``src/api/**``. Leading ``..`` segments climb out of ``base``; one more
+    than ``base`` has leaves the repository and is refused, naming the glob.
+
+    Rejected: the empty string, NUL bytes, backslashes, ``..`` segments after the first
+    name, globs that climb out of the repository, absolute paths when ``root`` is None or
+    outside ``root``, ``**`` inside a segment, unclosed ``[`` classes and bad ranges, and
+    anything that normalises to nothing (``./``). A trailing ``/`` or ``/.`` names a
     directory and becomes ``/**`` (its contents and itself). An absolute path inside ``root``
     (compared as strings against ``os.path.realpath(root)`` and against the unresolved absolute
     ``root``) becomes relative to it; the filesystem is never consulted for the glob itself.
@@ -175,15 +210,23 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
             hint="use / to separate directories; write [*], [?] or [[] for a literal *, ? or [",
         )
     parts = raw.split("/")
+    if raw.startswith("/"):
+        prefix: list[str] = []
+    else:
+        prefix = [part for part in base.split("/") if part not in ("", ".")]
+        parts = _climb(raw, parts, prefix, root)
     if ".." in parts:
         raise GlobError(
             raw,
-            "'..' segments are not allowed",
-            hint="name the path from the repository root without '..'",
+            "'..' segments are not allowed after a name",
+            hint="name the path from where you stand (or the repository root) without '..'",
         )
     segments = [part for part in parts if part not in ("", ".")]
     if raw.startswith("/"):
         segments = _relative_to_root(raw, segments, root)
+    elif prefix:
+        # Nothing left after climbing ('.', '..'): the directory it names, whole.
+        segments = [*prefix, *(segments or ["**"])]
     for index, segment in enumerate(segments):
         if len(segment) > MAX_SEGMENT_LENGTH:
             raise GlobError(
@@ -205,6 +248,25 @@ def normalize_glob(raw: str, root: Path | None = None) -> str:
     if not segments:
         raise GlobError(raw, "it names no path", hint=_WHOLE_REPO_HINT)
     return "/".join(segments)
+
+
+def _climb(raw: str, parts: list[str], prefix: list[str], root: Path | None) -> list[str]:
+    """Take the leading ``..`` (and ``.``) segments of a relative glob off ``prefix`` (the
+    directory it is read from); the rest of its parts are returned. Climbing above the
+    repository's root is refused."""
+    index = 0
+    while index < len(parts) and parts[index] in ("..", ".", ""):
+        if parts[index] == "..":
+            if not prefix:
+                where = f" {os.path.realpath(root)}" if root is not None else ""
+                raise GlobError(
+                    raw,
+                    f"it is outside the repository{where}",
+                    hint="name a path inside the repository",
+                )
+            prefix.pop()
+        index += 1
+    return parts[index:] if index < len(parts) else [""]
 
 
 def _shortened(raw: str) -> str:

@@ -16,11 +16,12 @@ secret's name: the key is split at ``_``, ``-``, ``.`` and camelCase humps, so `
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import json
 import re
 from typing import Any
+
+from aictl.domain.sha import sha256_hex
 
 REDACTED = "[redacted]"
 
@@ -118,4 +119,4 @@ def redact(value: Any, path: str = "") -> tuple[Any, list[str]]:
 def digest(value: Any) -> str:
     """SHA-256 over the canonical JSON form (sorted keys, no whitespace)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_hex(text.encode())

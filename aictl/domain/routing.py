@@ -70,7 +70,7 @@ class Route:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task_id,
+            "task_id": self.task_id,
             "ai": self.ai,
             "candidates": [candidate.to_dict() for candidate in self.candidates],
         }

@@ -9,13 +9,13 @@ pydantic is kept for YAML configuration, where its error messages earn their cos
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from aictl.domain.sha import sha256_hex
 from aictl.errors import IllegalTransition, InvalidInput, LeaseLost
 
 
@@ -74,6 +74,30 @@ def next_status(current: Status, event: str) -> Status:
 def sources(event: str) -> tuple[str, ...]:
     """The statuses ``event`` may start from (used to build fenced UPDATE statements)."""
     return tuple(str(status) for status in TRANSITIONS[event])
+
+
+_LOST_LEASE_HINTS = {
+    Status.QUEUED: "claim the task again if it is still wanted (`aictl task claim {id}`)",
+    Status.CLAIMED: "another holder has it now; `aictl task show {id}` says who",
+    Status.RUNNING: "another holder has it now; `aictl task show {id}` says who",
+    Status.DONE: "nothing to do: the task is done (`aictl task evidence {id}` shows its result)",
+    Status.FAILED: "`aictl task retry {id}` queues it again if it is still wanted",
+    Status.BLOCKED: "`aictl task show {id}` says what it waits for",
+    Status.CANCELLED: "nothing to do: the task was cancelled",
+}
+
+
+def lost_lease_hint(task_id: int, status: Status) -> str:
+    """What a holder whose lease is gone can do next, from the task's current status: a done
+    task is not to be claimed again, a failed one is retried, a queued one claimed."""
+    return _LOST_LEASE_HINTS[status].format(id=task_id)
+
+
+def current_holder(status: Status, holder: str | None) -> str:
+    """Who holds a task's lease now, in words: a holder only counts while the lease lives."""
+    if status in LEASED and holder:
+        return f"now held by {holder}"
+    return f"nobody holds it now, it is {status}"
 
 
 def failure_event(attempts: int, max_attempts: int, *, retry: bool) -> str:
@@ -139,7 +163,7 @@ class LeaseToken:
 
 def hash_secret(secret: str) -> str:
     """SHA-256 (hex) of a lease secret, the only form of it the database holds."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return sha256_hex(secret.encode("utf-8"))
 
 
 @dataclass(slots=True, kw_only=True)

@@ -10,12 +10,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aictl.domain.tasks import Task
+
 WORKTREES_FOLDER = ".ai/worktrees"
 BRANCH_PREFIX = "aictl/task-"
 ISOLATIONS = ("worktree", "shared")
 INTEGRATIONS = ("merge", "rebase", "branch")
 DEFAULT_ISOLATION = "worktree"
 DEFAULT_INTEGRATION = "merge"
+
+
+#: The label by which a task continues another's unmerged work: its worktree starts from that
+#: task's last commit instead of the target's head (a workflow's fix step after a failed step
+#: sets it; anyone can, with ``--label continues=ID``).
+CONTINUES_LABEL = "continues"
+
+
+def continued(task: Task) -> int | None:
+    """The id of the task whose work ``task`` continues (its ``continues`` label), or None
+    (no label, or a value that is not a task id)."""
+    value = task.labels.get(CONTINUES_LABEL, "")
+    return int(value) if value.isdigit() and value != str(task.id) else None
 
 
 def branch_name(task_id: int) -> str:

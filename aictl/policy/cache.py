@@ -31,7 +31,6 @@ a layer load as other content than its file holds (the global layer's entries li
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aictl.domain.sha import sha256
 from aictl.policy.source import Lines, Path_
 
 FORMAT = 1
@@ -63,6 +63,7 @@ _STAGE_MODULES = (
     "policy/models.py",
     "policy/vocabulary.py",
     "domain/durations.py",
+    "domain/suggest.py",
 )
 """The code behind stages 1-3 and the entry's form, relative to the aictl package."""
 _stamp: bytes | None = None
@@ -99,7 +100,7 @@ class LayerCache:
 
     def key(self, raw: bytes, layer: str) -> str:
         """The entry name of a file whose bytes are ``raw``, loaded as ``layer``."""
-        digest = hashlib.sha256(f"{FORMAT}\0{AICTL_VERSION}\0{layer}\0".encode())
+        digest = sha256(f"{FORMAT}\0{AICTL_VERSION}\0{layer}\0".encode())
         digest.update(_code_stamp())
         digest.update(b"\0")
         digest.update(raw)

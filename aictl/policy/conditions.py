@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aictl.domain import globs
+from aictl.domain.suggest import did_you_mean
 from aictl.policy import vocabulary
 from aictl.policy.celbinding import compile_program
 from aictl.policy.celtext import Scanned, calls, literal_arguments, scan_within_bounds
@@ -230,8 +231,9 @@ def _check_fields(
             fields.add((variable, name))
             return
         line = scanned.source.count("\n", 0, position) + 1
+        hint = did_you_mean(name, valid)
         problems.append(
-            (line, f"unknown field {name!r} of {variable}; valid fields: {', '.join(valid)}")
+            (line, f"unknown field {name!r} of {variable}; {hint}valid fields: {', '.join(valid)}")
         )
 
     blank = scanned.blank

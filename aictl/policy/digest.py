@@ -6,10 +6,11 @@ nothing heavy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
+
+from aictl.domain.sha import sha256_hex
 
 
 def canonical_json(data: Any) -> str:
@@ -22,7 +23,7 @@ def canonical_json(data: Any) -> str:
 
 def content_hash(data: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of ``data``: comments and layout do not count."""
-    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(data).encode("utf-8"))
 
 
 _BLANK_OR_COMMENT = re.compile(r"\s*(?:#.*)?")

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from aictl.domain.durations import parse_duration
+from aictl.domain.suggest import unknown_name
 from aictl.errors import InvalidInput
 from aictl.policy import vocabulary
 
@@ -132,6 +133,30 @@ class AuditCheckpoint(_Model):
     """Send sooner, once this many audit rows were appended since the last one."""
 
 
+def _runs(value: int | str) -> int | str:
+    """A count of finished tasks (1 or more) or a duration: one message for either mistake."""
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"runs must keep at least 1 task's runs, got {value}")
+        return value
+    try:
+        parse_duration(value)
+    except InvalidInput as error:
+        raise ValueError(
+            f"runs is a count of finished tasks (such as 50) or a duration (such as 30d), "
+            f"got {value!r}: {error.message}"
+        ) from None
+    return value
+
+
+class Retention(_Model):
+    runs: Annotated[int | str, AfterValidator(_runs)] | None = None
+    """Run folders (``.ai/runs/<task>/``) of finished tasks to keep: the N finished last, or
+    those finished within a duration; ``aictl prune`` and the daemon remove the rest."""
+    daemon_log_mb: Annotated[float, Field(gt=0)] | None = None
+    """Rotate ``.ai/logs/daemon.jsonl`` to ``daemon.jsonl.1`` once it is larger than this."""
+
+
 class Settings(_Model):
     lease_ttl: Duration | None = None
     heartbeat_interval: Duration | None = None
@@ -166,6 +191,8 @@ class Settings(_Model):
     """``subscription``: agents use the user's own Claude Code login instead of an API key."""
     audit_checkpoint: AuditCheckpoint | None = None
     """The daemon sends a signed audit checkpoint there periodically (docs/audit.md)."""
+    retention: Retention | None = None
+    """What ``aictl prune`` (and the daemon, hourly) removes (docs/maintenance.md)."""
 
 
 class AiSettings(_Model):
@@ -274,8 +301,7 @@ def _problem(item: Any) -> Problem:
     if kind == "missing":
         return Problem(loc, f"missing required field {loc[-1]!r}")
     if kind == "extra_forbidden":
-        valid = ", ".join(_fields_at(loc[:-1]))
-        return Problem(loc, f"unknown field {loc[-1]!r}; valid fields: {valid}")
+        return Problem(loc, unknown_name("field", loc[-1], _fields_at(loc[:-1])))
     if kind in _TYPE_WORDS:
         message = f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
         if kind == "string_type" and isinstance(value, bool):

@@ -168,13 +168,7 @@ def parse(text: str) -> Parsed:
             return Parsed(None, lines, [beyond])
         node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else 1
-        column = f" (column {mark.column + 1})" if mark else ""
-        problem = error.problem or error.context or "unreadable YAML"
-        context = f" {error.context}" if error.context and error.problem else ""
-        message = f"YAML syntax error{column}: {problem}{context}"
-        return Parsed(None, lines, [YamlProblem(line, "", message)])
+        return Parsed(None, lines, [syntax_problem(text, error)])
     except yaml.YAMLError as error:  # pragma: no cover - every PyYAML parse error is marked
         return Parsed(None, lines, [YamlProblem(1, "", f"YAML error: {error}")])
     if node is None:
@@ -182,6 +176,59 @@ def parse(text: str) -> Parsed:
     builder = _Builder(lines)
     data = builder.build(node, ())
     return Parsed(data, lines, builder.problems)
+
+
+_UNCLOSED = (
+    "while scanning a simple key",  # a key whose ':' never came: the key's line is wrong
+    "while scanning a quoted scalar",  # a quote never closed
+    "while parsing a flow",  # a '[' or '{' never closed
+)
+"""Contexts in which PyYAML notices a problem only on a later line (or at the end of the
+file) than the one that holds it: the error is reported at the context's line."""
+
+
+def syntax_problem(text: str, error: yaml.MarkedYAMLError) -> YamlProblem:
+    """A syntax error at the line a person must fix.
+
+    PyYAML marks where it gave up, which is one line late (or at the end of the file) for an
+    unterminated construct: a key without ``:``, an unclosed quote or bracket. For those the
+    line that opened the construct is reported, and where it gave up is said too. A tab in
+    the indentation of any line up to the failure is named as the problem: YAML indents with
+    spaces only, and PyYAML's own words for it ("found character that cannot start any
+    token") do not say so.
+    """
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark else 1
+    tabbed = _tab_indented(text, line)
+    if tabbed is not None:
+        return YamlProblem(
+            tabbed,
+            "",
+            "YAML syntax error: a tab in the indentation; YAML indents with spaces only",
+        )
+    problem = error.problem or error.context or "unreadable YAML"
+    context = f" {error.context}" if error.context and error.problem else ""
+    opened = error.context_mark
+    unclosed = bool(error.context and error.context.startswith(_UNCLOSED))
+    if unclosed and opened and mark and opened.line < mark.line:
+        message = (
+            f"YAML syntax error (column {opened.column + 1}): {problem}{context} "
+            f"(noticed at line {mark.line + 1}, column {mark.column + 1})"
+        )
+        return YamlProblem(opened.line + 1, "", message)
+    column = f" (column {mark.column + 1})" if mark else ""
+    return YamlProblem(line, "", f"YAML syntax error{column}: {problem}{context}")
+
+
+def _tab_indented(text: str, last: int) -> int | None:
+    """The line whose indentation holds a tab: ``last`` (1-based, where the parser gave up)
+    itself, else the first such line before it; None when there is none."""
+    numbered = list(enumerate(text.split("\n")[:last], start=1))
+    for number, content in [*numbered[-1:], *numbered[:-1]]:
+        indentation = content[: len(content) - len(content.lstrip(" \t"))]
+        if "\t" in indentation and content.strip():
+            return number
+    return None
 
 
 def _beyond_bounds(text: str, loader: Any) -> YamlProblem | None:

@@ -103,8 +103,9 @@ def choose(kind: str, value: object, table: Mapping[str, object]) -> str:
     """
     if isinstance(value, str) and value in table:
         return value
-    valid = ", ".join(table)
-    raise ValueError(f"unknown {kind} {value!r}; valid {kind}s: {valid}")
+    from aictl.domain.suggest import unknown_name
+
+    raise ValueError(unknown_name(kind, value, table))
 
 
 def stronger(a: str, b: str) -> str:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aictl.clock import Clock, SystemClock
 from aictl.domain.ais import AI, SETTABLE_STATUSES, AIStatus, check_ai_id, fresh_health
@@ -97,6 +98,15 @@ def parse_label_changes(items: Sequence[str]) -> tuple[dict[str, str], list[str]
     return add, remove
 
 
+def apply_label_changes(labels: Mapping[str, str], items: Sequence[str]) -> dict[str, str]:
+    """``labels`` with the ``K=V`` items set and the ``K-`` items removed."""
+    add, remove = parse_label_changes(items)
+    merged = {**labels, **add}
+    for key in remove:
+        merged.pop(key, None)
+    return merged
+
+
 class AIService:
     def __init__(
         self,
@@ -177,6 +187,46 @@ class AIService:
     def label(self, ai_id: str, changes: Sequence[str]) -> AI:
         add, remove = parse_label_changes(changes)
         return self.store.set_labels(ai_id, add, remove)
+
+    def edit(
+        self,
+        ai_id: str,
+        *,
+        labels: Sequence[str] = (),
+        add_capabilities: Sequence[str] = (),
+        remove_capabilities: Sequence[str] = (),
+        max_concurrency: int | None = None,
+        model: str | None = None,
+    ) -> AI:
+        """Change an AI's labels (``K=V`` sets, ``K-`` removes), capabilities, concurrency or
+        model, validated as ``register`` validates them; ``InvalidInput`` when nothing would
+        change. Its status, connector and health stay as they are."""
+        current = self.store.get(ai_id)
+        fields: dict[str, Any] = {}
+        if labels:
+            fields["labels"] = apply_label_changes(current.labels, labels)
+        if add_capabilities or remove_capabilities:
+            added = {check_name(item, "capability") for item in add_capabilities}
+            fields["capabilities"] = sorted(
+                (set(current.capabilities) | added) - set(remove_capabilities)
+            )
+        if max_concurrency is not None:
+            if max_concurrency < 1:
+                raise InvalidInput(
+                    f"invalid --max-concurrency {max_concurrency}: must be 1 or more"
+                )
+            fields["max_concurrency"] = max_concurrency
+        if model is not None:
+            if not check_text(model, "model").strip():
+                raise InvalidInput("--model must not be empty")
+            fields["model"] = model
+        if not fields:
+            raise InvalidInput(
+                f"nothing to change in AI {ai_id!r}",
+                hint="pass --label, --capability, --remove-capability, --max-concurrency "
+                "or --model",
+            )
+        return self.store.update(ai_id, **fields)
 
     def set_status(self, ai_id: str, status: str) -> AI:
         """A person may set available or offline only; busy and quarantined are aictl's.

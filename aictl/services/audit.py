@@ -118,28 +118,7 @@ class AuditService:
                     "`aictl audit checkpoint` replaces it with a signed one"
                 )
             mark = found.mark
-        connection = self.db.connection
-        with snapshot(connection):
-            result = self.log.verify(mark)
-            if not result.ok:
-                return replace(result, notes=tuple(notes))
-            state = check_state(connection)
-        notes.extend(state.notes)
-        found_difference = state.difference
-        if found_difference is None:
-            return replace(result, tasks=state.tasks, decisions=state.decisions, notes=tuple(notes))
-        more = state.differences - 1
-        return replace(
-            result,
-            ok=False,
-            problem=found_difference.problem + (f" ({more} more difference(s))" if more else ""),
-            bad_seq=found_difference.seq,
-            bad_task=found_difference.task_id,
-            bad_decision=found_difference.decision,
-            tasks=state.tasks,
-            decisions=state.decisions,
-            notes=tuple(notes),
-        )
+        return verify_database(self.log, mark, notes)
 
     def checkpoint(self, to: str | Path | None = None) -> tuple[Checkpoint, str]:
         """Sign the chain's head and write it to ``to``: a URL (``http(s)://``, POSTed as
@@ -201,6 +180,36 @@ class AuditService:
             stream.write(json.dumps(entry.to_dict(), sort_keys=True) + "\n")
             count += 1
         return count
+
+
+def verify_database(
+    log: AuditLog, mark: Checkpoint | None = None, notes: Sequence[str] = ()
+) -> Verification:
+    """Walk ``log``'s chain (against ``mark`` when given), then compare the tasks and decision
+    records of the same database with it, in one read snapshot; ``notes`` lead the result's."""
+    connection = log.connection
+    notes = list(notes)
+    with snapshot(connection):
+        result = log.verify(mark)
+        if not result.ok:
+            return replace(result, notes=tuple(notes))
+        state = check_state(connection)
+    notes.extend(state.notes)
+    found_difference = state.difference
+    if found_difference is None:
+        return replace(result, tasks=state.tasks, decisions=state.decisions, notes=tuple(notes))
+    more = state.differences - 1
+    return replace(
+        result,
+        ok=False,
+        problem=found_difference.problem + (f" ({more} more difference(s))" if more else ""),
+        bad_seq=found_difference.seq,
+        bad_task=found_difference.task_id,
+        bad_decision=found_difference.decision,
+        tasks=state.tasks,
+        decisions=state.decisions,
+        notes=tuple(notes),
+    )
 
 
 def deliver(target: str | Path, record: dict[str, Any]) -> str:

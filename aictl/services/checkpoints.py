@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aictl.domain.tasks import format_time
 from aictl.errors import AictlError, InvalidInput
 from aictl.store.audit import Checkpoint, canonical
 
@@ -136,7 +137,7 @@ def signed_record(
     record: dict[str, Any] = {
         "format": FORMAT,
         **mark.to_dict(),
-        "written_at": written_at.isoformat(),
+        "written_at": format_time(written_at),
         "database": str(database),
         "key_id": key_id(key),
     }

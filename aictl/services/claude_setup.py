@@ -1,12 +1,17 @@
 """``aictl setup claude``: register aictl with Claude Code in a project, merging, idempotent.
 
-Two files, both Claude Code's own project files:
+Three files, all Claude Code's own project files:
 
 - ``.mcp.json``: the ``aictl`` server (``aictl mcp serve``) beside the user's other servers;
 - ``.claude/settings.json``: a ``PreToolUse`` hook (``aictl hook pre-tool-use``) on the tools
   that write files and on ``Bash``, a ``SessionStart`` hook (``aictl prime``), and ``aictl``
-  in ``enabledMcpjsonServers`` (so the project server needs no interactive approval), and
-  ``mcp__aictl`` in ``permissions.allow`` (its tools decide through aictl's own policy).
+  in ``enabledMcpjsonServers`` (so the project server needs no interactive approval);
+- ``.claude/settings.local.json``: ``mcp__aictl`` in ``permissions.allow`` (its tools decide
+  through aictl's own policy). Not in ``settings.json``: ``claude -p`` (2.1.332) ignores an
+  allow rule for MCP tools there and honours it in the local file, so an agent without
+  ``--allowedTools`` could not call a single aictl tool. The local file is personal by
+  Claude Code's convention; if git does not ignore it, ``info/exclude`` gets a line for it
+  (untracked, so the user's ``.gitignore`` stays theirs).
 
 What the user has is kept: other servers, other hooks, other settings. An entry of ours is
 replaced only if it differs (another ``--command``), so a second run changes nothing. A file
@@ -17,15 +22,17 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aictl.errors import InvalidInput
+from aictl.errors import AictlError, InvalidInput
 
 HOOK_MATCHER = "Write|Edit|MultiEdit|NotebookEdit|Bash"
 SERVER = "aictl"
+LOCAL_SETTINGS = ".claude/settings.local.json"
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,14 @@ class FileChange:
     def changed(self) -> bool:
         return self.before != self.after
 
+    def name(self, root: Path) -> str:
+        """The path relative to ``root``, or whole when outside it (a worktree's exclude)."""
+        return (
+            str(self.path.relative_to(root)) if self.path.is_relative_to(root) else str(self.path)
+        )
+
     def diff(self, root: Path) -> str:
-        name = str(self.path.relative_to(root))
+        name = self.name(root)
         return "".join(
             difflib.unified_diff(
                 (self.before or "").splitlines(keepends=True),
@@ -106,7 +119,9 @@ def _is_ours(command: str, verb: str) -> bool:
 
 
 def plan(root: Path, command: str = "aictl") -> list[FileChange]:
-    """The two files as they are and as they should be (nothing written)."""
+    """The files as they are and as they should be (nothing written): ``.mcp.json``,
+    ``.claude/settings.json``, ``.claude/settings.local.json`` and, when git would otherwise
+    track the local settings, the repository's ``info/exclude``."""
     quoted = shlex.quote(command)
     mcp_path = root / ".mcp.json"
     before, mcp = _load(mcp_path)
@@ -122,12 +137,36 @@ def plan(root: Path, command: str = "aictl") -> list[FileChange]:
     enabled = _section(settings, "enabledMcpjsonServers", list, settings_path)
     if SERVER not in enabled:
         enabled.append(SERVER)
-    allowed = _section(_section(settings, "permissions", dict, settings_path), "allow", list,
-                       settings_path)  # fmt: skip
+    changes.append(FileChange(settings_path, before, _dump(settings)))
+
+    local_path = root / LOCAL_SETTINGS
+    before, local = _load(local_path)
+    allowed = _section(_section(local, "permissions", dict, local_path), "allow", list,
+                       local_path)  # fmt: skip
     if f"mcp__{SERVER}" not in allowed:
         allowed.append(f"mcp__{SERVER}")
-    changes.append(FileChange(settings_path, before, _dump(settings)))
+    changes.append(FileChange(local_path, before, _dump(local)))
+    exclude = _exclusion(root)
+    if exclude is not None:
+        changes.append(exclude)
     return changes
+
+
+def _exclusion(root: Path) -> FileChange | None:
+    """The ``info/exclude`` change that keeps the local settings out of git, or None (not a
+    git repository, or already ignored by any of git's ignore files)."""
+    from aictl.services.worktrees import Git, exclude_file, excluded_text
+
+    git = Git(root, os.environ)
+    try:
+        code, _, _ = git.run("check-ignore", "-q", "--", LOCAL_SETTINGS, check=False)
+        if code != 1:  # 0: ignored already; 128: not a repository (or git failed)
+            return None
+        path = exclude_file(git)
+        before = path.read_text(encoding="utf-8") if path.is_file() else None
+    except (AictlError, OSError):
+        return None
+    return FileChange(path, before, excluded_text(before or "", f"/{LOCAL_SETTINGS}"))
 
 
 def apply(changes: list[FileChange]) -> list[FileChange]:

@@ -72,12 +72,17 @@ def _git(cwd: Path, environ: Mapping[str, str]) -> Check:
 def _database(workspace: Workspace) -> Check:
     def check() -> Check:
         from aictl.store.db import connect, latest_version, shown
+        from aictl.store.failures import damaged
 
         database = connect(workspace.database)
         try:
             version = database.schema_version()
+            problems = database.quick_check()
         finally:
             database.close()
+        if problems:
+            error = damaged(workspace.db_path, "; ".join(problems))
+            return Check("database", "error", error.message, error.hint)
         latest = latest_version()
         found = f"{shown(workspace.database)}, schema {version} of {latest}"
         return Check("database", "ok" if version == latest else "warning", found)

@@ -12,18 +12,21 @@ Every run's outcome is recorded on the AI's health (the circuit breaker): a succ
 resets ``consecutive_failures``, a retryable failure (API 5xx, crash, timeouts) counts, and
 ``quarantine_after`` of them in a row quarantine the AI, which the router then skips. Policy
 denials and bad input (non-retryable reasons) are not the AI's failures and count neither way.
+
+Two companions do the parts that read git: ``aictl.services.evidence`` (what the run changed,
+the tests, the verdict) and ``aictl.services.isolation`` (the attempt's own worktree: made
+before the agent starts, then committed, tested and integrated).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random as random_module
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,11 +42,10 @@ from aictl.domain.backoff import (
     RandomSource,
     retry_delay,
 )
+from aictl.domain.budgets import format_usd
 from aictl.domain.durations import parse_duration
 from aictl.domain.routing import route
 from aictl.domain.tasks import LeaseToken, Task
-from aictl.domain.toolcalls import outside_paths
-from aictl.domain.worktrees import DEFAULT_INTEGRATION, DEFAULT_ISOLATION, commit_message
 from aictl.errors import AictlError, InvalidInput, LeaseLost, NothingReady, PolicyDenied
 from aictl.policy.layers import Policy
 from aictl.services.budgets import account_run, check_budgets
@@ -53,36 +55,22 @@ from aictl.services.confinement import (
     setting_sources,
     user_login,
 )
+from aictl.services.evidence import Inspector, judge_outcome, listing
+from aictl.services.isolation import Isolation
 from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.services.toolgate import ToolGate
-from aictl.services.worktrees import GitFailed, Worktrees, remote_of
 from aictl.store.ais import AIStore
-from aictl.store.branches import BranchRecord, BranchStore
 from aictl.workspace import Workspace
 from connectors import RunRequest, RunResult
 from connectors.claude_code.stream import AssistantTurn, Result, ToolResult
-from connectors.process import run_process
 
 DEFAULT_TASK_TIMEOUT = timedelta(minutes=5)
 DEFAULT_IDLE_TIMEOUT = timedelta(minutes=2)
 DEFAULT_PERMISSION_MODE = "acceptEdits"
-TEST_OUTPUT_LINES = 200
-GIT_TIMEOUT = 60.0
 #: Environment names passed to the agent when aictl has them (test and operator knobs), and
 #: the agent-run marker, which tells aictl that a request comes from inside an agent run
 #: (approvals and overrides refuse it: aictl.domain.actors).
 AGENT_ENV = ("CLAUDE_CODE_MAX_RETRIES", "API_TIMEOUT_MS", AGENT_RUN_ENV)
-#: Paths of aictl's own state, never counted as the agent's changes.
-OWN_PATHS = (
-    ".ai/runs/",
-    ".ai/state.db",
-    ".ai/logs/",
-    ".ai/cache/",
-    ".ai/daemon.",
-    ".ai/worktrees/",
-    ".ai/integrate.lock",
-)
-
 Progress = Callable[[str], None]
 
 
@@ -101,7 +89,7 @@ class Execution:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task.id,
+            "task_id": self.task.id,
             "ai": self.ai,
             "attempt": self.attempt,
             "outcome": self.outcome,
@@ -176,6 +164,8 @@ class Executor:
         self.environ = dict(os.environ if environ is None else environ)
         self.progress = progress or (lambda text: None)
         self.random: RandomSource = random or random_module.Random()
+        self.inspector = Inspector(service, self.environ, self.progress)
+        self.isolation = Isolation(service, self.inspector, self.environ, self.progress)
 
     # choosing
 
@@ -245,9 +235,9 @@ class Executor:
         attempt = int(run_dir.name)
         self.progress(f"task {task.id} attempt {attempt}: running as {ai_id} ({connector_name})")
 
-        isolated, root = self._isolate(task, token, attempt, policy)
-        base_commit = self._head(root)
-        dirty_before = self._dirty(root) if base_commit else {}
+        isolated, root = self.isolation.isolate(task, token, attempt, policy)
+        base_commit = self.inspector.head(root)
+        dirty_before = self.inspector.dirty(root) if base_commit else {}
         confinement = self._confinement(task, policy, sandbox_mode, root)
         watch = _Watch(self.workspace, token, ttl.total_seconds() / 3, connector, cancel)
         gate = ToolGate(
@@ -295,7 +285,7 @@ class Executor:
 
         stopped = watch.lost.is_set() or watch.cancelled.is_set()  # no tests for a stopped run
         test_timeout = None if stopped or not result.ok else total.total_seconds()
-        evidence = self._evidence(
+        evidence = self.inspector.evidence(
             task,
             ai_id,
             attempt,
@@ -306,8 +296,8 @@ class Executor:
             root=root,
         )
         if isolated is not None:
-            self._finish_isolated(
-                isolated, task, ai_id, token, decision, result, evidence, test_timeout, watch
+            self.isolation.finish(
+                isolated, task, ai_id, token, decision, result, evidence, test_timeout, watch.lost
             )
         evidence_path = self._keep_evidence(
             task,
@@ -322,132 +312,6 @@ class Executor:
             return self._settle(task, token, ai_id, attempt, result, evidence_path, evidence, watch)
         finally:
             AIStore(self.service.db, self.service.store.clock).refresh_busy()
-
-    # the worktree of an isolated run
-
-    def _worktrees(self) -> Worktrees:
-        clock = self.service.store.clock
-        return Worktrees(
-            self.workspace,
-            BranchStore(self.service.db, clock),
-            self.environ,
-            self.progress,
-            remote=remote_of(self.service),
-        )
-
-    def _isolate(
-        self, task: Task, token: LeaseToken, attempt: int, policy: Policy
-    ) -> tuple[BranchRecord | None, Path]:
-        """The attempt's own worktree under ``isolation: worktree`` (the default) and the
-        agent's working directory; no worktree (the repository's root) under ``shared``, or in
-        a repository without a commit to branch from (said in the progress). A worktree that
-        cannot be made releases the task (no attempt counted)."""
-        shared = None, self.workspace.root
-        if (policy.setting("isolation") or DEFAULT_ISOLATION) == "shared":
-            return shared
-        head = self._git(["rev-parse", "--verify", "--quiet", "HEAD"])
-        if not head or head[0] != 0:
-            self.progress(
-                f"task {task.id}: no commit to branch from, so the agent works in the shared "
-                "working tree (commit your files to get a worktree per task)"
-            )
-            return shared
-        mode = str(policy.setting("integrate") or DEFAULT_INTEGRATION)
-        try:
-            record = self._worktrees().create(task.id, attempt, mode)
-        except AictlError as error:
-            self.service.release(token)
-            error.hint = error.hint or f"task {task.id} was released; no attempt was counted"
-            raise
-        self.progress(f"task {task.id}: working in {record.worktree} on {record.branch}")
-        return record, self.workspace.root / record.worktree
-
-    def _finish_isolated(
-        self,
-        record: BranchRecord,
-        task: Task,
-        ai_id: str,
-        token: LeaseToken,
-        decision: str,
-        result: RunResult,
-        evidence: dict[str, Any],
-        test_timeout: float | None,
-        watch: _Watch,
-    ) -> None:
-        """After an isolated run: commit its changes on its branch, run the tests in its
-        worktree and, when the run is judged done, integrate it into the target branch.
-        Nothing is committed or integrated for a failed or stopped run, or one that changed
-        files outside its task's paths (its worktree is kept for inspection). Fills the
-        evidence (commits, diffstat, diff from git, tests, ``integration``)."""
-        worktrees = self._worktrees()
-        root = self.workspace.root / record.worktree
-        outside = evidence.get("changes_outside_paths") or []
-        why_not = None
-        if test_timeout is None:
-            why_not = "the run did not succeed"
-        elif outside:
-            why_not = "the run changed files outside the task's paths"
-        try:
-            if why_not is None:
-                message = commit_message(
-                    task_id=task.id,
-                    title=task.title,
-                    attempt=record.attempt,
-                    epoch=token.epoch,
-                    decision=decision,
-                )
-                record, changed = worktrees.commit(record, author=ai_id, message=message)
-                if record.task_commit is not None:
-                    stat, diff = worktrees.diffstat(record.base_commit, record.task_commit)
-                    evidence.update(files_changed=changed, diff=diff, diffstat=stat)
-                assert test_timeout is not None
-                evidence["tests"] = self._tests(test_timeout, root)
-                verdict, reason = judge_outcome(result, evidence["tests"])
-                if verdict != "done":
-                    why_not = reason
-                elif record.task_commit is not None:
-                    self.service.heartbeat(token)  # the lease must outlive the integration
-                    record = self._integrate(worktrees, record, task, token, evidence)
-            if why_not is not None:
-                record = worktrees.branches.update(
-                    task.id, record.attempt, status="failed", reason=why_not
-                )
-        except LeaseLost as lost:
-            watch.lost.set()
-            evidence["integration"] = {"status": "lease lost", "reason": str(lost)}
-        except GitFailed as error:
-            evidence["integration"] = {"status": "failed", "reason": f"git failed: {error}"}
-        evidence["worktree"] = record.worktree
-        evidence.update(
-            branch=record.branch,
-            target=record.target,
-            base_commit=record.base_commit,
-            task_commit=record.task_commit,
-            merge_commit=record.merge_commit,
-        )
-
-    def _integrate(
-        self,
-        worktrees: Worktrees,
-        record: BranchRecord,
-        task: Task,
-        token: LeaseToken,
-        evidence: dict[str, Any],
-    ) -> BranchRecord:
-        def fence() -> None:
-            lost = self.service.store.lease_loss(token)
-            if lost is not None:
-                raise lost
-
-        self.progress(f"task {task.id}: integrating {record.branch} into {record.target}")
-        done = worktrees.integrate(record, title=task.title, fence=fence)
-        evidence["integration"] = {"status": done.status, "reason": done.reason}
-        shown = done.record.merge_commit or done.record.task_commit or ""
-        self.progress(
-            f"task {task.id}: {done.status} {shown[:12]}"
-            + (f" ({done.reason})" if done.reason else "")
-        )
-        return done.record
 
     def _keep_evidence(
         self,
@@ -540,7 +404,7 @@ class Executor:
         if outside and on_outside == "warn":
             self.progress(
                 f"warning: task {task.id}'s run changed {len(outside)} file(s) outside its "
-                f"paths: {_listing(outside)} (outside_changes: warn)"
+                f"paths: {listing(outside)} (outside_changes: warn)"
             )
         if reason is None:
             summary = f"{ai_id} finished in {result.num_turns} turns; "
@@ -563,7 +427,7 @@ class Executor:
             f"task {task.id}: agent {result.status}"
             + (f" ({result.reason})" if result.reason else "")
             + f"; {agent['num_turns'] or 0} turns, {agent['duration']:.1f}s"
-            + (f", ${cost:.4f}" if isinstance(cost, float) else "")
+            + (f", {format_usd(cost)}" if isinstance(cost, (int, float)) else "")
             + f"; tool calls allowed {decisions['allowed']}, denied {decisions['denied']}"
             + f"; files changed {len(evidence['files_changed'])}"
         )
@@ -636,185 +500,6 @@ class Executor:
             self.progress(f"  tool error: {event.content[:200]}")
         elif isinstance(event, Result):
             self.progress(f"  result: {event.subtype} after {event.num_turns} turns")
-
-    # evidence
-
-    def _run(
-        self, argv: list[str], timeout: float | None = GIT_TIMEOUT, cwd: Path | None = None
-    ) -> tuple[int | None, str, str] | None:
-        lines: list[str] = []
-        try:
-            outcome = run_process(
-                argv,
-                cwd=cwd or self.workspace.root,
-                env=self.environ,
-                idle_timeout=None,
-                total_timeout=timeout,
-                on_line=lines.append,
-                grace=2.0,
-            )
-        except OSError:
-            return None
-        return outcome.exit_code, "\n".join(lines), outcome.stderr
-
-    def _head(self, root: Path) -> str | None:
-        """The commit checked out at ``root`` (None without one)."""
-        ran = self._git(["rev-parse", "HEAD"], root)
-        return ran[1].strip() if ran and ran[0] == 0 else None
-
-    def _git(self, args: list[str], cwd: Path | None = None) -> tuple[int | None, str, str] | None:
-        return self._run(["git", *args], cwd=cwd)
-
-    def _dirty(self, root: Path) -> dict[str, tuple[str, str | None]]:
-        """Every changed or untracked file against HEAD in the working tree at ``root``
-        (aictl's own state aside): its git status code and a hash of its content (None when
-        deleted)."""
-        status = self._git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], root)
-        if not status or status[0] != 0:
-            return {}
-        found: dict[str, tuple[str, str | None]] = {}
-        entries = iter(status[1].split("\0"))
-        for entry in entries:
-            if len(entry) < 4:
-                continue
-            code, path = entry[:2], entry[3:]
-            if "R" in code or "C" in code:
-                moved_from = next(entries, "")  # -z: the source follows as its own entry
-                if moved_from and not moved_from.startswith(OWN_PATHS):
-                    found[moved_from] = ("D ", None)
-            if not path.startswith(OWN_PATHS):
-                found[path] = (code, _hash(root / path))
-        return found
-
-    def _evidence(
-        self,
-        task: Task,
-        ai_id: str,
-        attempt: int,
-        base: str | None,
-        dirty_before: Mapping[str, tuple[str, str | None]],
-        result: RunResult,
-        test_timeout: float | None,
-        *,
-        root: Path,
-    ) -> dict[str, Any]:
-        """What the run changed and, given a ``test_timeout``, what the project's tests say.
-
-        Changed files are those whose state differs from before the run (a file the user had
-        already changed counts only if the run changed it again). With several agents in one
-        working tree, changes outside the task's paths are listed apart: the path locks say
-        they are some other task's (or a shell write policy let through)."""
-        changed: list[str] = []
-        elsewhere: list[str] = []
-        diff = ""
-        if base is not None:
-            after = self._dirty(root)
-            for path in sorted(set(dirty_before) | set(after)):
-                if dirty_before.get(path, ("", ""))[1:] == after.get(path, ("", ""))[1:]:
-                    continue
-                covered = not task.paths or not outside_paths([path], task.paths)
-                (changed if covered else elsewhere).append(path)
-            diff = self._diff(base, changed, after, root)
-        isolated = root != self.workspace.root  # in its own worktree: every change is its own
-        outside, others = (elsewhere, {}) if isolated else self._attribute(task, elsewhere)
-        return {
-            "task": task.id,
-            "ai": ai_id,
-            "attempt": attempt,
-            "base_commit": base,
-            "files_changed": changed,
-            "changes_outside_paths": outside,
-            "changes_of_other_tasks": others,
-            "diff": diff,
-            "isolation": "worktree" if isolated else "shared",
-            "tests": {"status": "not run"}
-            if test_timeout is None
-            else self._tests(test_timeout, root),
-            "agent": {
-                "status": result.status,
-                "reason": result.reason,
-                "retryable": result.retryable,
-                "detail": result.detail,
-                "session_id": result.session_id,
-                "num_turns": result.num_turns,
-                "total_cost_usd": result.total_cost_usd,
-                "usage": dict(result.usage),
-                "permission_denials": [dict(d) for d in result.permission_denials],
-                "api_error_status": result.api_error_status,
-                "exit_code": result.exit_code,
-                "duration": round(result.duration, 3),
-            },
-            "transcript": "transcript.jsonl",
-        }
-
-    def _attribute(self, task: Task, paths: list[str]) -> tuple[list[str], dict[str, list[int]]]:
-        """Split changes outside ``task``'s paths into those no other task accounts for (the
-        run's own escapes: they fail the task under ``outside_changes: fail``) and those inside
-        the paths of a task that held a lease during this run (several agents share one working
-        tree; the path locks kept that task's paths apart from this one's), by path."""
-        if not paths or task.claimed_at is None:
-            return paths, {}
-        leased = self.service.store.leased_since(task.claimed_at, exclude=task.id)
-        outside: list[str] = []
-        others: dict[str, list[int]] = {}
-        for path in paths:
-            owners = [
-                other for other, globs in sorted(leased.items()) if not outside_paths([path], globs)
-            ]
-            if owners:
-                others[path] = owners
-            else:
-                outside.append(path)
-        return outside, others
-
-    def _diff(
-        self,
-        base: str,
-        files: list[str],
-        status: Mapping[str, tuple[str, str | None]],
-        root: Path,
-    ) -> str:
-        """``git diff`` of the tracked ``files`` against ``base``, then untracked ones whole."""
-        tracked = [f for f in files if status.get(f, ("", None))[0] != "??"]
-        diff = ""
-        if tracked:
-            ran = self._git(["diff", base, "--", *(f":(literal){f}" for f in tracked)], root)
-            diff = ran[1] if ran and ran[0] == 0 else ""
-        for path in files:
-            if status.get(path, ("", None))[0] != "??":
-                continue
-            try:
-                content = (root / path).read_text(errors="replace")
-            except OSError:
-                continue
-            diff += f"\n--- /dev/null\n+++ b/{path} (untracked)\n" + "".join(
-                f"+{line}\n" for line in content.splitlines()
-            )
-        return diff
-
-    def _tests(self, timeout: float, root: Path) -> dict[str, Any]:
-        command = self.service.enforcer.policy(None).setting("test_command")
-        if not command:
-            return {"status": "not configured"}
-        self.progress(f"running tests: {command}")
-        ran = self._run(["/bin/sh", "-c", str(command)], timeout=timeout, cwd=root)
-        if ran is None:
-            return {"status": "failed", "command": command, "exit_code": None, "output": ""}
-        code, out, err = ran
-        tail = (out + ("\n" + err if err else "")).splitlines()[-TEST_OUTPUT_LINES:]
-        return {
-            "status": "passed" if code == 0 else "failed",
-            "command": command,
-            "exit_code": code,
-            "output": "\n".join(tail),
-        }
-
-
-def _hash(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:  # deleted, or a folder (an untracked submodule)
-        return None
 
 
 class _Watch:
@@ -905,35 +590,3 @@ def build_prompt(task: Task) -> str:
     if task.paths:
         parts.append("You may edit only these paths: " + ", ".join(task.paths))
     return "\n\n".join(parts)
-
-
-def _listing(paths: Sequence[str], limit: int = 20) -> str:
-    shown = ", ".join(paths[:limit])
-    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
-
-
-def judge_outcome(
-    result: RunResult,
-    tests: Mapping[str, Any],
-    *,
-    outside: Sequence[str] = (),
-    on_outside: str = "fail",
-    paths: Sequence[str] = (),
-) -> tuple[str, str | None]:
-    """``("done", None)``, or ``("retry"|"fail", reason)``.
-
-    Changes ``outside`` the task's ``paths`` with ``on_outside == "fail"`` decide first, and
-    are not retryable: a run that wrote where it must not is not mended by running it again,
-    whatever else happened."""
-    if outside and on_outside == "fail":
-        where = ", ".join(paths) or "(none)"
-        return "fail", (
-            f"outside_changes: {len(outside)} file(s) changed outside the task's paths "
-            f"({where}): {_listing(outside)}"
-        )[:2000]
-    if not result.ok:
-        kind = "retry" if result.retryable else "fail"
-        return kind, f"{result.reason}: {result.detail}"[:2000]
-    if tests.get("status") == "failed":
-        return "fail", f"tests failed: `{tests.get('command')}` exited {tests.get('exit_code')}"
-    return "done", None

@@ -161,7 +161,7 @@ class PeerSession:
             conflicts = self.service.check_locks(paths)
         return {
             "conflicts": [
-                {"glob": c.glob, "task": c.task_id, "held": c.held, "holder": c.holder}
+                {"glob": c.glob, "task_id": c.task_id, "held": c.held, "holder": c.holder}
                 for c in conflicts
                 if c.holder != self.agent
             ]

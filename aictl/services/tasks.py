@@ -108,7 +108,20 @@ class TaskService:
         if fields.get("max_attempts") is None:
             fields["max_attempts"] = self.enforcer.policy(None).setting("max_attempts", 3)
         spec = self.new_task(title, **fields)
-        draft = Task(
+        ruling = self.enforcer.ruling("create", subject=self.store.actor, task=self.draft(spec))
+        if hold is not None and ruling.effect == "allow":
+            rule = {"id": hold.rule, "effect": "require_approval", "reason": hold.reason}
+            ruling = ruling._replace(
+                effect="require_approval",
+                reason=f"{hold.rule}: {hold.reason}",
+                fields={**ruling.fields, "rules": [*ruling.fields.get("rules", []), rule]},
+            )
+        return self.store.create(spec, ruling)
+
+    def draft(self, spec: NewTask) -> Task:
+        """The task ``spec`` would create, as the policy judges it before it exists (id 0)."""
+        now = self.store.clock.now()
+        return Task(
             id=0,
             title=spec.title,
             description=spec.description,
@@ -120,18 +133,9 @@ class TaskService:
             paths=spec.paths,
             depends_on=spec.depends_on,
             max_attempts=spec.max_attempts,
-            created_at=self.store.clock.now(),
-            updated_at=self.store.clock.now(),
+            created_at=now,
+            updated_at=now,
         )
-        ruling = self.enforcer.ruling("create", subject=self.store.actor, task=draft)
-        if hold is not None and ruling.effect == "allow":
-            rule = {"id": hold.rule, "effect": "require_approval", "reason": hold.reason}
-            ruling = ruling._replace(
-                effect="require_approval",
-                reason=f"{hold.rule}: {hold.reason}",
-                fields={**ruling.fields, "rules": [*ruling.fields.get("rules", []), rule]},
-            )
-        return self.store.create(spec, ruling)
 
     def new_task(
         self,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aictl.domain.globs import globs_intersect
 from aictl.domain.tasks import Status, Task
 from aictl.domain.workflows import (
     Drive,
@@ -42,6 +43,7 @@ from aictl.domain.workflows import (
     next_action,
     variables,
 )
+from aictl.domain.worktrees import CONTINUES_LABEL
 from aictl.errors import (
     AictlError,
     Contention,
@@ -366,6 +368,12 @@ class WorkflowService:
             if state and state.status == "done" and state.task_id:
                 depends_on.append(state.task_id)
         fields["depends_on"] = depends_on
+        previous = self._failed_work(states, fields["paths"])
+        if previous is not None and not any(
+            label.startswith(f"{CONTINUES_LABEL}=") for label in fields["labels"]
+        ):
+            # in its own worktree the step would not see the failed work it is to fix
+            fields["labels"].append(f"{CONTINUES_LABEL}={previous}")
         title = fields.pop("title")
 
         def create() -> Task:
@@ -374,6 +382,19 @@ class WorkflowService:
         task = self.store.start_step(run.id, step.id, action.iteration, create)
         gate = " (awaiting approval)" if step.approval else ""
         self.progress(f"step {_label(step, action.iteration)}: task {task.id} created{gate}")
+
+    def _failed_work(
+        self, states: Mapping[tuple[str, int], StepState], paths: Sequence[str]
+    ) -> int | None:
+        """The run's latest failed step task, when its paths overlap ``paths``: a step started
+        after it (a fix step, the next round of a loop) continues its work (``continues``)."""
+        failed = [s.task_id for s in states.values() if s.status == "failed" and s.task_id]
+        if not failed:
+            return None
+        latest = self.service.get(max(failed))
+        if any(globs_intersect(a, b) for a in latest.paths for b in paths):
+            return latest.id
+        return None
 
     def _task_fields(
         self,

@@ -29,6 +29,7 @@ left alone, with the reason recorded, when it holds commits of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aictl.domain import worktrees as names
+from aictl.domain.globs import covers
 from aictl.domain.worktrees import WorktreeState, prune_verdict
 from aictl.errors import AictlError, InvalidInput, TaskHeld
 from aictl.services.tasks import TaskService
@@ -55,6 +57,29 @@ COMMITTER = ("aictl", "aictl@localhost")
 
 class GitFailed(AictlError):
     """A git command aictl needs failed."""
+
+
+def exclude_file(git: Git) -> Path:
+    """The repository's ``info/exclude`` (shared by its linked worktrees, never tracked)."""
+    common = Path(git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    return common / "info" / "exclude"
+
+
+def excluded_text(text: str, line: str) -> str:
+    """``text`` (an exclude file) with ``line`` appended unless it is there already."""
+    if line in text.splitlines():
+        return text
+    return text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+
+
+def exclude_in_git(git: Git, line: str) -> None:
+    """Add the pattern ``line`` to ``info/exclude`` unless present; raises ``OSError``."""
+    exclude = exclude_file(git)
+    text = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
+    changed = excluded_text(text, line)
+    if changed != text:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        exclude.write_text(changed, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -160,9 +185,19 @@ class Worktrees:
         code, out, _ = self.git.run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
         return out.strip() if code == 0 else None
 
-    def create(self, task_id: int, attempt: int, mode: str) -> BranchRecord:
+    def create(
+        self,
+        task_id: int,
+        attempt: int,
+        mode: str,
+        *,
+        continues: int | None = None,
+        paths: Sequence[str] = (),
+    ) -> BranchRecord:
         """A new worktree for ``attempt`` of ``task_id`` on ``aictl/task-<id>``, from the
-        target branch's head (the branch checked out in the main tree). An earlier attempt's
+        target branch's head (the branch checked out in the main tree), or, when the task
+        ``continues`` another whose committed work is not merged yet (a workflow's fix step
+        after a failed step), from that work (see ``continuation``). An earlier attempt's
         worktree is left where it is (detached, its files untouched); an earlier branch with
         commits not in the target is renamed ``aictl/task-<id>-attempt-<n>``, never reset."""
         target = self.current_branch()
@@ -173,6 +208,8 @@ class Worktrees:
                 hint="check out a branch, or set `isolation: shared` under settings",
             )
         base = self.target_head(target)
+        if continues is not None:
+            base = self.continuation(task_id, continues, base, paths) or base
         branch = names.branch_name(task_id)
         self._free_branch(task_id, branch, target)
         relative = names.worktree_path(task_id, attempt)
@@ -208,6 +245,35 @@ class Worktrees:
         else:
             self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         return record
+
+    def continuation(
+        self, task_id: int, continued: int, head: str, paths: Sequence[str]
+    ) -> str | None:
+        """The commit of task ``continued``'s latest attempt when it holds work that is not in
+        the target's ``head`` and every path that work changed lies within ``paths`` (the
+        continuing task's globs, which its lease locks); None, said in the progress, when
+        there is nothing to continue or the work reaches outside those globs. Merging the
+        continuing task later merges that work with it."""
+        record = self.branches.latest(continued)
+        commit = record.task_commit if record is not None else None
+        if commit is None or not self._count(f"{head}..{commit}"):
+            self.progress(
+                f"task {task_id}: task {continued} left no unmerged commit to continue; "
+                "starting from the target's head"
+            )
+            return None
+        changed = self.git.names(
+            "diff", "--name-only", "-z", "--no-renames", f"{head}...{commit}"
+        )  # fmt: skip
+        outside = [path for path in changed if not any(covers(glob, path) for glob in paths)]
+        if outside:
+            self.progress(
+                f"task {task_id}: not continuing task {continued}: its work changed "
+                f"{', '.join(outside[:5])}, outside this task's paths"
+            )
+            return None
+        self.progress(f"task {task_id}: continuing task {continued}'s work ({commit[:12]})")
+        return commit
 
     def target_head(self, target: str) -> str:
         """The commit a task starts from and merges into: the local branch's head, or with a
@@ -257,18 +323,8 @@ class Worktrees:
     def _ignore_worktrees(self) -> None:
         """Keep ``.ai/worktrees/`` out of the user's ``git status`` even in a repository
         whose ``.ai/.gitignore`` predates worktrees (``info/exclude`` is not tracked)."""
-        common = Path(self.git.out("rev-parse", "--path-format=absolute", "--git-common-dir"))
-        exclude = common / "info" / "exclude"
-        line = f"/{names.WORKTREES_FOLDER}/"
-        try:
-            text = exclude.read_text(encoding="utf-8") if exclude.is_file() else ""
-            if line not in text.splitlines():
-                exclude.parent.mkdir(parents=True, exist_ok=True)
-                exclude.write_text(
-                    text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
-                )
-        except OSError:
-            pass  # only cosmetic: aictl's own status checks skip .ai/ anyway
+        with contextlib.suppress(OSError):  # only cosmetic: aictl's status checks skip .ai/
+            exclude_in_git(self.git, f"/{names.WORKTREES_FOLDER}/")
 
     # committing
 
@@ -628,7 +684,7 @@ class Worktrees:
             remove, why = prune_verdict(state)
             rows.append(
                 {
-                    "task": record.task_id,
+                    "task_id": record.task_id,
                     "attempt": record.attempt,
                     "worktree": record.worktree,
                     "exists": state.exists,
@@ -659,7 +715,7 @@ class Worktrees:
             record = next(
                 r
                 for r in self.branches.list_all()
-                if (r.task_id, r.attempt) == (row["task"], row["attempt"])
+                if (r.task_id, r.attempt) == (row["task_id"], row["attempt"])
             )
             remove, why = prune_verdict(self.state(record, live(record)))  # judged again
             if not remove:

@@ -36,6 +36,7 @@ from aictl.domain.skills import (
     parse_range,
     parse_version,
 )
+from aictl.domain.suggest import unknown_name
 from aictl.errors import InvalidInput
 from aictl.policy.issues import InvalidFiles, PolicyIssue
 
@@ -261,7 +262,7 @@ def _describe(value: Any) -> str:
 def _unknown(data: Mapping[str, Any], valid: Any, path: Path_, issues: _Collector) -> None:
     for key in data:
         if key not in valid:
-            issues.add((*path, key), f"unknown field {key!r}; valid fields: {', '.join(valid)}")
+            issues.add((*path, key), unknown_name("field", key, valid))
 
 
 def _expect(

@@ -1,6 +1,6 @@
 """The AI registry's persistence: every change is one write transaction with its audit event.
 
-Events: ``ai.registered``, ``ai.labelled``, ``ai.status``, ``ai.removed`` and
+Events: ``ai.registered``, ``ai.labelled``, ``ai.edited``, ``ai.status``, ``ai.removed`` and
 ``ai.quarantined`` (the circuit breaker opened), each appended in the
 transaction of the change it records (``AuditLog.append``), so an event exists exactly when
 its change was committed.
@@ -34,6 +34,7 @@ ON CONFLICT (id) DO UPDATE SET
     updated_at = excluded.updated_at
 RETURNING {_COLUMNS}
 """
+_JSON_FIELDS = ("labels", "capabilities")
 _LEASED = ", ".join(f"'{status}'" for status in LEASED)
 # Both queries match the partial index tasks_leased (status IN ('claimed', 'running')).
 #: Live leases only: an expired one (its holder crashed) is nobody's load, or a crashed run
@@ -184,6 +185,24 @@ class AIStore:
                 self.actor,
                 data={"ai": ai_id, "added": dict(add), "removed": list(remove), "labels": labels},
             )
+        return _ai(row)
+
+    def update(self, ai_id: str, **fields: Any) -> AI:
+        """Set some of ``labels``, ``capabilities``, ``max_concurrency`` and ``model`` (the
+        service validated them), with an ``ai.edited`` audit row naming the new values."""
+        columns = {name: _json(v) if name in _JSON_FIELDS else v for name, v in fields.items()}
+        unknown = set(columns) - {"labels", "capabilities", "max_concurrency", "model"}
+        if unknown or not columns:
+            raise InvalidInput(f"cannot edit {', '.join(sorted(unknown)) or 'nothing'} of an AI")
+        with self.db.transaction() as connection:
+            self.get(ai_id)
+            now = format_time(self.clock.now())
+            assignments = "".join(f"{name} = ?, " for name in columns)
+            row = connection.execute(
+                f"UPDATE ais SET {assignments}updated_at = ? WHERE id = ? RETURNING {_COLUMNS}",
+                (*columns.values(), now, ai_id),
+            ).fetchone()
+            self.audit.append(now, "ai.edited", self.actor, data={"ai": ai_id, **fields})
         return _ai(row)
 
     def set_status(

@@ -14,7 +14,6 @@ it records was committed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from aictl.domain.sha import sha256_hex
 from aictl.domain.tasks import format_time, parse_time
 
 GENESIS = "0" * 64
@@ -38,7 +38,7 @@ def row_hash(
     header = canonical(
         {"seq": seq, "at": at, "kind": kind, "actor": actor, "task_id": task_id, "prev": prev_hash}
     )
-    return hashlib.sha256(f"{header}\n{data}".encode()).hexdigest()
+    return sha256_hex(f"{header}\n{data}".encode())
 
 
 class Entry(NamedTuple):

@@ -112,6 +112,26 @@ def running(db: Database) -> list[dict[str, Any]]:
     return [_task_row(row) for row in rows]
 
 
+def current_worktrees(db: Database, tasks: list[dict[str, Any]]) -> dict[int, dict[str, str]]:
+    """The worktree and branch of each task's current attempt: its newest ``task_branches``
+    row made since the task's claim. An earlier attempt's row does not count, and a task run
+    in the main working tree (``isolation: shared``, an agent session of its own) has none."""
+    claimed = {int(task["id"]): task.get("claimed_at") or "" for task in tasks}
+    if not claimed:
+        return {}
+    marks = ", ".join("?" * len(claimed))
+    rows = db.connection.execute(
+        "SELECT task_id, worktree, branch, created_at FROM task_branches"
+        f" WHERE task_id IN ({marks}) ORDER BY task_id, attempt",
+        tuple(claimed),
+    ).fetchall()
+    found: dict[int, dict[str, str]] = {}
+    for task_id, worktree, branch, created_at in rows:
+        if created_at >= claimed[task_id]:
+            found[task_id] = {"worktree": worktree, "branch": branch}
+    return found
+
+
 def locks(db: Database) -> list[dict[str, Any]]:
     """Every held path lock with its task's title and lease expiry."""
     rows = db.connection.execute(

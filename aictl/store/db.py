@@ -211,6 +211,17 @@ class Database:
     def schema_version(self) -> int:
         return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
 
+    def quick_check(self) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: the first problems found in the file's structure
+        (pages, records, index shapes), ``[]`` when it is sound. It reads every page, which
+        only ``aictl doctor`` asks for. A file too damaged to be read at all raises the
+        translated error (``DatabaseDamaged``)."""
+        try:
+            found = [row[0] for row in self.connection.execute("PRAGMA quick_check(5)")]
+        except sqlite3.Error as error:
+            raise explain(error, self.path) or error from error
+        return [] if found == ["ok"] else found
+
     def migrate(self) -> None:
         """Bring the schema up to date, one migration per transaction.
 

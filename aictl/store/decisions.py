@@ -8,7 +8,6 @@ and replacements (migration 0008).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from aictl.domain.redact import digest, redact
+from aictl.domain.sha import sha256_hex
 from aictl.domain.tasks import check_text, format_time, parse_time
 from aictl.store.audit import AuditLog, canonical
 
@@ -34,9 +34,7 @@ def decision_digest(stored: Sequence[Any]) -> str:
     columns (``COLUMN_NAMES``, in that order) with their stored values, JSON columns kept as
     their stored text. Kept in the record's ``policy.decision`` audit row, so that ``audit
     verify`` sees a record changed after it was written (its effect, its rules, anything)."""
-    return hashlib.sha256(
-        canonical(dict(zip(COLUMN_NAMES, stored, strict=True))).encode()
-    ).hexdigest()
+    return sha256_hex(canonical(dict(zip(COLUMN_NAMES, stored, strict=True))).encode())
 
 
 class Ruling(NamedTuple):

@@ -13,7 +13,14 @@ import os
 import sqlite3
 from pathlib import Path
 
-from aictl.errors import AictlError, Contention, DatabaseUnusable, NotAnAictlDatabase
+from aictl.errors import (
+    AictlError,
+    Contention,
+    DatabaseDamaged,
+    DatabaseUnusable,
+    NotAnAictlDatabase,
+)
+from aictl.workspace import STATE_DB, STATE_DIR
 
 # SQLite's primary result codes (https://www.sqlite.org/rescode.html).
 SQLITE_BUSY = 5
@@ -70,12 +77,10 @@ def explain(error: BaseException, path: Path | None = None) -> AictlError | None
             hint="check that the file and its folder exist and are yours to read and write",
         )
     if primary == SQLITE_CORRUPT:
-        return DatabaseUnusable(
-            f"{where} is damaged (SQLite: {error})",
-            hint="restore it from a backup; `sqlite3 FILE .recover` may save what is left, "
-            "and `aictl audit verify` then shows whether the history is whole",
-        )
+        return damaged(path, f"SQLite: {error}")
     if primary == SQLITE_NOTADB:
+        if path is not None and is_state_file(path):
+            return damaged(path, "the file is no longer SQLite: its header is overwritten")
         return NotAnAictlDatabase(
             f"{where} is not an aictl database: the file is not SQLite",
             hint="--db / AICTL_DB must name an .ai/state.db; `aictl init` makes one",
@@ -91,6 +96,25 @@ def explain(error: BaseException, path: Path | None = None) -> AictlError | None
             hint="see docs/troubleshooting.md, 'database is locked'",
         )
     return None
+
+
+def is_state_file(path: Path) -> bool:
+    """Whether ``path`` is a repository's ``.ai/state.db``: a file there that is not a sound
+    database was one once (it is damaged), while another file named by ``--db`` may simply be
+    the wrong file (invalid input)."""
+    return path.name == STATE_DB and path.parent.name == STATE_DIR
+
+
+def damaged(path: Path | None, what: str) -> DatabaseDamaged:
+    """The error for a damaged state database at ``path``: what is wrong, and how to recover."""
+    where = f"the state database {path}" if path else "the state database"
+    shown = path or "FILE"
+    return DatabaseDamaged(
+        f"{where} is damaged ({what})",
+        hint="restore it from a backup: `aictl restore BACKUP` (with the daemon stopped; "
+        f"`aictl backup FILE` makes one); `sqlite3 {shown} .recover` may save what is left "
+        "into a new file; `aictl doctor` checks the database again",
+    )
 
 
 def _full(path: Path | None) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from aictl.domain.audit_replay import (
     Difference,
     StoredDecision,
+    compare_comments,
     compare_decisions,
     compare_tasks,
     evidence_digest,
@@ -32,6 +33,9 @@ WHERE task_id IS NOT NULL AND kind LIKE 'task.%' ORDER BY seq
 """
 _DECISION_EVENTS = """
 SELECT seq, actor, task_id, data FROM audit_log WHERE kind = 'policy.decision' ORDER BY seq
+"""
+_COMMENT_EVENTS = """
+SELECT seq, actor, task_id, data FROM audit_log WHERE kind = 'task.commented' ORDER BY seq
 """
 _TASKS = """
 SELECT id, status, lease_epoch, lease_holder, approval, result, evidence, title, priority, paths,
@@ -67,9 +71,9 @@ def snapshot(connection: sqlite3.Connection) -> Iterator[None]:
 
 
 def check_state(connection: sqlite3.Connection) -> StateCheck:
-    """Replay the chain's task events and compare every task row with what they imply, and
-    every decision record with the digest (or, for older rows, the fields) its audit row
-    carries."""
+    """Replay the chain's task events and compare every task row with what they imply, every
+    decision record with the digest (or, for older rows, the fields) its audit row carries,
+    and every task comment with its ``task.commented`` row."""
     implied = replay(
         (row[0], row[1], row[2], row[3], json.loads(row[4]))
         for row in connection.execute(_TASK_EVENTS)
@@ -93,9 +97,24 @@ def check_state(connection: sqlite3.Connection) -> StateCheck:
             f"{partial} decision record(s) predate decision digests: only their action, effect, "
             "rules, policy hash, subject and task were compared"
         )
-    difference = _first(decision_difference, task_difference)
+    comments = {
+        row[0]: (row[1], row[2], row[3])
+        for row in connection.execute("SELECT id, task_id, author, body FROM task_comments")
+    }
+    comment_difference, comment_count = compare_comments(
+        (
+            (row[0], row[1], row[2], json.loads(row[3]))
+            for row in connection.execute(_COMMENT_EVENTS)
+        ),
+        comments,
+    )
+    difference = _first(decision_difference, task_difference, comment_difference)
     return StateCheck(
-        difference, task_count + decision_count, len(actual), len(stored), tuple(notes)
+        difference,
+        task_count + decision_count + comment_count,
+        len(actual),
+        len(stored),
+        tuple(notes),
     )
 
 

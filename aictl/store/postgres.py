@@ -231,11 +231,22 @@ class PgDatabase(Database):
         self.pg.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, reason))
 
     def schema_version(self) -> int:
-        row = self.pg.execute("SELECT to_regclass('aictl_schema') IS NOT NULL").fetchone()
+        # A catalog query, not to_regclass(): that looks the name up without a lock, in a
+        # cache that can still say "no such table" after another session created it (seen
+        # with four processes opening a new database at once).
+        row = self.pg.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = 'aictl_schema')"
+        ).fetchone()
         if not row[0]:
             return 0
         found = self.pg.execute("SELECT max(version) FROM aictl_schema").fetchone()
         return int(found[0] or 0)
+
+    def quick_check(self) -> list[str]:
+        """Nothing to check from here: PostgreSQL checks its own pages (checksums, and the
+        ``amcheck`` extension for an administrator who wants more)."""
+        return []
 
     def _refuse_foreign(self) -> None:
         rows = self.pg.execute(

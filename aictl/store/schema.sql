@@ -33,6 +33,16 @@ BEGIN
     SELECT RAISE(ABORT, 'decision records are append-only');
 END;
 
+CREATE TRIGGER task_comments_no_delete BEFORE DELETE ON task_comments
+BEGIN
+    SELECT RAISE(ABORT, 'task comments are append-only');
+END;
+
+CREATE TRIGGER task_comments_no_update BEFORE UPDATE ON task_comments
+BEGIN
+    SELECT RAISE(ABORT, 'task comments are append-only');
+END;
+
 CREATE TABLE ais (
     id              TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
     connector       TEXT    NOT NULL CHECK (length(connector) > 0),
@@ -136,6 +146,14 @@ CREATE TABLE task_branches (
     PRIMARY KEY (task_id, attempt)
 ) WITHOUT ROWID;
 
+CREATE TABLE task_comments (
+    id         INTEGER PRIMARY KEY,
+    task_id    INTEGER NOT NULL REFERENCES tasks(id),
+    author     TEXT NOT NULL CHECK (author <> ''),
+    body       TEXT NOT NULL CHECK (body <> ''),
+    created_at TEXT NOT NULL
+);
+
 CREATE TABLE task_deps (
     task_id    INTEGER NOT NULL REFERENCES tasks (id),
     depends_on INTEGER NOT NULL REFERENCES tasks (id),
@@ -224,6 +242,8 @@ CREATE INDEX decisions_subject ON decisions (subject, at);
 CREATE INDEX decisions_task ON decisions (task_id, at) WHERE task_id IS NOT NULL;
 
 CREATE INDEX run_spend_day ON run_spend (finished_at, cost_usd);
+
+CREATE INDEX task_comments_task ON task_comments(task_id, id);
 
 CREATE INDEX task_deps_dependents ON task_deps (depends_on, task_id);
 

@@ -27,9 +27,11 @@ from aictl.domain.tasks import (
     LeaseToken,
     Status,
     Task,
+    current_holder,
     failure_event,
     format_time,
     hash_secret,
+    lost_lease_hint,
     next_status,
     parse_time,
     sources,
@@ -740,7 +742,7 @@ class TaskStore:
         if row is None:
             return TaskNotFound(f"no task {token.task_id}")
         status, epoch, holder, expires = Status(row[0]), row[1], row[2], row[3]
-        hint = "claim the task again if it is still wanted"
+        hint = lost_lease_hint(token.task_id, status)
         if epoch == token.epoch and row[4] != token.secret_hash:
             # Checked before expiry and status: a wrong secret learns nothing about the lease.
             return LeaseLost(
@@ -751,7 +753,7 @@ class TaskStore:
         if epoch != token.epoch:
             return LeaseLost(
                 f"lease {token.label} is stale: task {token.task_id} was claimed again "
-                f"(epoch {epoch}, holder {holder})",
+                f"(epoch {epoch}; {current_holder(status, holder)})",
                 hint=hint,
             )
         if status not in LEASED:
@@ -1234,17 +1236,28 @@ class TaskStore:
 
     @staticmethod
     def _task(row: sqlite3.Row, deps: list[int] | None = None) -> Task:
-        values = dict(row)
+        # dict(zip(...)): dict(row) looks every column up by name, four times slower
+        values = dict(zip(row.keys(), row, strict=True))
         listed = values.pop("deps")
         for name in _JSON_COLUMNS:
             if values[name] is not None:
-                values[name] = json.loads(values[name])
+                values[name] = _json_value(values[name])
         for name in _TIME_COLUMNS:
             if values[name] is not None:
                 values[name] = parse_time(values[name])
         values["status"] = Status(values["status"])
-        depends_on = deps if deps is not None else sorted(json.loads(listed))
+        depends_on = deps if deps is not None else sorted(_json_value(listed))
         return Task(**values, depends_on=depends_on)
+
+
+def _json_value(text: str) -> Any:
+    """``json.loads(text)``, without the decoder for the empty list and object that most
+    columns of most tasks hold (a listing decodes six columns per task)."""
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return json.loads(text)
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:

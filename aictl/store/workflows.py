@@ -72,7 +72,7 @@ class StepRecord:
             "step": state.step,
             "iteration": state.iteration,
             "status": state.status,
-            "task": state.task_id,
+            "task_id": state.task_id,
             "task_status": self.task_status,
             "forced": state.forced,
             "retries": state.retries,

@@ -8,9 +8,9 @@ paths from an input with a default.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
+from aictl.domain.suggest import did_you_mean
 from aictl.errors import InvalidInput
 
 FOLDER = Path(__file__).resolve().parent.parent / "templates" / "workflows"
@@ -25,10 +25,9 @@ def path_of(name: str) -> Path:
     """The file of the example ``name``; ``InvalidInput`` (with a close match) if there is none."""
     known = names()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise InvalidInput(
             f"no example workflow named {name!r}",
-            hint=f"{hint}the examples are: {', '.join(known)} (aictl workflow examples)",
+            hint=f"{did_you_mean(name, known)}the examples are: {', '.join(known)} "
+            "(aictl workflow examples)",
         )
     return FOLDER / f"{name}.yaml"

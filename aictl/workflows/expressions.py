@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aictl.domain.suggest import did_you_mean
 from aictl.policy.celbinding import cel, compile_program, panics_as_errors
 from aictl.policy.celtext import Scanned, scan_within_bounds
 from aictl.policy.conditions import BUILTIN_FUNCTIONS, _comprehension_variables, _syntax_problem
@@ -114,8 +115,8 @@ def compile_expression(
             problems.append(
                 (
                     line_at(match.start("field")),
-                    f"unknown field {name!r} of steps.{step}; valid fields: "
-                    + ", ".join(STEP_FIELDS),
+                    f"unknown field {name!r} of steps.{step}; {did_you_mean(name, STEP_FIELDS)}"
+                    "valid fields: " + ", ".join(STEP_FIELDS),
                 )
             )
             continue

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from aictl.domain.suggest import unknown_name
 from aictl.policy import models as policy_models
 from aictl.policy.models import Duration, Problem, Text
 
@@ -113,8 +114,7 @@ def _problem(item: Any) -> Problem:
     loc = tuple(part for part in loc if not _branch_name(part))
     kind = item["type"]
     if kind == "extra_forbidden":
-        valid = ", ".join(_fields_at(loc[:-1]))
-        return Problem(loc, f"unknown field {loc[-1]!r}; valid fields: {valid}")
+        return Problem(loc, unknown_name("field", loc[-1], _fields_at(loc[:-1])))
     if kind == "missing" and loc[-2:-1] == ("loop",) and loc[-1] == "max":
         return Problem(loc, "a loop needs a maximum: add `max: N` (the most rounds it may run)")
     if loc and loc[-1] == "on_failure" and kind in ("literal_error", "model_type", "dict_type"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +15,18 @@ from aictl.workspace import Workspace
 
 Result = tuple[int, str, str]
 """(exit code, stdout, stderr)"""
+
+BIN = Path(sys.executable).parent
+"""The virtual environment's bin folder, where `make install` put the `aictl` script."""
+
+
+def installed(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as a user's shell would: the installed `aictl` first on PATH, no AICTL_DB."""
+    env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 @pytest.fixture

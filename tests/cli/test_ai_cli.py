@@ -222,7 +222,7 @@ def test_route_explain_json_gives_every_ai_its_reasons(aictl: Aictl) -> None:
     ok(aictl, "task", "claim", "1", "--as", "web-2")
     ok(aictl, "task", "create", "feature", "--requires", "python", "--label", "ai.team=web")
     result = json.loads(ok(aictl, "route", "explain", "2", "--json"))
-    assert result["task"] == 2 and result["ai"] == "web-2"
+    assert result["task_id"] == 2 and result["ai"] == "web-2"
     by_ai = {item["ai"]: item for item in result["candidates"]}
     assert list(by_ai) == ["api-1", "web-1", "web-2", "web-3"]
     assert by_ai["api-1"]["reasons"] == ["label team=web required, has team=api"]
@@ -268,3 +268,47 @@ def test_validate_warns_about_unknown_ais_only_once_the_registry_has_one(
     # explicit files are checked against the registry too
     report = json.loads(ok(aictl, "policy", "validate", str(policies / "ghost.yaml"), "--json"))
     assert report["warnings"] == 1
+
+
+def test_edit_changes_labels_capabilities_concurrency_and_model(aictl: Aictl) -> None:
+    register(aictl, "claude-1", "--capability", "python", "--label", "team=web")
+    ok(aictl, "ai", "status", "claude-1", "--set", "offline")
+    out = ok(
+        aictl,
+        *("ai", "edit", "claude-1", "--capability", "rust", "--remove-capability", "python"),
+        *("--label", "gpu=yes", "--label", "team-", "--max-concurrency", "3"),
+        *("--model", "sonnet", "--json"),
+    )
+    ai = json.loads(out)
+    assert ai["capabilities"] == ["rust"]
+    assert ai["labels"] == {"gpu": "yes"}
+    assert ai["max_concurrency"] == 3
+    assert ai["model"] == "sonnet"
+    assert ai["status"] == "offline"  # an edit leaves the status alone
+    edited = [
+        e for e in json.loads(ok(aictl, "audit", "log", "--json")) if e["kind"] == "ai.edited"
+    ]
+    assert edited[0]["data"]["max_concurrency"] == 3
+    assert ok(aictl, "audit", "verify")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to change"),
+        (("--max-concurrency", "0"), "must be 1 or more"),
+        (("--capability", "bad cap"), "invalid capability"),
+        (("--model", " "), "--model must not be empty"),
+    ],
+)
+def test_edit_refuses_bad_values_and_changes_nothing(
+    aictl: Aictl, args: tuple[str, ...], message: str
+) -> None:
+    register(aictl, "claude-1", "--capability", "python")
+    before = ok(aictl, "ai", "show", "claude-1", "--json")
+    code, _, err = aictl("ai", "edit", "claude-1", *args)
+    assert code == 2
+    assert message in err
+    assert ok(aictl, "ai", "show", "claude-1", "--json") == before
+    code, _, err = aictl("ai", "edit", "nobody", "--model", "x")
+    assert code == 2

@@ -214,7 +214,7 @@ def test_db_option_and_environment_override(
 # ------------------------------------------------------------- the exit codes
 
 BAD_INPUTS = [
-    (["task", "create", "x", "--path", "../outside"], "'..'"),
+    (["task", "create", "x", "--path", "../outside"], "'../outside': it is outside the repository"),
     (["task", "create", "x", "--path", "/etc/passwd"], "/etc/passwd"),
     (["task", "create", "x", "--path", "src/\x00"], "NUL"),
     (
@@ -232,6 +232,10 @@ BAD_INPUTS = [
     (["task", "create", "x", "--type", "bad type"], "invalid task type"),
     (["task", "claim", "--as", "w", "--ttl", "soon"], "invalid --ttl 'soon'"),
     (["task", "claim", "--as", "w", "--ttl", "-5s"], "invalid --ttl"),
+    (["task", "claim", "--as", "w", "--ttl", "10"], "needs a unit\nHint: 10s? 10m?"),
+    (["task", "heartbeat", "1", "--lease", "1:1:x", "--ttl", "10"], "invalid --ttl '10'"),
+    (["daemon", "stop", "--timeout", "60"], "invalid --timeout '60': a duration needs a unit"),
+    (["daemon", "start", "--grace", "30"], "invalid --grace '30': a duration needs a unit"),
     (["task", "claim", "--as", "bad holder!"], "invalid holder"),
     (["task", "show", "abc"], "abc"),
     (["task", "show", "42"], "no task 42"),
@@ -407,7 +411,7 @@ def test_deps_and_graph_renderings(aictl: Callable[..., Result]) -> None:
         '  └── 4 join "q" [queued]',
     ]
     deps = json.loads(aictl("task", "deps", "4", "--json")[1])
-    assert {(e["task"], e["depends_on"]) for e in deps["upstream"]} == {
+    assert {(e["task_id"], e["depends_on"]) for e in deps["upstream"]} == {
         (4, 2),
         (4, 3),
         (2, 1),

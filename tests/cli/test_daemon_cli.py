@@ -20,12 +20,12 @@ Aictl = Callable[..., Result]
 @pytest.fixture
 def started(aictl: Aictl, workspace: Workspace) -> Iterator[int]:
     """A background daemon, stopped (or killed) at the end of the test."""
-    code, out, err = aictl("daemon", "start", "--json", "--grace", "1")
+    code, out, err = aictl("daemon", "start", "--json", "--grace", "1s")
     assert code == 0, err
     pid = int(json.loads(out)["pid"])
     yield pid
     if is_running(DaemonPaths.of(workspace)):
-        aictl("daemon", "stop", "--timeout", "30")
+        aictl("daemon", "stop", "--timeout", "30s")
 
 
 def test_start_status_logs_stop(aictl: Aictl, workspace: Workspace, started: int) -> None:
@@ -66,10 +66,12 @@ def test_a_second_start_names_the_running_daemon(aictl: Aictl, started: int) -> 
     assert f"pid {started}" in err
 
 
-def test_stop_without_a_daemon_says_so(aictl: Aictl) -> None:
-    code, _, err = aictl("daemon", "stop")
-    assert code == 1
-    assert "no daemon is running" in err
+def test_stop_without_a_daemon_says_so_and_succeeds(aictl: Aictl) -> None:
+    code, out, _ = aictl("daemon", "stop")
+    assert code == 0  # idempotent: stopping what is stopped is no error
+    assert out == "no daemon running: nothing to stop\n"
+    code, out, _ = aictl("daemon", "stop", "--json")
+    assert code == 0 and json.loads(out) == {"stopped": False, "pid": None}
     code, out, _ = aictl("daemon", "status")
     assert code == 0 and "no daemon is running" in out
 
@@ -89,7 +91,7 @@ def test_watch_once_shows_tasks_locks_and_the_daemon(aictl: Aictl) -> None:
     assert code == 0, err
     view = json.loads(out)
     assert view["tasks"][0]["status"] == "claimed" and view["tasks"][0]["holder"] == "w1"
-    assert view["locks"] == [{"task": 1, "glob": "src/**", "holder": "w1"}]
+    assert view["locks"] == [{"task_id": 1, "glob": "src/**", "holder": "w1"}]
     assert view["daemon"] == "no daemon running"
     code, out, _ = aictl("task", "watch", "--once")
     assert code == 0 and "Locked" in out and "src/**" in out
@@ -102,3 +104,25 @@ def test_a_daemon_that_fails_at_start_reports_why(
     code, _, err = aictl("daemon", "start")
     assert code == 2, err
     assert "policy" in err and os.path.basename(str(DaemonPaths.of(workspace).out)) in err
+
+
+def test_logs_as_text_show_info_and_above_with_task_ids(aictl: Aictl, workspace: Workspace) -> None:
+    log = DaemonPaths.of(workspace).log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"at": "2026-01-01T10:00:01Z", "level": "info", "event": "task.progress", "task": 3,
+         "message": "tool Write {}"},
+        {"at": "2026-01-01T10:00:02Z", "level": "info", "event": "task.finished", "task": 3,
+         "message": "task 3 done (fake-1, 1.0s)"},
+        {"at": "2026-01-01T10:00:03Z", "level": "debug", "event": "notify.task.done", "task": 3,
+         "message": "task 3 (t) done by fake-1"},
+    ]  # fmt: skip
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    code, out, _ = aictl("daemon", "logs")
+    assert code == 0
+    assert out.splitlines() == [
+        "10:00:01 info    task 3: tool Write {}",
+        "10:00:02 info    task 3 done (fake-1, 1.0s)",
+    ]
+    assert aictl("daemon", "logs", "-n", "1")[1] == "10:00:02 info    task 3 done (fake-1, 1.0s)\n"
+    assert len(aictl("daemon", "logs", "--json")[1].splitlines()) == 3

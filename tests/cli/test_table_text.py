@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 
 import pytest
@@ -54,3 +55,33 @@ def test_only_styled_cells_are_coloured(monkeypatch: pytest.MonkeyPatch) -> None
     text = screen.getvalue()
     assert "\x1b[32mdone" in text  # green
     assert "[red]plain[/red]" in text and "\x1b[31m" not in text
+
+
+def test_no_table_line_ends_in_spaces(aictl: Callable[..., Result]) -> None:
+    aictl("task", "create", "a much longer title than the others", "--path", "src/**")
+    aictl("task", "create", "b", "--label", "k=v")
+    for args in (("task", "list"), ("task", "show", "2"), ("doctor",)):
+        out = aictl(*args)[1]
+        lines = out.splitlines()
+        assert len(lines) >= 2
+        assert [line for line in lines if line != line.rstrip()] == [], args
+
+
+def test_no_line_ends_in_spaces_on_a_terminal_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, color_system="standard", width=120)
+    monkeypatch.setattr(output, "_console", lambda: console)
+    rows = [(output.Styled("done", "green"), "long text here", "x"), ("queued", "", "")]
+    output.table(None, ["STATUS", "TEXT", "LAST"], rows)
+    text = screen.getvalue()
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert [line for line in plain.splitlines() if line != line.rstrip()] == []
+    assert "\x1b[32mdone" in text and plain.splitlines()[2] == "queued"
+
+
+def test_only_trailing_spaces_go() -> None:
+    assert (
+        output.without_trailing_spaces("a  b   \nc\x1b[1m  \x1b[0m\n") == "a  b\nc\x1b[1m\x1b[0m\n"
+    )

@@ -114,7 +114,7 @@ def test_the_shipped_examples_are_listed_and_registered_by_name(flow: Run) -> No
     code, out, _ = flow("workflow", "create", "--example", "gated-deploy")
     assert code == 0 and "Registered workflow gated-deploy" in out
     code, _, err = flow("workflow", "create", "--example", "implement-and-fixx")
-    assert code == 2 and "did you mean 'implement-and-fix'?" in err
+    assert code == 2 and "did you mean `implement-and-fix`?" in err
     code, _, err = flow("workflow", "create")
     assert code == 2 and "give a workflow FILE or --example NAME" in err
     code, _, err = flow(

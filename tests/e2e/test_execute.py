@@ -136,7 +136,7 @@ def test_a_scripted_write_completes_the_task_with_evidence(tmp_path: Path) -> No
         ran = repo.aictl("task", "execute", "--json")
     assert ran.returncode == 0, ran.stderr
     summary = json.loads(ran.stdout)
-    assert (summary["task"], summary["ai"], summary["outcome"]) == (1, "claude-1", "done")
+    assert (summary["task_id"], summary["ai"], summary["outcome"]) == (1, "claude-1", "done")
     assert "tool Write" in ran.stderr  # progress from the stream, live
     assert "turn: I wrote src/hello.txt." in ran.stderr
     assert "tool calls allowed 1, denied 0; files changed 1" in ran.stderr  # the summary
@@ -187,12 +187,13 @@ def test_an_api_500_is_retried_until_attempts_run_out(tmp_path: Path) -> None:
         repo = make_repo(tmp_path, server.url, policy)
         create(repo, "--max-attempts", "2")
         first = repo.aictl("task", "execute", "1", "--json")
-        assert first.returncode == 1, first.stderr
+        assert first.returncode == 6, first.stderr  # queued again for a retry
         assert json.loads(first.stdout)["outcome"] == "requeued"
         task = repo.task(1)
         assert (task["status"], task["attempts"]) == ("queued", 1)
         assert task["not_before"] is not None
         second = repo.aictl("task", "execute", "1", "--json")
+    assert second.returncode == 1  # failed for good
     assert json.loads(second.stdout)["outcome"] == "failed"
     task = repo.task(1)
     assert (task["status"], task["attempts"]) == ("failed", 2)
@@ -232,9 +233,9 @@ def test_an_api_500_backs_off_and_repeated_failures_quarantine_the_ai(tmp_path: 
         for _ in range(4):
             create(repo)
         first = repo.aictl("task", "execute", "--json")
-        assert first.returncode == 1, first.stderr
+        assert first.returncode == 6, first.stderr
         summary = json.loads(first.stdout)
-        assert (summary["task"], summary["outcome"]) == (1, "requeued")
+        assert (summary["task_id"], summary["outcome"]) == (1, "requeued")
         task = repo.task(1)
         failed_at = datetime.fromisoformat(task["updated_at"])
         not_before = datetime.fromisoformat(task["not_before"])
@@ -246,8 +247,8 @@ def test_an_api_500_backs_off_and_repeated_failures_quarantine_the_ai(tmp_path: 
         # task 1 waits for its backoff: the next runs take tasks 2 and 3
         for expected in (2, 3):
             ran = repo.aictl("task", "execute", "--json")
-            assert ran.returncode == 1, ran.stderr
-            assert json.loads(ran.stdout)["task"] == expected
+            assert ran.returncode == 6, ran.stderr
+            assert json.loads(ran.stdout)["task_id"] == expected
         assert json.loads(ran.stdout)["ai_quarantined"] is True
         assert "quarantined after 3 consecutive failed runs" in ran.stderr
         shown = json.loads(repo.aictl("ai", "show", "claude-1", "--json").stdout)

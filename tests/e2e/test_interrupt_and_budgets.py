@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from aictl.domain.budgets import format_usd
 from aictl.model_server import serve
 from tests.e2e.test_execute import WRITE_HELLO, aictl_binary, create, make_repo
 from tests.e2e.test_execute_enforcement import agents_in, decisions, processes_in
@@ -99,7 +100,7 @@ def test_the_task_budget_fails_the_run_and_the_daily_budget_refuses_the_next(
     assert [r["effect"] for r in records] == ["allow", "deny"]
     assert records[1]["rules"][0]["qualified_id"] == "aictl:budget-task"
     assert refused.returncode == 3, refused.stderr
-    assert f"{spent:.4f} USD" in refused.stderr and "1.0000 USD" in refused.stderr
+    assert format_usd(spent) in refused.stderr and "$1.00" in refused.stderr
     second = repo.task(2)
     assert (second["status"], second["attempts"], second["lease_epoch"]) == ("queued", 0, 0)
     daily = repo.aictl("policy", "decisions", "--task", "2", "--action", "execute", "--json")

@@ -8,7 +8,6 @@ Under CI a missing binary fails these tests; locally they are skipped (``claude_
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from aictl.model_server import serve
-from tests.e2e.test_execute import Repo, make_repo
+from tests.e2e.test_execute import Repo, aictl_binary, make_repo
 from tests.real_claude import claude_binary
 
 pytestmark = pytest.mark.e2e
@@ -26,8 +25,10 @@ def tool(name: str, **arguments: Any) -> dict[str, Any]:
     return {"tool_use": {"name": name, "input": arguments}}
 
 
-def agent(repo: Repo, home: Path, name: str) -> subprocess.Popen[str]:
-    """A Claude Code session started as a person would, in the project, named ``name``."""
+def agent(repo: Repo, home: Path, name: str, url: str | None = None) -> subprocess.Popen[str]:
+    """A Claude Code session started as a person would, in the project, named ``name``, with
+    nothing but the project's settings (no ``--allowedTools``), in a process group of its own;
+    ``url``: another model server than the repository's."""
     home.mkdir()
     env = dict(repo.env)
     env.update(
@@ -39,13 +40,13 @@ def agent(repo: Repo, home: Path, name: str) -> subprocess.Popen[str]:
             "DISABLE_TELEMETRY": "1",
         }
     )
+    if url is not None:
+        env["ANTHROPIC_BASE_URL"] = url
     return subprocess.Popen(
         [str(claude_binary()), "-p", "--output-format=stream-json", "--verbose",
-         "--permission-mode=acceptEdits", "--max-turns=8",
-         # the settings' `permissions.allow: [mcp__aictl]` was not honoured under -p (2.1.332)
-         "--allowedTools=mcp__aictl", "--", "work on the next task"],
+         "--permission-mode=acceptEdits", "--max-turns=8", "--", "work on the next task"],
         cwd=repo.root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 
 
@@ -56,20 +57,19 @@ def finish(run: subprocess.Popen[str]) -> list[dict[str, Any]]:
     return lines
 
 
-def setup(tmp_path: Path, url: str) -> Repo:
-    repo = make_repo(tmp_path, url, register=False)
-    done = repo.aictl("setup", "claude", "--command", str(Path(os.environ["VIRTUAL_ENV_BIN"])))
+def setup(tmp_path: Path, url: str, policy: str = "") -> Repo:
+    """A git repository set up by ``aictl setup claude`` as a user runs it."""
+    repo = make_repo(tmp_path, url, policy, register=False)
+    command = aictl_binary()  # the hooks run the aictl under test
+    dry = repo.aictl("setup", "claude", "--command", command, "--dry-run")
+    assert dry.returncode == 0 and '"mcp__aictl"' in dry.stdout, dry.stderr
+    assert "+/.claude/settings.local.json" in dry.stdout  # the line for .git/info/exclude
+    done = repo.aictl("setup", "claude", "--command", command)
     assert done.returncode == 0, done.stderr
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=repo.root, capture_output=True, text=True, check=True)  # fmt: skip
+    assert ".mcp.json" in status.stdout and "settings.local.json" not in status.stdout
     return repo
-
-
-@pytest.fixture(autouse=True)
-def aictl_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
-    found = shutil.which("aictl")
-    assert found, "the aictl console script is not on PATH"
-    monkeypatch.setenv("VIRTUAL_ENV_BIN", found)
 
 
 def test_an_agent_claims_writes_inside_is_denied_outside_and_completes(tmp_path: Path) -> None:

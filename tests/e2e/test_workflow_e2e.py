@@ -56,14 +56,17 @@ TEST_COMMAND = (
 )
 
 
-def script(greeting: Path) -> list[dict[str, Any]]:
+def script() -> list[dict[str, Any]]:
+    """Each turn edits ``src/greeting.txt`` relative to the agent's working directory: its
+    task's own worktree."""
+    greeting = "src/greeting.txt"
     return [
-        {"tool_use": {"name": "Read", "input": {"file_path": str(greeting)}}},
+        {"tool_use": {"name": "Read", "input": {"file_path": greeting}}},
         {
             "tool_use": {
                 "name": "Edit",
                 "input": {
-                    "file_path": str(greeting),
+                    "file_path": greeting,
                     "old_string": "TODO",
                     "new_string": "TODO hello",
                 },
@@ -81,13 +84,14 @@ def run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
         cwd=root,
         check=True,
         capture_output=True,
-    )
+        text=True,
+    ).stdout
 
 
 def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: Path) -> None:
@@ -98,7 +102,7 @@ def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: 
     greeting.write_text("greeting: TODO\n")
     (root / "flow.yaml").write_text(FLOW)
     git(root, "init", "-q")
-    with serve(script(greeting)) as server:
+    with serve(script()) as server:
         env = {k: v for k, v in os.environ.items() if k != "AICTL_DB"}
         env.update(
             {
@@ -110,8 +114,9 @@ def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: 
             }
         )
         assert run(root, env, "init").returncode == 0
-        # the shared tree: the fix step works on the failed implementation where it lies
-        policy = f"version: 1\nsettings:\n  isolation: shared\n  test_command: '{TEST_COMMAND}'\n"
+        # isolation: worktree (the default): the fix step's worktree starts from the failed
+        # implementation's commit, which is merged only with the fix
+        policy = f"version: 1\nsettings:\n  test_command: '{TEST_COMMAND}'\n"
         (root / ".ai" / "policy.yaml").write_text(policy)
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "first")
@@ -135,7 +140,14 @@ def test_implement_then_fix_until_the_tests_pass_with_the_real_claude(tmp_path: 
     assert steps[("fix", 1)]["outcome"]["files_changed"] == ["src/greeting.txt"]
     assert steps[("fixing", 0)]["status"] == "done" and steps[("fixing", 0)]["rounds"] == 1
     assert ("fix", 2) not in steps
-    assert greeting.read_text() == "greeting: TODO hello hello\n"
+    assert greeting.read_text() == "greeting: TODO hello hello\n"  # both merged into main
+    implement, fix = steps[("implement", 0)]["task"], steps[("fix", 1)]["task"]
+    subjects = git(root, "log", "--format=%s", "-n", "3").splitlines()
+    assert subjects[1:] == [
+        f"task {fix}: Fix the failing tests (round 1)",
+        f"task {implement}: Implement hello",
+    ]
+    assert subjects[0].startswith(f"Merge task {fix} ")
     # The fix step's prompt carried the failure output of the implement step's tests.
     prompts = [json.dumps(body["messages"][0]) for body in requests if body.get("tools")]
     fix_prompts = [text for text in prompts if "Fix the failing tests (round 1)" in text]

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 STALL: list[dict[str, Any]] = [{"stall": True}]
 QUICK: list[dict[str, Any]] = [{"text": "Done.", "usage": {"input_tokens": 50, "output_tokens": 5}}]
 WAIT = 120.0
-DAEMON_ARGS = ("daemon", "start", "--foreground", "--concurrency", "2", "--grace", "1")
+DAEMON_ARGS = ("daemon", "start", "--foreground", "--concurrency", "2", "--grace", "1s")
 
 
 def git(root: Path, *args: str) -> None:
@@ -90,7 +90,7 @@ def daemons(workspace: Workspace, tmp_path: Path) -> Iterator[Callable[[str], An
                     "--concurrency",
                     "2",
                     "--grace",
-                    "1",
+                    "1s",
                 ],
                 cwd=workspace.root,
                 env=env,

@@ -100,8 +100,8 @@ def test_resume_after_sigkill_finishes_without_redoing_finished_steps(tmp_path: 
     ]
     service = TaskService(workspace)
     try:
-        first = service.get(records["first"]["task"])
-        second = service.get(records["second"]["task"])
+        first = service.get(records["first"]["task_id"])
+        second = service.get(records["second"]["task_id"])
         assert first.attempts == 1 and str(first.status) == "done"
         assert second.attempts == 2 and str(second.status) == "done"  # the killed lease counted
         assert len(service.list_tasks()) == 3  # no step got a second task

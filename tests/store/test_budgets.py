@@ -76,7 +76,7 @@ def test_a_run_that_reached_the_task_budget_fails_for_good_with_a_decision(
     task = service.create("t", paths=["src/**"], max_attempts=3)
     done = Executor(service).execute(task.id, ai="bot")
     assert (done.outcome, str(done.task.status), done.task.attempts) == ("failed", "failed", 1)
-    assert done.reason is not None and done.reason.startswith("budget: the run cost 0.6000 USD")
+    assert done.reason is not None and done.reason.startswith("budget: the run cost $0.6000")
     (record,) = service.store.decisions.records(task_id=task.id, effect="deny")
     assert record.action == "execute" and record.lease_epoch == 1
     assert record.rules[0]["qualified_id"] == "aictl:budget-task"
@@ -134,7 +134,7 @@ def test_the_daily_budget_refuses_the_run_before_the_claim(
     with pytest.raises(PolicyDenied) as refused:
         Executor(service).execute(task.id, ai="bot")
     assert refused.value.exit_code == 3
-    assert "2.0000 USD" in refused.value.message and "daily budget" in refused.value.message
+    assert "$2.00" in refused.value.message and "daily budget" in refused.value.message
     after = service.get(task.id)
     assert (str(after.status), after.attempts, after.lease_epoch) == ("queued", 0, 0)
     assert seen == [] and service.locks() == []
@@ -151,7 +151,7 @@ def test_a_run_that_failed_still_counts_against_the_daily_budget(
     first = service.create("t", paths=["src/**"])
     Executor(service).execute(first.id, ai="bot")
     second = service.create("t2", paths=["docs/**"])
-    with pytest.raises(PolicyDenied, match=r"1\.5000 USD"):
+    with pytest.raises(PolicyDenied, match=r"\$1\.50 has reached"):
         Executor(service).execute(second.id, ai="bot")
 
 

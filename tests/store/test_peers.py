@@ -90,7 +90,7 @@ def test_create_check_show_and_ready(service: TaskService, sessions: list[PeerSe
     assert [task["id"] for task in a1.ready()["ready"]] == [1]
     a1.claim(1)
     conflicts = b2.check_paths(["src/**"])["conflicts"]
-    assert conflicts == [{"glob": "src/**", "task": 1, "held": "src/api/**", "holder": "a1"}]
+    assert conflicts == [{"glob": "src/**", "task_id": 1, "held": "src/api/**", "holder": "a1"}]
     assert a1.check_paths(["src/**"]) == {"conflicts": []}
     assert b2.show(1)["holder"] == "a1" and a1.ready()["held"][0]["id"] == 1
     with pytest.raises(InvalidInput):
@@ -217,11 +217,22 @@ def test_setup_merges_with_what_the_user_has_and_is_idempotent(workspace: Worksp
     assert json.loads((root / ".mcp.json").read_text()) == {
         "mcpServers": {"other": {"command": "x"}}
     }
-    assert len(claude_setup.apply(dry)) == 2
+    assert [change.name(root) for change in dry] == [
+        ".mcp.json",
+        ".claude/settings.json",
+        ".claude/settings.local.json",
+        ".git/info/exclude",
+    ]
+    assert len(claude_setup.apply(dry)) == 4
     settings = json.loads((root / ".claude" / "settings.json").read_text())
     mcp = json.loads((root / ".mcp.json").read_text())
     assert settings["model"] == "opus" and "aictl" in settings["enabledMcpjsonServers"]
-    assert settings["permissions"]["allow"] == ["mcp__aictl"]
+    # `claude -p` honours an MCP allow rule only in the local file (tests/e2e prove it)
+    local = json.loads((root / ".claude" / "settings.local.json").read_text())
+    assert local == {"permissions": {"allow": ["mcp__aictl"]}} and "permissions" not in settings
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert ".claude/settings.json" in status and "settings.local.json" not in status
     commands = [h["command"] for e in settings["hooks"]["PreToolUse"] for h in e["hooks"]]
     assert commands == ["lint.sh", "aictl hook pre-tool-use"]
     assert settings["hooks"]["SessionStart"][0]["hooks"][0]["command"] == "aictl prime"
@@ -233,6 +244,24 @@ def test_setup_merges_with_what_the_user_has_and_is_idempotent(workspace: Worksp
     settings = json.loads((root / ".claude" / "settings.json").read_text())
     commands = [h["command"] for e in settings["hooks"]["PreToolUse"] for h in e["hooks"]]
     assert len(apply) == 2 and commands == ["lint.sh", "/opt/bin/aictl hook pre-tool-use"]
+
+
+def test_setup_keeps_the_users_local_settings_and_skips_an_ignored_file(
+    workspace: Workspace,
+) -> None:
+    root = workspace.root
+    (root / ".claude").mkdir()
+    (root / ".gitignore").write_text(".claude/settings.local.json\n")
+    mine = {"permissions": {"allow": ["Bash(make test)"], "deny": ["Read(.env)"]}}
+    (root / ".claude" / "settings.local.json").write_text(json.dumps(mine))
+    changes = claude_setup.plan(root)
+    assert [change.name(root) for change in changes][-1] == ".claude/settings.local.json"
+    assert "info/exclude" not in "".join(change.diff(root) for change in changes)
+    claude_setup.apply(changes)
+    local = json.loads((root / ".claude" / "settings.local.json").read_text())
+    assert local == {"permissions": {"allow": ["Bash(make test)", "mcp__aictl"],
+                                     "deny": ["Read(.env)"]}}  # fmt: skip
+    assert not any(change.changed for change in claude_setup.plan(root))
 
 
 def test_setup_refuses_a_file_that_is_not_json(workspace: Workspace) -> None:

@@ -15,6 +15,7 @@ import pytest
 from aictl.cli import run
 from aictl.daemon.scheduler import Daemon
 from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
+from aictl.services import maintenance
 from aictl.services.tasks import TaskService
 from aictl.store import postgres
 from aictl.store.dashboard import data_version
@@ -227,3 +228,13 @@ def test_a_daemon_on_postgres_listens_and_one_on_sqlite_polls(
         listener.close()
     sqlite_workspace, _ = initialise(git_init(tmp_path / "other"))
     assert Daemon(sqlite_workspace)._listener() is None
+
+
+def test_backup_and_restore_are_refused_on_postgres(pg_database: str, tmp_path: Path) -> None:
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    with pytest.raises(InvalidInput, match="keeps its state in PostgreSQL"):
+        maintenance.backup(workspace, tmp_path / "copy.db")
+    with pytest.raises(InvalidInput, match="aictl restore copies the SQLite state file"):
+        maintenance.restore(workspace, tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists()
+    assert not (workspace.db_path).exists()  # no SQLite file made on the side

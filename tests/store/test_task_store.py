@@ -229,6 +229,30 @@ def test_stale_holder_is_refused_and_changes_nothing(
     assert service.get(task.id).attempts == 2
 
 
+def test_a_stale_lease_says_who_holds_the_task_now_and_hints_by_its_status(
+    service: TaskService, clock: ManualClock
+) -> None:
+    service.create("t")
+    old = service.claim("old", ttl=TTL).token
+    clock.advance(61)
+    run_to_done(service, 1, holder="new")  # the task was claimed again and is done now
+    with pytest.raises(LeaseLost) as caught:
+        service.heartbeat(old)
+    assert "holder None" not in caught.value.message
+    assert "(epoch 2; nobody holds it now, it is done)" in caught.value.message
+    assert caught.value.hint is not None
+    assert "claim" not in caught.value.hint and "the task is done" in caught.value.hint
+
+
+def test_a_lease_lost_to_a_failure_hints_at_a_retry(service: TaskService) -> None:
+    service.create("t", max_attempts=1)
+    token = service.claim("w", ttl=TTL).token
+    service.fail(token, reason="broken")
+    with pytest.raises(LeaseLost, match="is failed") as caught:
+        service.heartbeat(token)
+    assert caught.value.hint == "`aictl task retry 1` queues it again if it is still wanted"
+
+
 def test_expired_lease_is_refused_even_before_anyone_reclaims(
     service: TaskService, clock: ManualClock
 ) -> None:

@@ -115,7 +115,7 @@ def test_a_change_outside_the_globs_fails_and_nothing_reaches_the_target(
     assert ran.evidence["task_commit"] is None and ran.evidence["merge_commit"] is None
     # the worktree is kept for inspection, and prune keeps it: its changes are not merged
     [row] = list_worktrees(service)
-    assert (row["task"], row["status"], row["merged"], row["prunable"]) == (
+    assert (row["task_id"], row["status"], row["merged"], row["prunable"]) == (
         1,
         "failed",
         False,
@@ -274,11 +274,11 @@ def test_rebase_keeps_history_linear_and_branch_leaves_the_target_alone(
     assert git(main, "rev-parse", "main").strip() == before
     assert "src/b.txt" in git(main, "ls-tree", "-r", "--name-only", "aictl/task-2")
     # prune keeps the branch left for review; integrate merges it
-    kept_row = [row for row in prune_worktrees(service, dry_run=False) if row["task"] == 2]
+    kept_row = [row for row in prune_worktrees(service, dry_run=False) if row["task_id"] == 2]
     assert kept_row[0]["action"] == "kept" and "not merged" in kept_row[0]["why"]
     assert integrate_task(service, 2).status == "merged"
     assert (main / "src" / "b.txt").is_file()
-    removed = {row["task"]: row["action"] for row in prune_worktrees(service, dry_run=False)}
+    removed = {row["task_id"]: row["action"] for row in prune_worktrees(service, dry_run=False)}
     assert removed == {1: "removed", 2: "removed"}
     assert not (main / ".ai" / "worktrees").exists()
     assert "aictl/task-" not in git(main, "branch", "--list")

@@ -113,7 +113,7 @@ def test_a_spent_daily_budget_stops_dispatch_and_is_logged_once(
         time.sleep(OBSERVE)
     assert recorder.runs == []
     (logged,) = events(workspace, "budget.daily_reached")
-    assert "1.2500 USD" in str(logged["message"]) and "1.0000 USD" in str(logged["message"])
+    assert "$1.25" in str(logged["message"]) and "$1.00" in str(logged["message"])
     after = service.get(task.id)
     assert (str(after.status), after.attempts) == ("queued", 0)
     assert "task.claimed" not in audit_kinds(workspace)

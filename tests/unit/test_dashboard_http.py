@@ -9,13 +9,16 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from aictl.clock import ManualClock
 from aictl.daemon.http import StatusServer
 from aictl.dashboard.app import DashboardApp
 from aictl.services.tasks import TaskService
+from aictl.store.branches import BranchStore
 from aictl.workspace import Workspace
 from tests.daemon_fakes import wait_for
 
@@ -99,6 +102,34 @@ def test_pages_show_the_state(workspace: Workspace, served: DashboardApp) -> Non
     assert request(served, "GET", "/task/999")[0] == 404
     assert request(served, "GET", "/static/dashboard.js")[0] == 200
     assert request(served, "GET", "/static/../app.py")[0] == 404
+
+
+def test_the_agents_page_shows_each_running_tasks_worktree_and_branch(
+    workspace: Workspace, served: DashboardApp
+) -> None:
+    clock = ManualClock()
+    service = TaskService(workspace, clock=clock)
+    try:
+        api = service.create("API", paths=["src/**"]).id
+        docs = service.create("Docs", paths=["docs/**"]).id
+        branches = BranchStore(service.db, clock)
+        made = {"target": "main", "base_commit": "abc123", "mode": "merge"}
+        branches.add(task_id=api, attempt=1, branch="aictl/task-1-attempt-1",
+                     worktree=".ai/worktrees/task-1-1", **made)  # fmt: skip
+        clock.advance(timedelta(seconds=5))  # that attempt ended; the task is claimed again
+        service.claim("w1", task_id=api)
+        service.claim("w2", task_id=docs)  # a peer session: it works in the main tree
+        clock.advance(timedelta(seconds=1))
+        branches.add(task_id=api, attempt=2, branch="aictl/task-1",
+                     worktree=".ai/worktrees/task-1-2", **made)  # fmt: skip
+    finally:
+        service.close()
+    _, agents, _ = request(served, "GET", "/agents")
+    assert "worktree <code>.ai/worktrees/task-1-2</code> · branch <code>aictl/task-1</code>" in (
+        agents
+    )
+    assert "task-1-1" not in agents and "attempt-1" not in agents
+    assert agents.count("worktree: none (the main working tree)") == 1
 
 
 def test_a_foreign_host_is_refused(served: DashboardApp) -> None:

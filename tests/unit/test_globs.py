@@ -25,6 +25,7 @@ from aictl.domain import glob_automata, globs
 from aictl.domain.globs import (
     GlobConflict,
     GlobError,
+    base_within,
     covers,
     find_conflicts,
     glob_to_regex,
@@ -964,3 +965,42 @@ def test_a_path_outside_not_checked_by_covers_is_refused(
     monkeypatch.setattr(glob_automata, "path_outside", lambda _a, _b, **_: "src/x/b.py")
     with pytest.raises(RuntimeError, match="not covered by"):
         globs.glob_within("src/**/a*.py", "src/x/*b.py")
+
+
+@pytest.mark.parametrize(
+    ("raw", "glob"),
+    [
+        ("util.py", "src/calc/util.py"),
+        ("*.py", "src/calc/*.py"),
+        ("./tests/", "src/calc/tests/**"),
+        ("../api/**", "src/api/**"),
+        ("../../docs/*.md", "docs/*.md"),
+        ("..", "src/**"),
+        (".", "src/calc/**"),
+    ],
+)
+def test_a_relative_glob_is_read_from_where_the_user_stands(
+    tmp_path: Path, raw: str, glob: str
+) -> None:
+    assert normalize_glob(raw, tmp_path, base="src/calc") == glob
+
+
+def test_an_absolute_glob_ignores_the_base(tmp_path: Path) -> None:
+    assert normalize_glob(f"{tmp_path}/docs/a.md", tmp_path, base="src/calc") == "docs/a.md"
+
+
+def test_a_glob_climbing_out_of_the_repository_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(GlobError, match=r"'\.\./\.\./\.\./x': it is outside the repository"):
+        normalize_glob("../../../x", tmp_path, base="src/calc")
+    with pytest.raises(GlobError, match="outside the repository"):
+        normalize_glob("../x", tmp_path)
+    with pytest.raises(GlobError, match="not allowed after a name"):
+        normalize_glob("src/../x", tmp_path, base="src")
+
+
+def test_the_base_is_where_the_directory_lies_inside_the_root(tmp_path: Path) -> None:
+    (tmp_path / "src" / "calc").mkdir(parents=True)
+    assert base_within(tmp_path, tmp_path / "src" / "calc") == "src/calc"
+    assert base_within(tmp_path, tmp_path) == ""
+    assert base_within(tmp_path / "src", tmp_path) == ""  # above the root: read from the root
+    assert base_within(tmp_path, None) == ""

@@ -77,9 +77,48 @@ def test_a_duplicate_key_inside_a_rule_is_found_too() -> None:
 
 def test_a_yaml_syntax_error_has_line_and_column() -> None:
     issue = only("version: 1\ndefault: [a\n  b: c\n")
-    assert issue.line == 3
-    assert issue.message.startswith("YAML syntax error (column 4): ")
-    assert "expected ',' or ']'" in issue.message
+    assert issue.line == 2  # the '[' never closed, not the line where PyYAML gave up
+    assert issue.message.startswith("YAML syntax error (column 10): ")
+    assert (
+        "expected ',' or ']'" in issue.message and "(noticed at line 3, column 4)" in issue.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nsettings\n  lease_ttl: 5m\n", 2),  # a key without ':'
+        ('version: 1\ndefault: "allow\nsettings: {}\n', 2),  # a quote never closed
+        ("version: 1\nsettings:\n  lease_ttl: 5m\n heartbeat_interval: 1m\n", 4),
+        ("version: 1\nrules:\n  - id: a\n    reason: a: b\n", 4),
+    ],
+)
+def test_a_yaml_syntax_error_is_reported_at_the_line_to_fix(text: str, line: int) -> None:
+    assert only(text).line == line
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("version: 1\nsettings:\n\tlease_ttl: 5m\n", 3),
+        ("version: 1\nsettings:\n  lease_ttl: 5m\n\tmax_attempts: 3\n", 4),
+    ],
+)
+def test_a_tab_in_the_indentation_is_named(text: str, line: int) -> None:
+    issue = only(text)
+    assert issue.line == line
+    assert "a tab in the indentation; YAML indents with spaces only" in issue.message
+
+
+def test_a_misspelt_field_gets_a_did_you_mean() -> None:
+    issue = only("version: 1\nsettings:\n  concurency: 2\n")
+    assert (issue.line, issue.field) == (3, "settings.concurency")
+    assert "unknown field 'concurency'; did you mean `concurrency`? valid fields:" in issue.message
+
+
+def test_a_misspelt_effect_gets_a_did_you_mean() -> None:
+    issue = only(rule_with("'true'").replace("effect: deny", "effect: dny"))
+    assert "did you mean `deny`?" in issue.message
 
 
 def test_an_empty_file_is_an_error_that_says_what_to_write() -> None:
@@ -240,6 +279,13 @@ def test_a_bad_rule_id_and_a_bad_duration_and_a_bad_permission_mode() -> None:
     assert by_field["settings.lease_ttl"].line == 3
     assert "unknown permission mode 'yolo'" in by_field["ais.claude-1.permission_mode"].message
     assert "invalid rule id 'Bad_Id'" in by_field["rules[0].id"].message
+
+
+@pytest.mark.parametrize("field", ["lease_ttl", "heartbeat_interval", "retry_backoff"])
+def test_a_duration_without_a_unit_is_refused_with_the_likely_units(field: str) -> None:
+    issue = only(f"version: 1\nsettings:\n  {field}: 10\n")
+    assert (issue.line, issue.field) == (3, f"settings.{field}")
+    assert "a duration needs a unit" in issue.message and "10s? 10m?" in issue.message
 
 
 def test_strict_values_are_not_coerced() -> None:

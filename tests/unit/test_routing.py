@@ -149,7 +149,7 @@ def test_every_ai_gets_reasons_and_all_blockers_are_listed() -> None:
 
 
 def test_no_ais_routes_nowhere() -> None:
-    assert route(task(), [], {}).to_dict() == {"task": 7, "ai": None, "candidates": []}
+    assert route(task(), [], {}).to_dict() == {"task_id": 7, "ai": None, "candidates": []}
 
 
 def test_load_of_unknown_holders_is_ignored() -> None:

@@ -121,7 +121,7 @@ BASE = "name: a\nversion: '1'\ndescription: d\n"
 ERRORS: list[tuple[str, dict[str, str | bytes], str, int, str, str]] = [
     ("no manifest", {"notes.txt": "x"}, "skill", 1, "", "no skill.yaml or SKILL.md"),
     ("not UTF-8", {"skill.yaml": b"name: \xff\n"}, "skill.yaml", 1, "", "not UTF-8"),
-    ("YAML syntax", {"skill.yaml": "name: [a\n"}, "skill.yaml", 2, "", "YAML syntax error"),
+    ("YAML syntax", {"skill.yaml": "name: [a\n"}, "skill.yaml", 1, "", "YAML syntax error"),
     (
         "duplicate key",
         {"skill.yaml": BASE + "name: b\n", "instructions.md": "x"},

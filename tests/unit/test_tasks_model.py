@@ -160,7 +160,6 @@ def test_labels() -> None:
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [
-        ("90", 90),
         ("90s", 90),
         ("5m", 300),
         ("1h30m", 5400),
@@ -174,6 +173,21 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
+@pytest.mark.parametrize("text", ["10", "1.5", " 90 "])
+def test_a_bare_number_is_refused_with_the_likely_units(text: str) -> None:
+    with pytest.raises(InvalidInput, match="a duration needs a unit") as caught:
+        parse_duration(text, field="--ttl")
+    number = text.strip()
+    assert caught.value.hint is not None
+    assert caught.value.hint.startswith(f"{number}s? {number}m?")
+
+
+def test_zero_is_refused_unless_it_means_at_once() -> None:
+    with pytest.raises(InvalidInput, match="at least 1ms"):
+        parse_duration("0s", field="--timeout")
+    assert parse_duration("0s", field="--grace", allow_zero=True) == timedelta(0)
+
+
 @pytest.mark.parametrize("text", ["", "0", "0s", "-5s", "5 minutes", "m", "5x", "1h-3m"])
 def test_bad_durations_name_the_field(text: str) -> None:
     with pytest.raises(InvalidInput, match="invalid --ttl"):
@@ -184,11 +198,11 @@ def test_bad_durations_name_the_field(text: str) -> None:
     ("text", "problem"),
     [
         ("0.0000001s", "at least 1ms"),  # a timedelta of zero: the lease would be born expired
-        ("0.0009", "at least 1ms"),
+        ("0.0009s", "at least 1ms"),
         ("0.5ms", "at least 1ms"),
         ("9999999d", "at most 365 days"),  # beyond datetime's range once added to now
         ("366d", "at most 365 days"),
-        ("9" * 400, "at most 365 days"),  # a float of infinity
+        ("9" * 400 + "s", "at most 365 days"),  # a float of infinity
     ],
 )
 def test_durations_are_bounded_on_the_resulting_timedelta(text: str, problem: str) -> None:

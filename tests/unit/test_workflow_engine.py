@@ -66,14 +66,14 @@ def test_a_true_condition_runs_the_branch_and_skips_the_other_with_its_values(
     assert report.run.status == "done"
     assert steps["celebrate#0"]["status"] == "done"
     assert steps["repair#0"]["status"] == "skipped"
-    assert steps["repair#0"]["task"] is None
+    assert steps["repair#0"]["task_id"] is None
     assert steps["repair#0"]["decided"] == {
         "when": 'steps.check.tests != "passed"',
         "values": {"steps.check.tests": "passed"},
     }
     assert steps["report#0"]["status"] == "done"  # a skipped need counts as settled
-    report_task = engine.service.get(steps["report#0"]["task"])
-    assert report_task.depends_on == [steps["celebrate#0"]["task"]]
+    report_task = engine.service.get(steps["report#0"]["task_id"])
+    assert report_task.depends_on == [steps["celebrate#0"]["task_id"]]
     assert report_task.labels["workflow_step"] == "report"
 
 
@@ -86,7 +86,7 @@ def test_a_false_condition_skips_the_branch_and_runs_the_other(engine: WorkflowS
     assert steps["celebrate#0"]["status"] == "skipped"
     assert steps["celebrate#0"]["decided"]["values"] == {"steps.check.tests": "failed"}
     assert steps["repair#0"]["status"] == "done"
-    repair = engine.service.get(steps["repair#0"]["task"])
+    repair = engine.service.get(steps["repair#0"]["task_id"])
     assert repair.title.startswith("Repair: fail")  # the failure output reached the template
     skipped = engine.service.store.audit.entries(kinds=("workflow.step_skipped",))
     assert [entry.data["step"] for entry in skipped] == ["celebrate"]
@@ -156,7 +156,7 @@ steps:
     record = steps_of(report)["build#0"]
     assert report.run.status == "done"
     assert (record["retries"], record["executions"], record["status"]) == (1, 2, "done")
-    assert engine.service.get(record["task"]).max_attempts == 3
+    assert engine.service.get(record["task_id"]).max_attempts == 3
 
 
 def test_a_retryable_crash_is_requeued_by_the_executor_and_run_again(
@@ -243,7 +243,7 @@ def test_an_approval_gate_waits_until_the_task_is_approved(engine: WorkflowServi
     report = engine.execute(define(engine, APPROVAL))
     steps = steps_of(report)
     assert report.run.status == "waiting"
-    task = engine.service.get(steps["deploy#0"]["task"])
+    task = engine.service.get(steps["deploy#0"]["task_id"])
     assert (str(task.status), task.approval, task.attempts) == ("blocked", "pending", 0)
     again = engine.resume(report.run.id)  # nothing moves before the approval
     assert again.run.status == "waiting"
@@ -269,7 +269,7 @@ def test_a_workflow_approve_from_inside_an_agent_run_is_refused(
     with pytest.raises(PolicyDenied, match="aictl:person-only"):
         engine.approve(report.run.id, "deploy")
     assert engine.resume(report.run.id).run.status == "waiting"
-    gate = steps_of(report)["deploy#0"]["task"]
+    gate = steps_of(report)["deploy#0"]["task_id"]
     assert engine.service.get(gate).approval == "pending"
 
 
@@ -279,7 +279,7 @@ def test_cancel_cancels_the_waiting_task_and_the_run(engine: WorkflowService) ->
     steps = steps_of(cancelled)
     assert cancelled.run.status == "cancelled"
     assert steps["deploy#0"]["status"] == "cancelled"
-    assert engine.service.get(steps["deploy#0"]["task"]).status.value == "cancelled"
+    assert engine.service.get(steps["deploy#0"]["task_id"]).status.value == "cancelled"
     with pytest.raises(InvalidInput, match="already cancelled"):
         engine.cancel(report.run.id)
     with pytest.raises(InvalidInput, match="nothing to resume"):
@@ -304,7 +304,7 @@ steps:
     with pytest.raises(InvalidInput, match="invalid --input"):
         engine.execute(name, ["feature"])
     report = engine.execute(name, ["feature=login"])
-    task = engine.service.get(steps_of(report)["a#0"]["task"])
+    task = engine.service.get(steps_of(report)["a#0"]["task_id"])
     assert task.title == "login in src" and task.paths == ["src/**"]
     assert report.run.inputs == {"feature": "login", "area": "src"}
 
@@ -340,7 +340,7 @@ def test_a_second_driver_is_refused_while_one_drives(engine: WorkflowService) ->
 
 def test_a_rejected_approval_fails_the_step_and_the_run(engine: WorkflowService) -> None:
     report = engine.execute(define(engine, APPROVAL))
-    task_id = steps_of(report)["deploy#0"]["task"]
+    task_id = steps_of(report)["deploy#0"]["task_id"]
     engine.service.reject(task_id, reason="not today")
     done = engine.resume(report.run.id)
     record = steps_of(done)["deploy#0"]
@@ -369,7 +369,7 @@ steps:
     try:
         engine = WorkflowService(service, sleep=other_worker_finishes, poll=0.01)
         report = engine.execute(define(engine, text))
-        task_id = steps_of(report)["gate#0"]["task"]
+        task_id = steps_of(report)["gate#0"]["task_id"]
         service.approve(task_id)
         claim = service.claim("someone-else", task_id=task_id)
         service.start(claim.token)
@@ -390,7 +390,7 @@ steps:
     task: {title: A, skills: [python-style]}
 """
     report = engine.execute(define(engine, text))
-    assert engine.service.get(steps_of(report)["a#0"]["task"]).skills == ["python-style"]
+    assert engine.service.get(steps_of(report)["a#0"]["task_id"]).skills == ["python-style"]
 
 
 def test_a_goto_to_a_step_that_already_ran_fails_the_run(engine: WorkflowService) -> None:

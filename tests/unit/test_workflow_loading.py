@@ -187,3 +187,25 @@ def test_every_yaml_block_in_the_workflows_doc_loads() -> None:
     for block in blocks:
         loaded = load_text(block, display="docs/workflows.md")
         assert loaded.ok, [str(issue) for issue in loaded.issues]
+
+
+def test_a_misspelt_field_gets_a_did_you_mean() -> None:
+    text = HEAD + "  - id: a\n    task: {title: A, pahts: [src/**]}\n"
+    assert one(text).startswith(
+        "flow.yaml:5: steps[0].task.pahts: unknown field 'pahts'; did you mean `paths`? "
+    )
+
+
+def test_a_workflow_syntax_error_is_reported_at_the_line_to_fix() -> None:
+    text = HEAD + "  - id: a\n    task\n      title: A\n"
+    assert one(text).startswith("flow.yaml:5: YAML syntax error (column 5): could not find")
+
+
+def test_a_misspelt_step_field_in_a_condition_gets_a_did_you_mean() -> None:
+    text = HEAD + (
+        "  - id: a\n    task: {title: A}\n"
+        "  - id: b\n    task: {title: B}\n    when: steps.a.stauts == 'done'\n"
+    )
+    assert any(
+        "unknown field 'stauts' of steps.a; did you mean `status`?" in i for i in issues(text)
+    )
