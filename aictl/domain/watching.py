@@ -33,7 +33,7 @@ def narrowed(
     return {
         **view,
         "tasks": tasks,
-        "locks": [lock for lock in view["locks"] if lock["task"] in shown],
+        "locks": [lock for lock in view["locks"] if lock["task_id"] in shown],
         "ais": [row for row in view["ais"] if ai is None or row["id"] == ai],
     }
 
@@ -84,17 +84,17 @@ def _task_events(before: View | None, after: View) -> list[str]:
 
 def _lock_events(before: View | None, after: View) -> list[str]:
     def key(lock: Mapping[str, Any]) -> tuple[int, str]:
-        return lock["task"], lock["glob"]
+        return lock["task_id"], lock["glob"]
 
     old = {key(lock): lock for lock in (before or {"locks": []})["locks"]}
     new = {key(lock): lock for lock in after["locks"]}
     lines = [
-        f"lock {lock['glob']} taken by task {lock['task']} ({lock['holder']})"
+        f"lock {lock['glob']} taken by task {lock['task_id']} ({lock['holder']})"
         for k, lock in new.items()
         if k not in old
     ]
     lines += [
-        f"lock {lock['glob']} released by task {lock['task']}"
+        f"lock {lock['glob']} released by task {lock['task_id']}"
         for k, lock in old.items()
         if k not in new
     ]

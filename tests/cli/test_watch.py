@@ -44,7 +44,7 @@ def task(task_id: int, status: str, holder: str | None = None, note: str = "") -
 
 
 def test_filters_keep_the_tasks_that_pass_all_of_them_and_their_locks() -> None:
-    lock = {"task": 2, "glob": "src/**", "holder": "w1"}
+    lock = {"task_id": 2, "glob": "src/**", "holder": "w1"}
     whole = view(
         task(1, "queued"), task(2, "running", "w1"), task(3, "claimed", "w2"), locks=[lock]
     )
@@ -57,7 +57,7 @@ def test_filters_keep_the_tasks_that_pass_all_of_them_and_their_locks() -> None:
 
 
 def test_events_name_each_change_once_and_ignore_the_lease_countdown() -> None:
-    lock = {"task": 1, "glob": "src/**", "holder": "w1"}
+    lock = {"task_id": 1, "glob": "src/**", "holder": "w1"}
     first = view(task(1, "queued"))
     claimed = view(task(1, "claimed", "w1"), locks=[lock])
     assert events(None, first) == ["07:08:09 task 1 queued: t1", "07:08:09 no daemon running"]
