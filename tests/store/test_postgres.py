@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from aictl.cli import run
+from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock
 from aictl.daemon.scheduler import Daemon
 from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
 from aictl.services import maintenance
@@ -238,3 +239,22 @@ def test_backup_and_restore_are_refused_on_postgres(pg_database: str, tmp_path: 
         maintenance.restore(workspace, tmp_path / "copy.db")
     assert not (tmp_path / "copy.db").exists()
     assert not (workspace.db_path).exists()  # no SQLite file made on the side
+
+
+def test_daemons_of_two_clones_may_serve_one_database_and_two_in_one_clone_may_not(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """One daemon per clone (the lock beside .ai/), any number per PostgreSQL database: that
+    is how several hosts share one queue. (On SQLite the database file's identity is locked
+    too: see tests/unit/test_daemon_instance_lock.py.)"""
+    first, _ = initialise(git_init(tmp_path / "host-a"), database=pg_database)
+    second, _ = initialise(git_init(tmp_path / "host-b"), database=pg_database)
+    locks = [InstanceLock(DaemonPaths.of(first)), InstanceLock(DaemonPaths.of(second))]
+    for lock in locks:
+        lock.acquire()
+    try:
+        with pytest.raises(DaemonRunning):
+            InstanceLock(DaemonPaths.of(first)).acquire()
+    finally:
+        for lock in locks:
+            lock.release()
