@@ -258,3 +258,59 @@ def test_daemons_of_two_clones_may_serve_one_database_and_two_in_one_clone_may_n
     finally:
         for lock in locks:
             lock.release()
+
+
+def test_three_daemons_in_three_clones_share_one_queue_each_task_once(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Three clones of a repository, each with its daemon (in threads here, with the fake
+    connector), on one PostgreSQL database: 30 tasks with dependencies and overlapping globs
+    are each run exactly once, after their dependencies, never two intersecting globs at
+    once, by more than one daemon; and the audit chain verifies."""
+    from itertools import combinations
+
+    from aictl.daemon.status import log_lines
+    from aictl.domain.globs import globs_intersect
+    from tests.daemon_fakes import register_ai, reset_recorder, running_daemon, wait_for
+
+    clones = [
+        initialise(git_init(tmp_path / f"host-{name}"), database=pg_database)[0] for name in "abc"
+    ]
+    recorder = reset_recorder()
+    register_ai(clones[0], "fake-1", max_concurrency=6)
+    pool = ("src/a/**", "src/*/x.py", "docs/*.md", "docs/guide.md", "tests/**")
+    service = TaskService(clones[1])
+    try:
+        ids: list[int] = []
+        for index in range(30):
+            depends = ids[-1:] if index % 4 == 3 else []
+            paths = [pool[index % len(pool)]] if index % 3 else []
+            ids.append(service.create(f"t{index}", paths=paths, depends_on=depends).id)
+        tasks = {task.id: task for task in service.list_tasks()}
+        with (
+            running_daemon(clones[0], concurrency=2),
+            running_daemon(clones[1], concurrency=2),
+            running_daemon(clones[2], concurrency=2),
+        ):
+            wait_for(
+                lambda: {str(t.status) for t in service.list_tasks()} == {"done"},
+                "every task done",
+            )
+        assert sorted(recorder.runs) == sorted(ids)  # each exactly once
+        for task_id, task in tasks.items():
+            for dependency in task.depends_on:
+                assert recorder.runs.index(dependency) < recorder.runs.index(task_id)
+        for together in recorder.overlaps:
+            for a, b in combinations(together, 2):
+                assert not any(
+                    globs_intersect(x, y) for x in tasks[a].paths for y in tasks[b].paths
+                ), (a, b)
+        finished = [
+            [r for r in log_lines(DaemonPaths.of(clone).log) if r.get("event") == "task.finished"]
+            for clone in clones
+        ]
+        assert sum(len(records) for records in finished) == len(ids)  # one daemon each
+        assert sum(1 for records in finished if records) >= 2  # the queue was shared
+        assert service.store.audit.verify().ok
+    finally:
+        service.close()
