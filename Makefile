@@ -10,8 +10,11 @@ SANDBOX_PACKAGES := bubblewrap socat
 # The dashboard's end-to-end tests run in a real headless Chromium (Debian's package), driven
 # by Playwright with executable_path=/usr/bin/chromium (never `playwright install`).
 BROWSER_PACKAGES := chromium
+# The store's tests run on PostgreSQL too: Debian's server, started by the suite in a
+# temporary folder on 127.0.0.1 (tests/pgserver.py) unless AICTL_TEST_PG names a server.
+POSTGRES_PACKAGES := postgresql
 
-.PHONY: install sandbox browser test test-fast lint format bench demo docs docs-check clean
+.PHONY: install sandbox browser postgres test test-fast lint format bench demo docs docs-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +55,23 @@ browser: ## headless Chromium for the dashboard's browser tests (apt-get when mi
 		     "(Debian/Ubuntu: sudo apt-get install $(BROWSER_PACKAGES))" >&2; exit 1; \
 	fi
 
-test: $(STAMP) sandbox browser ## the whole suite, with coverage (fails under 80%)
+postgres: ## PostgreSQL's server for the store's tests on that backend (apt-get when missing)
+	@if [ -n "$$AICTL_TEST_PG" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(POSTGRES_PACKAGES) for the store's tests on PostgreSQL"; \
+		(apt-get install -y -qq $(POSTGRES_PACKAGES) >/dev/null 2>&1 \
+		 || (apt-get update -qq >/dev/null && apt-get install -y -qq $(POSTGRES_PACKAGES) >/dev/null)) \
+		|| { echo "error: apt-get could not install $(POSTGRES_PACKAGES)" >&2; exit 1; }; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then \
+		sudo apt-get install -y -qq $(POSTGRES_PACKAGES) >/dev/null \
+		|| { echo "error: apt-get could not install $(POSTGRES_PACKAGES)" >&2; exit 1; }; \
+	else \
+		echo "error: the store's tests on PostgreSQL need its server" \
+		     "(Debian/Ubuntu: sudo apt-get install $(POSTGRES_PACKAGES))," \
+		     "or AICTL_TEST_PG set to a server's URL" >&2; exit 1; \
+	fi
+
+test: $(STAMP) sandbox browser postgres ## the whole suite, with coverage (fails under 80%)
 	$(BIN)/coverage erase
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest --cov --cov-report=term -p no:cacheprovider
 	$(BIN)/python tests/coverage_by_package.py

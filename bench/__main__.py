@@ -35,6 +35,7 @@ from bench import (
     locks,
     peers,
     policy,
+    postgres,
     soak,
     startup,
     workflow,
@@ -59,6 +60,7 @@ PARTS: dict[str, Callable[[Settings], Measurement]] = {
     "peers": peers.run,
     "imports": imports.run,
     "startup": startup.run,
+    "postgres": postgres.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,12 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from aictl.errors import NothingReady
-from bench.common import Goal, Measurement, Row, Settings, median, run_workers, scratch_dir
+from bench.common import (
+    BARRIER_TIMEOUT_S,
+    Goal,
+    Measurement,
+    Row,
+    Settings,
+    loop_worker,
+    median,
+    run_workers,
+    scratch_dir,
+)
 from bench.fixtures import create_in_batches, flat_tasks, open_store
 
 GOAL = Goal("ratio >= 0.50 at 8 processes", "ratio", ">=", 0.5)
 BUSY_TIMEOUT_S = 60.0  # as aictl.store.db.BUSY_TIMEOUT_MS
-BARRIER_TIMEOUT_S = 120.0
 
 _BARE_SCHEMA = (
     "CREATE TABLE t (id INTEGER PRIMARY KEY, priority INTEGER NOT NULL DEFAULT 0,"
@@ -150,34 +158,6 @@ def _prepare(kind: str, path: Path, tasks: int) -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def worker(
-    kind: str,
-    path: str,
-    synchronous: str,
-    index: int,
-    time_limit_s: float,
-    barrier: Any,
-    results: Any,
-) -> None:
-    """A worker process: open the connection, wait for the others, loop, report.
-
-    Reports ``(index, completed, started, ended)`` with ``time.perf_counter`` stamps (a
-    system-wide monotonic clock on Linux and macOS, so stamps compare across processes), or
-    ``(index, "error", text)``.
-    """
-    try:
-        one_task = LOOPS[kind](Path(path), synchronous, f"worker-{index}")
-        barrier.wait(BARRIER_TIMEOUT_S)
-        started = time.perf_counter()
-        deadline = started + time_limit_s
-        completed = 0
-        while time.perf_counter() < deadline and one_task():
-            completed += 1
-        results.put((index, completed, started, time.perf_counter()))
-    except BaseException:
-        results.put((index, "error", traceback.format_exc()))
-
-
 def run_once(
     kind: str, processes: int, synchronous: str, plan: Plan, folder: Path
 ) -> dict[str, Any]:
@@ -186,8 +166,8 @@ def run_once(
     _prepare(kind, path, plan.tasks)
     try:
         completed, wall = run_workers(
-            worker,
-            (kind, str(path), synchronous),
+            loop_worker,
+            (LOOPS[kind], path, synchronous),
             processes,
             plan.time_limit_s,
             f"{kind} x{processes}",

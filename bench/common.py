@@ -15,6 +15,8 @@ import queue
 import shutil
 import statistics
 import tempfile
+import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -211,6 +213,33 @@ def scratch_dir(name: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+BARRIER_TIMEOUT_S = 120.0
+
+
+def loop_worker(make_loop: Callable[..., Callable[[], bool]], *arguments: Any) -> None:
+    """A worker process for ``run_workers``: ``make_loop(*loop_arguments, holder)`` opens its
+    connection and returns one task's work (False when the queue is empty); then wait for the
+    others, loop until empty or out of time, report.
+
+    Called as ``loop_worker(make_loop, *loop_arguments, index, time_limit_s, barrier,
+    results)``; reports ``(index, completed, started, ended)`` with ``time.perf_counter``
+    stamps (a system-wide monotonic clock on Linux and macOS, so stamps compare across
+    processes), or ``(index, "error", text)``.
+    """
+    *loop_arguments, index, time_limit_s, barrier, results = arguments
+    try:
+        one_task = make_loop(*loop_arguments, f"worker-{index}")
+        barrier.wait(BARRIER_TIMEOUT_S)
+        started = time.perf_counter()
+        deadline = started + time_limit_s
+        completed = 0
+        while time.perf_counter() < deadline and one_task():
+            completed += 1
+        results.put((index, completed, started, time.perf_counter()))
+    except BaseException:
+        results.put((index, "error", traceback.format_exc()))
 
 
 def run_workers(

@@ -22,7 +22,7 @@ from aictl.clock import SystemClock
 from aictl.daemon.scheduler import Daemon, DaemonConfig
 from aictl.domain.ais import AI
 from aictl.store.ais import AIStore
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.workspace import Workspace
 from connectors import Detection, RunRequest, RunResult
 
@@ -104,7 +104,7 @@ def reset_recorder() -> Recorder:
 
 
 def register_ai(workspace: Workspace, ai_id: str = "fake-1", *, max_concurrency: int = 1) -> None:
-    db = Database(workspace.db_path)
+    db = connect(workspace.database)
     try:
         now = SystemClock().now()
         AIStore(db, SystemClock()).register(

@@ -53,7 +53,7 @@ settings:
 
 
 def register_ai(
-    db_path: Path,
+    db_path: Path | str,
     ai_id: str = "fake-1",
     capabilities: tuple[str, ...] = ("edit", "review", "shell"),
 ) -> None:
@@ -64,9 +64,9 @@ def register_ai(
     from aictl.clock import SystemClock
     from aictl.domain.ais import AI
     from aictl.store.ais import AIStore
-    from aictl.store.db import Database
+    from aictl.store.db import connect
 
-    db = Database(db_path)
+    db = connect(db_path)  # a SQLite file or a PostgreSQL URL
     now = datetime.now(UTC)
     try:
         AIStore(db, SystemClock()).register(

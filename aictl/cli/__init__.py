@@ -169,13 +169,13 @@ def root(
         ),
     ] = False,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
             envvar="AICTL_DB",
-            metavar="FILE",
-            help="State database (default: .ai/state.db "
-            "found by walking up from the working directory).",
+            metavar="FILE|URL",
+            help="State database: a SQLite file or a postgresql:// URL (default: .ai/state.db, "
+            "or database: in .ai/config, found by walking up from the working directory).",
         ),
     ] = None,
 ) -> None:
@@ -184,18 +184,34 @@ def root(
     ctx.obj = State(db=db)
 
 
-def init(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def init(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Keep the state in this PostgreSQL database (postgresql://...): creates its "
+            "schema and records the URL in .ai/config.",
+        ),
+    ] = None,
+) -> None:
     """Create .ai/ (state database, example policy) at the root of the enclosing git
     repository; refused outside one (run evidence comes from git). Safe to run twice.
 
     Example: aictl init   (at the root of a repository)
     """
+    from aictl.cli.common import state
+    from aictl.store.db import is_postgres_url
     from aictl.workspace import initialise
 
-    workspace, created = initialise()
+    chosen = state(ctx).db
+    workspace, created = initialise(
+        database=database or (chosen if is_postgres_url(chosen) else None)
+    )
     if json_output:
         output.emit_json(
-            {"root": str(workspace.root), "db": str(workspace.db_path), "created": created}
+            {"root": str(workspace.root), "db": str(workspace.database), "created": created}
         )
     elif created:
         output.line(f"Initialised aictl in {workspace.root}: created {', '.join(created)}")

@@ -70,7 +70,7 @@ class Typer(typer.Typer):
 
 @dataclass
 class State:
-    db: Path | None = None
+    db: str | None = None
 
 
 def state(ctx: typer.Context) -> State:

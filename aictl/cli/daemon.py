@@ -133,7 +133,7 @@ def _start_background(
             f"a daemon already runs for {workspace.root}" + (f" (pid {pid})" if pid else ""),
             hint="`aictl daemon status` shows it; `aictl daemon stop` stops it",
         )
-    argv = [sys.executable, "-m", "aictl", "--db", str(workspace.db_path), "daemon", "start"]
+    argv = [sys.executable, "-m", "aictl", "--db", str(workspace.database), "daemon", "start"]
     argv += ["--foreground", "--port", str(port), "--grace", f"{round(grace * 1000)}ms"]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]

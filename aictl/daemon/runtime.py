@@ -46,7 +46,10 @@ class DaemonPaths:
     def of(cls, workspace: Workspace) -> DaemonPaths:
         folder = workspace.db_path.parent
         return cls(
-            database=workspace.db_path,
+            # No file identity on PostgreSQL: several daemons (one per clone, on several
+            # hosts) share its database by design; the lock beside .ai/ still allows one per
+            # clone, and fencing keeps their claims apart.
+            database=None if workspace.url else workspace.db_path,
             lock=folder / "daemon.lock",
             pid=folder / "daemon.pid",
             state=folder / "daemon.json",

@@ -77,12 +77,14 @@ from aictl.services.executor import Execution, Executor
 from aictl.services.tasks import TaskService
 from aictl.store.ais import AIStore
 from aictl.store.daemon import changed_since, decisions_by_effect, ready_head
+from aictl.store.db import shown
 from aictl.store.spend import SpendStore
 from aictl.workspace import Workspace
 from connectors import ConnectorError
 
 if TYPE_CHECKING:
     from aictl.dashboard.app import DashboardApp
+    from aictl.store.postgres import WorkListener
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_TICK = 0.5
@@ -272,6 +274,7 @@ class Daemon:
             environ=self.environ,
             monotonic=self.monotonic,
         )
+        listener = self._listener()
         try:
             self._reload(service, keeper, notifier, first=True)
             notifier.start()
@@ -284,7 +287,7 @@ class Daemon:
                 pid=os.getpid(),
                 port=self.port,
                 concurrency=self.concurrency,
-                db=str(self.workspace.db_path),
+                db=shown(self.workspace.database),
             )
             self._tick(service)
             if ready is not None:
@@ -298,10 +301,24 @@ class Daemon:
             journal.info("daemon.stopped", f"daemon {os.getpid()} stopped", pid=os.getpid())
             return 0
         finally:
+            if listener is not None:
+                listener.close()
             notifier.close()
             server.stop()
             service.close()
             journal.close()
+
+    def _listener(self) -> WorkListener | None:
+        """On PostgreSQL, a thread that wakes the loop when another process (a daemon on
+        another host, a command) makes work ready: LISTEN/NOTIFY instead of the next tick.
+        The tick still runs (leases expire by time, which nobody announces)."""
+        if self.workspace.url is None:
+            return None
+        from aictl.store.postgres import WorkListener
+
+        listener = WorkListener(self.workspace.url, lambda reason: self._wake.set())
+        listener.start()
+        return listener
 
     def _loop_once(self, service: TaskService) -> bool:
         """One turn of the loop; True when the daemon may exit."""

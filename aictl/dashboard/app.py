@@ -27,7 +27,7 @@ from aictl.clock import Clock, SystemClock
 from aictl.dashboard import auth, pages, views
 from aictl.dashboard.feed import ChangeFeed
 from aictl.errors import AictlError, InvalidInput
-from aictl.store.db import Database
+from aictl.store.db import Database, connect
 from aictl.workspace import Workspace
 
 MAX_STREAMS = 16
@@ -127,7 +127,7 @@ class DashboardApp:
     ) -> None:
         writable = self._writable(request, query)
         token = self.token if writable else None
-        db = Database(self.workspace.db_path)
+        db = connect(self.workspace.database)
         try:
             if path.startswith("/task/"):
                 found = self._task(db, path.removeprefix("/task/"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aictl.dashboard.views import latest_transcript
 from aictl.store import dashboard as queries
-from aictl.store.db import Database
+from aictl.store.db import Database, connect
 from aictl.workspace import Workspace
 
 POLL_INTERVAL = 0.2
@@ -74,7 +74,7 @@ class ChangeFeed:
             self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        db = Database(self.workspace.db_path)
+        db = connect(self.workspace.database)
         try:
             version = queries.data_version(db)
             running = self._running(db)

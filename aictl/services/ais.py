@@ -20,7 +20,7 @@ from aictl.domain.tasks import check_text, parse_label
 from aictl.errors import InvalidInput
 from aictl.services.tasks import check_name, default_actor
 from aictl.store.ais import AIExists, AIStore
-from aictl.store.db import Database
+from aictl.store.db import Database, connect
 from aictl.store.tasks import TaskStore
 from aictl.workspace import Workspace
 
@@ -117,7 +117,7 @@ class AIService:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.workspace = workspace
-        self.db = db or Database(workspace.db_path)
+        self.db = db or connect(workspace.database)
         self.clock = clock or SystemClock()
         self.store = AIStore(self.db, self.clock, actor=default_actor())
         self.environ = environ if environ is not None else os.environ

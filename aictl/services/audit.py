@@ -15,7 +15,7 @@ from aictl.domain.tasks import check_text
 from aictl.errors import AictlError, InvalidInput
 from aictl.services import checkpoints
 from aictl.store.audit import AuditLog, Checkpoint, Entry, Verification
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.store.integrity import check_state, snapshot
 from aictl.workspace import Workspace
 
@@ -69,7 +69,7 @@ class AuditService:
         self.workspace = workspace
         self.clock = clock or SystemClock()
         self.environ = environ
-        self.db = Database(workspace.db_path)
+        self.db = connect(workspace.database)
         self.log = AuditLog(self.db.connection)
 
     def close(self) -> None:

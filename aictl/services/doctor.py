@@ -71,10 +71,10 @@ def _git(cwd: Path, environ: Mapping[str, str]) -> Check:
 
 def _database(workspace: Workspace) -> Check:
     def check() -> Check:
-        from aictl.store.db import Database, latest_version
+        from aictl.store.db import connect, latest_version, shown
         from aictl.store.failures import damaged
 
-        database = Database(workspace.db_path)
+        database = connect(workspace.database)
         try:
             version = database.schema_version()
             problems = database.quick_check()
@@ -84,7 +84,7 @@ def _database(workspace: Workspace) -> Check:
             error = damaged(workspace.db_path, "; ".join(problems))
             return Check("database", "error", error.message, error.hint)
         latest = latest_version()
-        found = f"{workspace.db_path}, schema {version} of {latest}"
+        found = f"{shown(workspace.database)}, schema {version} of {latest}"
         return Check("database", "ok" if version == latest else "warning", found)
 
     return _guard("database", check)

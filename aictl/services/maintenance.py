@@ -73,13 +73,24 @@ class RestoreResult:
         }
 
 
+def _sqlite_only(workspace: Workspace, verb: str) -> None:
+    """Backups are copies of the SQLite file; a PostgreSQL database has its own tools."""
+    if workspace.url is not None:
+        raise InvalidInput(
+            f"aictl {verb} copies the SQLite state file; this repository keeps its state in "
+            "PostgreSQL",
+            hint="use PostgreSQL's own tools (pg_dump, pg_restore) for that database",
+        )
+
+
 def _stamp(clock: Clock) -> str:
     return clock.now().strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def backup(workspace: Workspace, target: Path, *, force: bool = False) -> BackupResult:
     """Copy the live database to ``target`` (refused when it exists, unless ``force``), then
-    verify the copy. ``InvalidInput`` for a target that cannot be written."""
+    verify the copy. ``InvalidInput`` for a target that cannot be written, and on PostgreSQL."""
+    _sqlite_only(workspace, "backup")
     target = target.expanduser().absolute()
     if target.resolve() == workspace.db_path.resolve():
         raise InvalidInput(f"{target} is the live state database", hint="choose another file")
@@ -119,6 +130,7 @@ def restore(workspace: Workspace, source: Path, *, clock: Clock | None = None) -
     records the replaced chain's head, is moved beside that copy."""
     from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid
 
+    _sqlite_only(workspace, "restore")
     clock = clock or SystemClock()
     source = source.expanduser().absolute()
     paths = DaemonPaths.of(workspace)

@@ -24,7 +24,7 @@ from aictl.domain.peers import Lease, agent_name, check_agent_name, judge_write
 from aictl.domain.tasks import LeaseToken, Task
 from aictl.errors import InvalidInput, LeaseLost
 from aictl.services.tasks import TaskService
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.workspace import Workspace
 
 DEFAULT_SESSION_TTL = "2m"
@@ -73,7 +73,7 @@ class PeerSession:
     ) -> None:
         self.agent = agent
         self.service = service or TaskService(
-            workspace, db=Database(workspace.db_path, handoff=True)
+            workspace, db=connect(workspace.database, handoff=True)
         )
         self.ttl = ttl
         self.leases: dict[int, LeaseToken] = {}

@@ -26,7 +26,7 @@ from aictl.domain.tasks import (
 )
 from aictl.errors import InvalidInput
 from aictl.services.enforcement import Enforcer
-from aictl.store.db import Database
+from aictl.store.db import Database, connect
 from aictl.store.decisions import Ruling
 from aictl.store.tasks import Claim, Expiry, HeldLock, NewTask, TaskStore
 from aictl.workspace import Workspace
@@ -90,7 +90,7 @@ class TaskService:
         self, workspace: Workspace, *, clock: Clock | None = None, db: Database | None = None
     ) -> None:
         self.workspace = workspace
-        self.db = db or Database(workspace.db_path)
+        self.db = db or connect(workspace.database)
         self.store = TaskStore(self.db, clock or SystemClock(), actor=default_actor())
         self.enforcer = Enforcer(workspace, self.store)
 

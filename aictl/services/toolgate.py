@@ -31,7 +31,7 @@ from aictl.domain.tasks import LeaseToken, Task
 from aictl.domain.toolcalls import path_denial, read_denial
 from aictl.services.enforcement import Enforcer
 from aictl.services.tasks import TaskService
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.workspace import Workspace
 from connectors import ToolCall, Verdict
 
@@ -130,7 +130,7 @@ class ToolGate:
 
     def _open(self) -> TaskService:
         if self._service is None:
-            database = Database(self.workspace.db_path, handoff=True)
+            database = connect(self.workspace.database, handoff=True)
             self._service = TaskService(self.workspace, db=database)
             self._service.enforcer = self.enforcer.sibling(self._service.store)
         return self._service

@@ -168,7 +168,7 @@ class AuditLog:
         sql += " ORDER BY seq"
         if limit is not None:
             sql = f"SELECT * FROM ({sql.replace(' ORDER BY seq', ' ORDER BY seq DESC')}"
-            sql += " LIMIT ?) ORDER BY seq"
+            sql += " LIMIT ?) AS recent ORDER BY seq"
             params.append(limit)
         return [
             Entry(r[0], parse_time(r[1]), r[2], r[3], r[4], json.loads(r[5]), r[6], r[7])

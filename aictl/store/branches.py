@@ -22,6 +22,10 @@ _COLUMNS = (
     "task_id, attempt, branch, worktree, target, base_commit, task_commit, target_before,"
     " merge_commit, mode, status, reason, created_at, updated_at"
 )
+#: A new row for the same attempt replaces the old one whole (an upsert both engines accept).
+_REPLACE = ", ".join(
+    f"{name} = excluded.{name}" for name in _COLUMNS.replace(" ", "").split(",")[2:]
+)
 #: The fields a step may change.
 _MUTABLE = frozenset(
     {"task_commit", "target_before", "merge_commit", "status", "reason", "target", "branch"}
@@ -74,8 +78,9 @@ class BranchStore:
         stamp = format_time(self.clock.now())
         with self.db.transaction() as connection:
             row = connection.execute(
-                f"INSERT OR REPLACE INTO task_branches ({_COLUMNS})"
+                f"INSERT INTO task_branches ({_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, 'running', NULL, ?, ?)"
+                f" ON CONFLICT (task_id, attempt) DO UPDATE SET {_REPLACE}"
                 f" RETURNING {_COLUMNS}",
                 (task_id, attempt, branch, worktree, target, base_commit, mode, stamp, stamp),
             ).fetchone()

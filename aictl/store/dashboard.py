@@ -31,7 +31,13 @@ def _task_row(row: Any) -> dict[str, Any]:
 
 def data_version(db: Database) -> int:
     """SQLite's ``PRAGMA data_version``: changes whenever another connection commits, so a
-    watcher polling it on its own connection sees every write at the cost of no table read."""
+    watcher polling it on its own connection sees every write at the cost of no table read.
+    PostgreSQL has no such counter; there the audit log's head serves (every state change
+    appends to it in its own transaction), read from its primary key's index."""
+    if db.url is not None:
+        return int(
+            db.connection.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0]
+        )
     return int(db.connection.execute("PRAGMA data_version").fetchone()[0])
 
 

@@ -26,6 +26,12 @@ from aictl.store.failures import explain, remember
 BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 MIGRATIONS = Path(__file__).with_name("migrations")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: object) -> bool:
+    """Whether a ``--db`` / ``AICTL_DB`` / ``database:`` value names a PostgreSQL database."""
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -74,6 +80,7 @@ class Database:
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self._depth = 0
+        self.url: str | None = None  # a PostgreSQL database's URL (postgres.PgDatabase)
         remember(self.path)
         try:
             self.connection = sqlite3.connect(
@@ -162,6 +169,10 @@ class Database:
         finally:
             self._depth = 0
 
+    def announce(self, reason: str) -> None:
+        """Tell waiting daemons that work may have become ready, when this transaction commits.
+        SQLite has no such channel (its daemons poll); see ``postgres.PgDatabase.announce``."""
+
     def _roll_back(self, *statements: str) -> None:
         """Undo the failed block, never hiding why it failed.
 
@@ -239,6 +250,25 @@ class Database:
                 for statement in split_statements(script):
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version={version}")
+
+
+def shown(target: Path | str) -> str:
+    """``target`` as messages may name it: a URL loses its password (``user:***@host``)."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(target))
+
+
+def connect(
+    target: Path | str, *, synchronous: str | None = None, handoff: bool = False
+) -> Database:
+    """The state database ``target`` names: a PostgreSQL URL (``postgresql://...``) opens the
+    PostgreSQL backend (psycopg, imported only then), anything else is a SQLite file."""
+    if is_postgres_url(target):
+        from aictl.store.postgres import PgDatabase
+
+        return PgDatabase(str(target))
+    return Database(target, synchronous=synchronous, handoff=handoff)
 
 
 def schema_of(connection: sqlite3.Connection) -> str:

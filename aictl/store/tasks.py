@@ -88,6 +88,8 @@ SELECT id, paths FROM tasks INDEXED BY tasks_ready
 WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= ?)
 ORDER BY priority DESC, id
 """
+_READY_PAGE = READY_CANDIDATES + "LIMIT ? OFFSET ?"
+FIRST_READY_PAGE = 8
 _BACKING_OFF = """
 SELECT count(*), min(not_before) FROM tasks
 WHERE status = 'queued' AND unmet_deps = 0 AND not_before > ?
@@ -279,6 +281,7 @@ class TaskStore:
             return self.create_many([spec])[0]
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
+            self.db.announce("created")  # daemons waiting on the queue wake
             now = self.clock.now()
             if ruling.effect == "deny":
                 self.decisions.enforce(ruling, at=now, task_id=None)
@@ -297,6 +300,7 @@ class TaskStore:
     def create_many(self, specs: Iterable[NewTask]) -> list[Task]:
         """Insert tasks in one transaction (all or none), each depending only on existing ones."""
         with self.db.transaction() as connection:
+            self.db.announce("created")  # daemons waiting on the queue wake
             now = format_time(self.clock.now())
             return [self._insert(connection, spec, now) for spec in specs]
 
@@ -351,6 +355,7 @@ class TaskStore:
         """Make ``task_id`` depend on more tasks. An edge that would close a cycle is refused
         with the cycle named, and nothing is written."""
         with self.db.transaction() as connection:
+            self.db.announce("linked")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status not in (Status.QUEUED, Status.BLOCKED):
                 raise IllegalTransition(
@@ -366,7 +371,8 @@ class TaskStore:
                 if cycle:
                     raise DependencyCycle(cycle)
                 added = connection.execute(
-                    "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)",
+                    "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (task_id, dep),
                 ).rowcount
                 if added and statuses[dep] != Status.DONE:
@@ -383,6 +389,7 @@ class TaskStore:
 
     def unlink(self, task_id: int, depends_on: Sequence[int]) -> Task:
         with self.db.transaction() as connection:
+            self.db.announce("unlinked")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status not in (Status.QUEUED, Status.BLOCKED):
                 raise IllegalTransition(
@@ -577,14 +584,22 @@ class TaskStore:
         now: datetime,
     ) -> Iterator[int]:
         """Ready task ids in claim order, skipping (and counting in ``locked``) those whose
-        globs intersect a held lock. The cursor steps through the index lazily: usually only
-        the first row is read."""
-        for row in connection.execute(READY_CANDIDATES, (format_time(now),)):
-            paths = json.loads(row[1])
-            if paths and globs.has_conflict(paths, held_globs):
-                locked[0] += 1
-                continue
-            yield int(row[0])
+        globs intersect a held lock. Read in pages that double (8, 16, 32, ... rows): usually
+        only the first row is wanted, and PostgreSQL's client reads a whole result at once
+        (SQLite's cursor would step lazily; 100k ready rows per claim would not). The pages
+        are read inside the claim's write transaction, so no row moves between them."""
+        stamp, offset, page = format_time(now), 0, FIRST_READY_PAGE
+        while True:
+            rows = connection.execute(_READY_PAGE, (stamp, page, offset)).fetchall()
+            for row in rows:
+                paths = json.loads(row[1])
+                if paths and globs.has_conflict(paths, held_globs):
+                    locked[0] += 1
+                    continue
+                yield int(row[0])
+            if len(rows) < page:
+                return
+            offset, page = offset + page, page * 2
 
     def _why_nothing_ready(
         self,
@@ -810,6 +825,7 @@ class TaskStore:
 
         stored = None if evidence is None else json.dumps(evidence)
         with self.db.transaction() as connection:
+            self.db.announce("completed")  # daemons waiting on the queue wake
             now = self.clock.now()
             stamp = format_time(now)
             row = self._fenced_update(
@@ -853,6 +869,7 @@ class TaskStore:
         failed, which blocks every dependent. A requeued task is not claimed before
         ``now + backoff`` (its ``not_before``); without ``backoff`` it is ready at once."""
         with self.db.transaction() as connection:
+            self.db.announce("failed")  # daemons waiting on the queue wake
             now = self.clock.now()
             counts = connection.execute(
                 "SELECT attempts, max_attempts FROM tasks WHERE id = ?", (token.task_id,)
@@ -888,6 +905,7 @@ class TaskStore:
     def release(self, token: LeaseToken) -> Task:
         """Give the task back untouched: it is queued again and the attempt is not counted."""
         with self.db.transaction() as connection:
+            self.db.announce("released")  # daemons waiting on the queue wake
             now = self.clock.now()
             row = self._fenced_update(
                 connection,
@@ -908,6 +926,7 @@ class TaskStore:
     def cancel(self, task_id: int, reason: str | None = None) -> Task:
         """Cancel a task in any live status; a holder's lease dies with it."""
         with self.db.transaction() as connection:
+            self.db.announce("cancelled")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "cancel")
             stamp = format_time(self.clock.now())
@@ -932,6 +951,7 @@ class TaskStore:
         """Queue a failed or cancelled task again with fresh attempts, and unblock the
         dependents it was blocking."""
         with self.db.transaction() as connection:
+            self.db.announce("retried")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "retry")
             stamp = format_time(self.clock.now())
@@ -959,6 +979,7 @@ class TaskStore:
         from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
 
         with self.db.transaction() as connection:
+            self.db.announce("integrated")  # daemons waiting on the queue wake
             task = self.get(task_id)
             next_status(task.status, "integrate")
             stamp = format_time(self.clock.now())
@@ -1049,6 +1070,7 @@ class TaskStore:
         when allowed. A refusal is raised after its record is committed."""
         refusal: AictlError | None = None
         with self.db.transaction() as connection:
+            self.db.announce("decided")  # daemons waiting on the queue wake
             task = self.get(task_id)
             if task.status != Status.BLOCKED or task.approval != "pending":
                 detail = (
@@ -1105,6 +1127,8 @@ class TaskStore:
             if outcome == Status.FAILED:
                 self._block_dependents(connection, task_id, stamp)
             done.append(Expiry(task_id, holder, epoch, outcome))
+        if done:
+            self.db.announce("expired")
         return done
 
     # ----------------------------------------------------------------- helpers

@@ -263,7 +263,8 @@ class WorkflowStore:
                 "INSERT INTO workflow_steps (run_id, step, iteration, status, outcome, decided,"
                 " started_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id, step, iteration) DO UPDATE SET status = excluded.status,"
-                " outcome = excluded.outcome, decided = coalesce(excluded.decided, decided),"
+                " outcome = excluded.outcome,"
+                " decided = coalesce(excluded.decided, workflow_steps.decided),"
                 " updated_at = excluded.updated_at, finished_at = excluded.finished_at",
                 (
                     run_id,

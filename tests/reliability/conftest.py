@@ -14,15 +14,31 @@ from pathlib import Path
 
 import pytest
 
-from aictl.store.db import Database
+from aictl.store.db import Database, connect
+from tests.conftest import postgres_wanted
 from tests.reliability.workers import WORKERS_PY
 
 Snapshot = Callable[..., list[tuple[object, ...]]]
 
 
+ON_BOTH = {"tests.reliability.test_race", "tests.reliability.test_crash"}
+"""Modules whose tests that use ``state_db`` run on SQLite and on PostgreSQL."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__ in ON_BOTH:
+        backends = ["sqlite", "postgresql"] if postgres_wanted() else ["sqlite"]
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
 @pytest.fixture
-def state_db(tmp_path: Path) -> Path:
-    """A migrated, empty state database file (created before any worker opens it)."""
+def state_db(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path | str:
+    """A migrated, empty state database (created before any worker opens it): a SQLite file,
+    or on the PostgreSQL side a new database's URL. ``connect`` opens either."""
+    if backend == "postgresql":
+        url: str = request.getfixturevalue("pg_database")
+        connect(url).close()
+        return url
     path = tmp_path / "state.db"
     Database(path).close()
     return path
@@ -81,10 +97,13 @@ def aictl_exe() -> str:
 @pytest.fixture
 def snapshot() -> Snapshot:
     """Every column of a task's rows in tasks, path_locks and task_deps, read raw from SQLite
-    (no parsing, so "unchanged" means byte for byte); with no task id, every row of every table."""
+    (no parsing, so "unchanged" means byte for byte) or from PostgreSQL (a URL); with no task
+    id, every row of every table."""
 
-    def take(db_path: Path, task_id: int | None = None) -> list[tuple[object, ...]]:
-        connection = sqlite3.connect(db_path)
+    def take(db_path: Path | str, task_id: int | None = None) -> list[tuple[object, ...]]:
+        # PostgreSQL's side: values as the server returns them, through the store's connection
+        database = connect(db_path) if isinstance(db_path, str) else None
+        connection = database.connection if database else sqlite3.connect(db_path)
         try:
             rows: list[tuple[object, ...]] = []
             for table, key in (
@@ -101,6 +120,6 @@ def snapshot() -> Snapshot:
                 rows += [(table, *row) for row in cursor]
             return rows
         finally:
-            connection.close()
+            (database or connection).close()
 
     return take

@@ -1,8 +1,9 @@
 """Dead and paused holders: a lease must outlive neither a SIGKILLed worker nor a SIGSTOPped one.
 
 The holder is a real process (``workers.py hold``) so that the kill really lands on an open
-SQLite connection, possibly inside a write transaction, and the pause really freezes a process
-that still believes it holds its lease. The successor runs in this process.
+connection (SQLite's file, or a PostgreSQL session), possibly inside a write transaction, and
+the pause really freezes a process that still believes it holds its lease. The successor runs
+in this process. Both run on both backends (``state_db``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from aictl.clock import ManualClock, SystemClock
 from aictl.domain.tasks import LeaseToken, Status
 from aictl.errors import LeaseLost, NothingReady, TaskHeld
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.store.tasks import Expiry, NewTask, TaskStore
 from tests.reliability.workers import read_log, wait_for
 
@@ -31,8 +32,8 @@ PATHS = ["src/a/**", "docs/*.md"]
 SUCCESSOR_TTL = timedelta(minutes=10)  # long: the successor must not expire during the test
 
 
-def create_task(db_path: Path) -> int:
-    db = Database(db_path)
+def create_task(db_path: Path | str) -> int:
+    db = connect(db_path)
     try:
         store = TaskStore(db, SystemClock())
         return store.create(NewTask(title="contested", paths=PATHS, max_attempts=3)).id
@@ -47,7 +48,7 @@ def events(log: Path, name: str) -> list[dict[str, object]]:
 @pytest.mark.slow
 def test_sigkilled_holder_loses_its_lease_after_the_ttl_and_the_task_is_done_once(
     tmp_path: Path,
-    state_db: Path,
+    state_db: Path | str,
     spawn: Callable[..., subprocess.Popen[bytes]],
     worker_stderr: Callable[[int], str],
 ) -> None:
@@ -80,9 +81,10 @@ def test_sigkilled_holder_loses_its_lease_after_the_ttl_and_the_task_is_done_onc
     dead_token = LeaseToken.parse(str(claimed["token"]))
     assert (dead_token.task_id, dead_token.epoch) == (task_id, 1)
 
-    db = Database(state_db)
+    db = connect(state_db)
     try:
-        assert db.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if isinstance(state_db, Path):  # SQLite's own check of its file
+            assert db.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         # Time stands where the holder's last heartbeat left it: the lease is live.
         reader = TaskStore(db, SystemClock())
         before = reader.get(task_id)
@@ -137,7 +139,7 @@ def test_sigkilled_holder_loses_its_lease_after_the_ttl_and_the_task_is_done_onc
 @pytest.mark.slow
 def test_resumed_zombie_is_fenced_off_by_library_and_cli_without_changing_a_byte(
     tmp_path: Path,
-    state_db: Path,
+    state_db: Path | str,
     spawn: Callable[..., subprocess.Popen[bytes]],
     worker_stderr: Callable[[int], str],
     aictl_exe: str,
@@ -177,7 +179,7 @@ def test_resumed_zombie_is_fenced_off_by_library_and_cli_without_changing_a_byte
     zombie_token = LeaseToken.parse(str(events(log, "claimed")[0]["token"]))
     assert (zombie_token.task_id, zombie_token.epoch) == (task_id, 1)
 
-    db = Database(state_db)
+    db = connect(state_db)
     try:
         store = TaskStore(db, SystemClock())
         zombie_expiry = store.get(task_id).lease_expires_at

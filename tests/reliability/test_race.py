@@ -1,4 +1,5 @@
-"""Exclusive claims under a real race: many OS processes drain one database file at once.
+"""Exclusive claims under a real race: many OS processes drain one database at once (a SQLite
+file, and a PostgreSQL database: see conftest's ``state_db``).
 
 This is the test of the claim transaction itself (``BEGIN IMMEDIATE``, the ready index, the
 path-lock check and the lock rows written in one step). An in-process test cannot prove it:
@@ -21,7 +22,7 @@ import pytest
 from aictl.clock import ManualClock
 from aictl.domain.globs import globs_intersect
 from aictl.domain.tasks import Status, Task
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.store.tasks import NewTask, TaskStore
 from tests.reliability.workers import read_log, wait_for
 
@@ -62,7 +63,7 @@ def conflicting(a: Task, b: Task) -> bool:
 @pytest.mark.slow
 def test_racing_processes_claim_every_task_exactly_once_in_dag_and_lock_order(
     tmp_path: Path,
-    state_db: Path,
+    state_db: Path | str,
     spawn: Callable[..., subprocess.Popen[bytes]],
     worker_stderr: Callable[[int], str],
 ) -> None:
@@ -83,7 +84,7 @@ def test_racing_processes_claim_every_task_exactly_once_in_dag_and_lock_order(
     The workers keep the default ``synchronous=FULL``: on this machine the whole race takes a
     few seconds, so there is no reason to test a weaker setting than the one users run.
     """
-    db = Database(state_db)
+    db = connect(state_db)
     created = TaskStore(db, ManualClock(datetime(2026, 1, 1, tzinfo=UTC))).create_many(
         dag_of_tasks(random.Random(SEED))
     )
@@ -132,7 +133,7 @@ def test_racing_processes_claim_every_task_exactly_once_in_dag_and_lock_order(
     assert {record["epoch"] for record in completions} == {1}
     assert len(set(completed_by.values())) > 1, "one worker did everything: there was no race"
 
-    db = Database(state_db)
+    db = connect(state_db)
     try:
         store = TaskStore(db, ManualClock())
         tasks = {task.id: task for task in store.list_tasks()}

@@ -1,9 +1,10 @@
 """Worker programs for the multi-process reliability tests, and the helpers to read their logs.
 
 Run by path (``python tests/reliability/workers.py race ...``) or as
-``python -m tests.reliability.workers ...``. Each worker opens its own ``Database`` on the
-shared file, uses the real ``SystemClock`` (it is a separate process: the test cannot move its
-clock) and appends one JSON object per line to its log, flushed at once, so that whatever a
+``python -m tests.reliability.workers ...``. Each worker opens its own connection to the
+shared database (``--db``: a SQLite file or a PostgreSQL URL), uses the real ``SystemClock``
+(it is a separate process: the test cannot move its clock) and appends one JSON object per
+line to its log, flushed at once, so that whatever a
 worker did before it was killed is on disk for the test to read.
 
 Subcommands:
@@ -34,7 +35,7 @@ from typing import Any
 from aictl.clock import SystemClock
 from aictl.domain.tasks import LeaseToken, Status
 from aictl.errors import AictlError, LeaseLost, NothingReady
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.store.tasks import TaskStore
 
 WORKERS_PY = Path(__file__).resolve()
@@ -79,7 +80,7 @@ def wait_for(
 
 
 def _open_store(path: str) -> TaskStore:
-    return TaskStore(Database(path), SystemClock())
+    return TaskStore(connect(path), SystemClock())
 
 
 # ------------------------------------------------------------------------------------- race

@@ -10,6 +10,7 @@ import pytest
 from aictl.clock import ManualClock
 from aictl.services.tasks import TaskService
 from aictl.store.audit import GENESIS, AuditLog, Checkpoint
+from aictl.store.postgres import PgDatabase
 
 
 def kinds(service: TaskService, task_id: int | None = None) -> list[str]:
@@ -21,8 +22,9 @@ def kinds(service: TaskService, task_id: int | None = None) -> list[str]:
 def tamper(service: TaskService, sql: str, *params: object) -> None:
     """Change the log as someone with the file could: drop the guards, then edit rows."""
     connection = service.db.connection
-    connection.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
-    connection.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
+    on_table = " ON audit_log" if isinstance(service.db, PgDatabase) else ""
+    connection.execute(f"DROP TRIGGER IF EXISTS audit_log_no_update{on_table}")
+    connection.execute(f"DROP TRIGGER IF EXISTS audit_log_no_delete{on_table}")
     connection.execute(sql, params)
 
 

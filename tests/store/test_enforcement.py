@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -277,9 +276,11 @@ def test_sigkill_between_decision_and_commit_leaves_neither(
     task = policy_service.create("t")
     before = records(policy_service)
     marker = tmp_path / "marker"
-    env = {**os.environ, "AICTL_DB": str(workspace.db_path)}
+    env = {**os.environ, "AICTL_DB": str(workspace.database)}
     process = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CRASHING_CLAIM), str(marker)], env=env
+        [sys.executable, "-c", textwrap.dedent(CRASHING_CLAIM), str(marker)],
+        env=env,
+        cwd=workspace.root,
     )
     deadline = time.monotonic() + 60
     while not marker.exists() and time.monotonic() < deadline:
@@ -290,9 +291,8 @@ def test_sigkill_between_decision_and_commit_leaves_neither(
     process.wait(timeout=30)
     assert records(policy_service) == before  # no record of a claim that never committed
     assert policy_service.get(task.id).status is Status.QUEUED
-    with sqlite3.connect(workspace.db_path) as connection:
-        assert connection.execute("SELECT count(*) FROM path_locks").fetchone()[0] == 0
-    connection.close()
+    connection = policy_service.db.connection
+    assert connection.execute("SELECT count(*) FROM path_locks").fetchone()[0] == 0
     assert policy_service.store.audit.verify().ok
     assert policy_service.claim("survivor").task.id == task.id
 

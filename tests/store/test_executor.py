@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,15 @@ NO_SHELL = (
 
 def policy(workspace: Workspace, text: str) -> None:
     (workspace.root / ".ai" / "policy.yaml").write_text("version: 1\n" + text)
+
+
+def execute_apart(workspace: Workspace, task_id: int, **options: Any) -> Any:
+    """Run a task through a service of its own (its own connection, closed after)."""
+    apart = TaskService(workspace)
+    try:
+        return Executor(apart).execute(task_id, **options)
+    finally:
+        apart.close()
 
 
 def test_the_gate_decides_each_call_and_records_it(
@@ -144,7 +154,7 @@ def test_cancelling_a_run_stops_the_agent_and_releases_the_task(
     results = []
     runner = threading.Thread(
         target=lambda: results.append(
-            Executor(TaskService(service.workspace)).execute(task.id, ai="bot", cancel=cancel)
+            execute_apart(service.workspace, task.id, ai="bot", cancel=cancel)
         )
     )
     runner.start()
@@ -173,7 +183,7 @@ def test_a_lost_lease_stops_the_agent_keeps_the_evidence_and_raises(
 
     def run() -> None:
         try:
-            Executor(TaskService(service.workspace)).execute(task.id, ai="bot")
+            execute_apart(service.workspace, task.id, ai="bot")
         except LeaseLost as error:
             errors.append(error)
 

@@ -19,14 +19,14 @@ from aictl.hook import pre_tool_use_main
 from aictl.services import claude_setup
 from aictl.services.peers import PeerSession, pre_tool_use, prime
 from aictl.services.tasks import TaskService
-from aictl.store.db import Database
+from aictl.store.db import connect
 from aictl.workspace import Workspace
 
 
 @pytest.fixture
 def sessions(workspace: Workspace, clock: ManualClock) -> Iterator[list[PeerSession]]:
     def make(agent: str) -> PeerSession:
-        service = TaskService(workspace, clock=clock, db=Database(workspace.db_path, handoff=True))
+        service = TaskService(workspace, clock=clock, db=connect(workspace.database, handoff=True))
         return PeerSession(workspace, agent, ttl="30s", service=service)
 
     opened = [make("a1"), make("b2")]

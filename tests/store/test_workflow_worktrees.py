@@ -81,7 +81,7 @@ def engine(workspace: Workspace) -> Iterator[WorkflowService]:
     git(root, "commit", "-q", "-m", "base")
     Appender.seen, Appender.fix_log = [], "src/log.txt"
     connectors.register("fake", Appender)
-    register_ai(workspace.db_path)
+    register_ai(workspace.database)
     service = TaskService(workspace)
     yield WorkflowService(service)
     service.close()

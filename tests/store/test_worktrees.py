@@ -239,7 +239,11 @@ def test_two_runs_from_the_same_base_both_merge_without_conflict(
         (request.cwd / "src" / "one").mkdir()
         (request.cwd / "src" / "one" / "x.txt").write_text("one\n")
         use(writes({"src/two/y.txt": "two\n"}), monkeypatch)  # type: ignore[arg-type]
-        ran = run(TaskService(service.workspace), two.id)  # the second starts meanwhile
+        second = TaskService(service.workspace)
+        try:
+            ran = run(second, two.id)  # the second starts meanwhile
+        finally:
+            second.close()
         inner.append(ran.outcome)  # type: ignore[attr-defined]
         return RunResult(status="success", num_turns=1)
 
@@ -331,7 +335,7 @@ def test_two_runs_starting_at_once_never_take_the_same_spare_worktree(
     a retry. Choosing and taking a spare is one step, under a lock."""
     from aictl.services import worktrees as module
     from aictl.store.branches import BranchStore
-    from aictl.store.db import Database
+    from aictl.store.db import connect
 
     use(writes({"src/a.py": "a\n"}), monkeypatch)  # type: ignore[arg-type]
     assert run(service, service.create("a", paths=["src/**"]).id).outcome == "done"  # type: ignore[attr-defined]
@@ -348,7 +352,7 @@ def test_two_runs_starting_at_once_never_take_the_same_spare_worktree(
     errors: list[BaseException] = []
 
     def make(task_id: int) -> None:
-        db = Database(service.workspace.db_path)  # a connection per worker, as in the daemon
+        db = connect(service.workspace.database)  # a connection per worker, as in the daemon
         try:
             branches = BranchStore(db, service.store.clock)
             record = module.Worktrees(service.workspace, branches).create(task_id, 1, "merge")

@@ -40,6 +40,8 @@ def kind(document: object) -> str:
         return "skill"
     if set(document) == {"tasks"}:
         return "import"
+    if set(document) == {"database"}:
+        return "config"
     if document.get("version") == 1 and "name" not in document:
         return "policy"
     return "unknown"
@@ -92,5 +94,10 @@ def test_every_example_loads_as_what_it_is(
         from aictl.domain.imports import parse
 
         assert parse(text, name=where, format="aictl"), where  # raises naming the problem
+    elif found == "config":
+        from aictl.workspace import CONFIG, configured_database
+
+        (tmp_path / CONFIG).write_text(text)
+        assert configured_database(tmp_path) == document["database"], where  # raises if bad
     else:
         pytest.fail(f"{where}: an example of no known kind; teach this test what it is")

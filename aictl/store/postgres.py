@@ -1,0 +1,332 @@
+"""The PostgreSQL backend: one connection speaking the part of the sqlite3 API the store uses.
+
+The store's modules are written once, in the SQL both engines accept; what differs is kept
+here and in the PostgreSQL schema (``migrations/pg``):
+
+- placeholders: ``?`` outside quotes becomes ``%s``, and every literal ``%`` becomes ``%%``;
+- ``INDEXED BY name`` (a SQLite planner pin) is dropped;
+- SQLite's functions the store calls (``json_valid``, ``json_extract``, ``json_group_array``)
+  are defined in the PostgreSQL schema with the same results, so queries stay the same;
+- a write transaction is ``BEGIN`` then ``pg_advisory_xact_lock(WRITER_LOCK)``: like SQLite's
+  ``BEGIN IMMEDIATE`` it admits one writer at a time and every statement after the lock sees
+  every earlier commit (READ COMMITTED). Every state change appends to the one audit chain in
+  its transaction, so writers serialise on the chain head anyway: the one lock makes that, the
+  path-lock checks and the claim exact, and COMMIT or ROLLBACK releases it, also when a client
+  dies (the server ends its session). ``FOR UPDATE SKIP LOCKED`` would add nothing under it
+  (no other writer holds a row) and would write a row lock into every candidate the claim
+  walks; a later step can narrow the lock once the audit chain no longer needs one head.
+- the schema version lives in ``aictl_schema`` (SQLite keeps it in ``PRAGMA user_version``).
+
+Rows are ``Row`` objects: indexable by position and by column name, like ``sqlite3.Row``.
+Python ints are sent as BIGINT (psycopg would pick the smallest type, and ``SELECT ?`` in a
+recursive query must match the BIGINT ids). PostgreSQL's errors reach callers as the sqlite3
+exception of the same kind (``IntegrityError``, ``OperationalError``, ``DatabaseError``),
+the original chained: the store's callers catch those, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+from aictl.errors import DatabaseUnusable, NotAnAictlDatabase
+from aictl.store.db import Database, shown
+
+MIGRATIONS = Path(__file__).with_name("migrations") / "pg"
+WRITER_LOCK = 0x61696374  # "aict": the advisory lock every write transaction takes
+_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+WORK_CHANNEL = "aictl_work"
+"""The LISTEN/NOTIFY channel on which the store says that work may have become ready."""
+
+
+def migrations() -> list[tuple[int, str]]:
+    """Every PostgreSQL migration, in order, as (version, SQL script)."""
+    found = [
+        (int(entry.name[:4]), entry.read_text(encoding="utf-8"))
+        for entry in MIGRATIONS.iterdir()
+        if entry.suffix == ".sql" and entry.name[:4].isdigit()
+    ]
+    return sorted(found)
+
+
+_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+_INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
+
+
+@lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """The store's SQL in PostgreSQL's dialect (see the module's docstring). Cached: the
+    store's statements are a few dozen constant strings."""
+    sql = _INDEXED_BY.sub("", sql)
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        # psycopg reads % everywhere, quoted text included ('task.%' in a LIKE)
+        return "%s" if token == "?" else token.replace("%", "%%")
+
+    return _QUOTED_OR_MARK.sub(replace, sql)
+
+
+class Row(tuple[Any, ...]):
+    """A result row: ``row[0]`` and ``row["name"]``, ``keys()``, ``dict(row)``."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, values: Sequence[Any], names: tuple[str, ...]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, self._names.index(key))
+            except ValueError:
+                raise IndexError(f"no such column: {key}") from None
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    names = tuple(column.name for column in cursor.description or ())
+    return lambda values: Row(values, names)
+
+
+@contextmanager
+def _as_sqlite_errors() -> Iterator[None]:
+    import psycopg
+
+    try:
+        yield
+    except psycopg.errors.IntegrityError as error:
+        raise sqlite3.IntegrityError(_message(error)) from error
+    except psycopg.OperationalError as error:
+        raise sqlite3.OperationalError(_message(error)) from error
+    except psycopg.DatabaseError as error:
+        raise sqlite3.DatabaseError(_message(error)) from error
+
+
+# SQLite's words for a broken constraint, by PostgreSQL's SQLSTATE: messages (and the tests
+# that match them) read the same on both backends.
+_CONSTRAINT_WORDS = {
+    "23502": "NOT NULL constraint failed",
+    "23503": "FOREIGN KEY constraint failed",
+    "23505": "UNIQUE constraint failed",
+    "23514": "CHECK constraint failed",
+}
+
+
+def _message(error: Exception) -> str:
+    """PostgreSQL's primary message (the first line: the detail names values, not the rule),
+    after SQLite's words for a broken constraint."""
+    diagnostic = getattr(error, "diag", None)
+    primary = str(getattr(diagnostic, "message_primary", None) or error).splitlines()[0]
+    words = _CONSTRAINT_WORDS.get(getattr(error, "sqlstate", None) or "")
+    return f"{words}: {primary}" if words else primary
+
+
+class PgConnection:
+    """A psycopg connection in autocommit mode, transactions begun explicitly (as on SQLite)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from psycopg.types.numeric import Int8Dumper
+
+        self.url = url
+        self.raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        self.raw.adapters.register_dumper(int, Int8Dumper)
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        with _as_sqlite_errors():
+            return self.raw.execute(translate(sql), tuple(parameters))
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        cursor = self.raw.cursor()
+        with _as_sqlite_errors():
+            cursor.executemany(translate(sql), [tuple(row) for row in rows])
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PgDatabase(Database):
+    """The PostgreSQL counterpart of ``db.Database``: same attributes, same transactions."""
+
+    def __init__(self, url: str) -> None:  # no super().__init__(): that opens SQLite
+        self.url = url
+        self.path = Path(shown(url))  # named in messages only; there is no file
+        self._depth = 0
+        try:
+            self.pg = PgConnection(url)
+        except Exception as error:  # psycopg.OperationalError: cannot connect
+            raise DatabaseUnusable(
+                f"cannot connect to the PostgreSQL database {shown(url)}: {error}".strip(),
+                hint="check the URL (--db / AICTL_DB / database: in .ai/config) and that the "
+                "server runs and accepts you",
+            ) from error
+        # The store's modules are typed against sqlite3's connection; PgConnection
+        # implements the part of it they use (execute, executemany, in_transaction).
+        self.connection = cast(sqlite3.Connection, self.pg)
+        try:
+            self.migrate()
+        except BaseException:
+            self.pg.close()
+            raise
+
+    def close(self) -> None:
+        self.pg.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction holding the writer lock; a savepoint when nested."""
+        if self._depth:
+            name = f"sp{self._depth}"
+            self.pg.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self.connection
+                self.pg.execute(f"RELEASE SAVEPOINT {name}")
+            except BaseException:
+                if self.pg.in_transaction:
+                    self.pg.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    self.pg.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            # one round trip for both (no parameters: the simple protocol takes two
+            # statements); inside the try, so that an interrupted wait for the lock rolls back
+            with _as_sqlite_errors():
+                self.pg.raw.execute(_BEGIN_WRITE)
+            yield self.connection
+            self.pg.execute("COMMIT")
+        except BaseException:
+            if self.pg.in_transaction:
+                # the connection may be gone: the server has then rolled it back
+                with suppress(Exception):
+                    self.pg.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth = 0
+
+    def announce(self, reason: str) -> None:
+        """``NOTIFY aictl_work, reason``: delivered to every listener when the transaction
+        commits, never when it rolls back (a refused change wakes nobody)."""
+        self.pg.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, reason))
+
+    def schema_version(self) -> int:
+        # A catalog query, not to_regclass(): that looks the name up without a lock, in a
+        # cache that can still say "no such table" after another session created it (seen
+        # with four processes opening a new database at once).
+        row = self.pg.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = 'aictl_schema')"
+        ).fetchone()
+        if not row[0]:
+            return 0
+        found = self.pg.execute("SELECT max(version) FROM aictl_schema").fetchone()
+        return int(found[0] or 0)
+
+    def quick_check(self) -> list[str]:
+        """Nothing to check from here: PostgreSQL checks its own pages (checksums, and the
+        ``amcheck`` extension for an administrator who wants more)."""
+        return []
+
+    def _refuse_foreign(self) -> None:
+        rows = self.pg.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() ORDER BY table_name LIMIT 6"
+        ).fetchall()
+        if rows:
+            names = ", ".join(row[0] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise NotAnAictlDatabase(
+                f"{shown(self.pg.url)} is not an aictl database: it holds another program's "
+                f"tables ({names})",
+                hint="name an empty database (or schema) for aictl; `aictl init --db URL` "
+                "creates its tables",
+            )
+
+    def migrate(self) -> None:
+        """Bring the schema up to date, each migration in one transaction under the writer
+        lock, the version re-read under it (two processes opening a new database at once
+        apply each migration once)."""
+        known = migrations()
+        latest = known[-1][0] if known else 0
+        version = self.schema_version()
+        if version > latest:
+            raise DatabaseUnusable(
+                f"the PostgreSQL database {shown(self.pg.url)} has schema version {version}, "
+                f"newer than this aictl knows (up to {latest}): a newer aictl wrote it",
+                hint="upgrade aictl to use it; it was left unchanged",
+            )
+        if version >= latest:
+            return
+        with self.transaction():
+            version = self.schema_version()
+            if version == 0:
+                self._refuse_foreign()
+                self.pg.execute("CREATE TABLE aictl_schema (version INTEGER PRIMARY KEY)")
+            for number, script in known:
+                if number <= version:
+                    continue
+                self.pg.raw.execute(cast(Any, script))  # several statements: no parameters
+                self.pg.execute("INSERT INTO aictl_schema (version) VALUES (?)", (number,))
+
+
+class WorkListener:
+    """A thread that LISTENs on ``aictl_work`` over a connection of its own and calls
+    ``wake(reason)`` for each notification: a daemon waits on that instead of its next tick.
+
+    A lost connection is opened again after a pause (the daemon's tick still runs meanwhile:
+    waking early is an optimisation, never the only way work is found)."""
+
+    PAUSE_S = 1.0
+    POLL_S = 0.5
+
+    def __init__(self, url: str, wake: Callable[[str], None]) -> None:
+        import threading
+
+        self.url = url
+        self.wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aictl-listen", daemon=True)
+        self.listening = threading.Event()
+        """Set once LISTEN is in force (tests wait for it before they write)."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {WORK_CHANNEL}")
+                    self.listening.set()
+                    while not self._stop.is_set():
+                        for notice in connection.notifies(timeout=self.POLL_S):
+                            self.wake(notice.payload)
+            except psycopg.Error:
+                self.listening.clear()
+                self._stop.wait(self.PAUSE_S)

@@ -1,0 +1,259 @@
+"""17. aictl on PostgreSQL: claims per second beside a bare ``SKIP LOCKED`` loop, and claim
+latency against the number of queued tasks; aictl on SQLite beside them for reference.
+
+Claims per second: N worker processes (each its own connection) loop claim -> start ->
+complete until the queue is empty or the time limit passes, as in part 1 (``claims``). The
+baseline is the queue PostgreSQL users build by hand, run in the same session on the same
+server: plain psycopg on a minimal table doing the same three fenced transactions per task,
+the claim being ``UPDATE ... WHERE id = (SELECT id ... ORDER BY priority DESC, id LIMIT 1
+FOR UPDATE SKIP LOCKED) RETURNING``. The ratio is the price of what aictl adds (one writer at
+a time, the lease sweep, the lock check and rows, the audit chain, the decision records' home).
+
+Latency: one ``TaskStore.claim`` in databases of 1k and 100k queued tasks (10k with
+``--quick``), round-robin, each claim followed by start and complete (untimed).
+
+The server: ``AICTL_TEST_PG`` if set (each run makes and drops its own databases there), else
+a throw-away one started for the part (tests/pgserver.py, Debian's ``postgresql``) and
+stopped after it. Its ``fsync`` is off, as in the tests: the figure is the CPU and round-trip
+cost, not the disk's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from aictl.clock import SystemClock
+from aictl.errors import NothingReady
+from aictl.store.db import connect
+from aictl.store.tasks import TaskStore
+from bench import claims
+from bench.common import (
+    BARRIER_TIMEOUT_S,
+    Goal,
+    Measurement,
+    Row,
+    Settings,
+    loop_worker,
+    median,
+    run_workers,
+    scratch_dir,
+    summary_ms,
+)
+from bench.fixtures import create_in_batches, flat_tasks
+from tests import pgserver
+
+RATE_GOAL = Goal("ratio >= 0.50 at 8 processes", "ratio", ">=", 0.5)
+LATENCY_GOAL = Goal("largest <= 1.5x the 1k median", "ratio", "<=", 1.5)
+TTL = timedelta(minutes=30)
+
+_BARE_SCHEMA = (
+    "CREATE TABLE t (id BIGSERIAL PRIMARY KEY, priority INTEGER NOT NULL DEFAULT 0,"
+    " status TEXT NOT NULL, holder TEXT, epoch BIGINT NOT NULL DEFAULT 0,"
+    " expires_at DOUBLE PRECISION)",
+    "CREATE INDEX t_ready ON t (priority DESC, id) WHERE status = 'queued'",
+)
+_BARE_CLAIM = """
+UPDATE t SET status = 'claimed', holder = %s, epoch = epoch + 1, expires_at = %s
+WHERE id = (SELECT id FROM t WHERE status = 'queued' ORDER BY priority DESC, id LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+RETURNING id, epoch
+"""
+_BARE_START = (
+    "UPDATE t SET status = 'running', expires_at = %s"
+    " WHERE id = %s AND epoch = %s AND status = 'claimed' AND expires_at > %s"
+)
+_BARE_COMPLETE = (
+    "UPDATE t SET status = 'done', expires_at = NULL"
+    " WHERE id = %s AND epoch = %s AND status = 'running' AND expires_at > %s"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    process_counts: tuple[int, ...]
+    tasks: int
+    repeats: int
+    time_limit_s: float
+    sizes: tuple[int, ...]
+    latency_claims: int
+    normal_at: int = 8
+
+
+FULL_PLAN = Plan((1, 8), 4_000, 4, 4.0, (1_000, 100_000), 200)
+QUICK_PLAN = Plan((1, 8), 400, 2, 1.5, (1_000, 10_000), 40)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+# --------------------------------------------------------------------------- the two loops
+
+
+def _aictl_loop(url: str, holder: str) -> Callable[[], bool]:
+    store = TaskStore(connect(url), SystemClock())
+    ttl = timedelta(minutes=10)
+
+    def one_task() -> bool:
+        try:
+            claim = store.claim(holder, ttl)
+        except NothingReady:
+            return False
+        store.start(claim.token)
+        store.complete(claim.token)
+        return True
+
+    return one_task
+
+
+def _bare_loop(url: str, holder: str) -> Callable[[], bool]:
+    """The same three fenced transactions on plain psycopg (autocommit: one each)."""
+    import psycopg
+
+    connection = psycopg.connect(url, autocommit=True)
+    execute = connection.execute
+    ttl_s = 600.0
+
+    def one_task() -> bool:
+        row = execute(_BARE_CLAIM, (holder, time.time() + ttl_s)).fetchone()
+        if row is None:
+            return False
+        task_id, epoch = row
+        for statement, first in ((_BARE_START, (time.time() + ttl_s,)), (_BARE_COMPLETE, ())):
+            changed = execute(statement, (*first, task_id, epoch, time.time())).rowcount
+            if changed != 1:
+                raise RuntimeError(f"bare loop lost the lease of task {task_id}")
+        return True
+
+    return one_task
+
+
+LOOPS = {"aictl": _aictl_loop, "bare": _bare_loop}
+
+
+def _prepare(kind: str, url: str, tasks: int) -> None:
+    if kind == "aictl":
+        store = TaskStore(connect(url), SystemClock())
+        try:
+            create_in_batches(store, flat_tasks(tasks))
+        finally:
+            store.db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        for statement in _BARE_SCHEMA:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO t (status) SELECT 'queued' FROM generate_series(1, %s)", (tasks,)
+        )
+
+
+def _run_once(kind: str, processes: int, plan: Plan, admin_url: str) -> dict[str, float]:
+    with pgserver.new_database(admin_url, "aictl_bench") as url:
+        _prepare(kind, url, plan.tasks)
+        completed, wall = run_workers(
+            loop_worker, (LOOPS[kind], url), processes, plan.time_limit_s,
+            f"pg {kind} x{processes}",
+            BARRIER_TIMEOUT_S,
+        )  # fmt: skip
+    return {"completed": completed, "wall_s": wall, "rate": completed / wall}
+
+
+def _rates(processes: int, plan: Plan, admin_url: str, folder: Path) -> list[Row]:
+    """aictl and bare on PostgreSQL, aictl and bare on SQLite, in ABBA order per backend."""
+    runs: dict[str, list[dict[str, float]]] = {
+        "aictl": [], "bare": [], "sqlite aictl": [], "sqlite bare": [],
+    }  # fmt: skip
+    sqlite_plan = claims.Plan((processes,), plan.tasks, plan.repeats, plan.time_limit_s)
+    for repeat in range(plan.repeats):
+        order = ("aictl", "bare") if repeat % 2 == 0 else ("bare", "aictl")
+        for kind in order:
+            runs[kind].append(_run_once(kind, processes, plan, admin_url))
+            runs[f"sqlite {kind}"].append(
+                claims.run_once(kind, processes, "FULL", sqlite_plan, folder)
+            )
+    rates = {kind: median([run["rate"] for run in done]) for kind, done in runs.items()}
+    noun = "process" if processes == 1 else "processes"
+    detail = {"processes": processes, "runs": runs}
+    return [
+        Row(
+            f"aictl on PostgreSQL, {processes} {noun}", rates["aictl"], "tasks/s",
+            "bare SKIP LOCKED", rates["bare"],
+            goal=RATE_GOAL if processes == plan.normal_at else None, detail=detail,
+        ),
+        Row(
+            f"aictl on SQLite (FULL), {processes} {noun}", rates["sqlite aictl"], "tasks/s",
+            "bare sqlite", rates["sqlite bare"],
+        ),
+    ]  # fmt: skip
+
+
+def _latency(plan: Plan, admin_url: str) -> list[Row]:
+    samples: dict[int, list[float]] = {size: [] for size in plan.sizes}
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(pgserver.new_database(admin_url, "aictl_bench")) for _ in plan.sizes
+        ]
+        stores = {}
+        for size, url in zip(plan.sizes, urls, strict=True):
+            store = TaskStore(connect(url), SystemClock())
+            create_in_batches(store, flat_tasks(size))
+            stores[size] = store
+        try:
+            for round_ in range(10 + plan.latency_claims):
+                for size, store in stores.items():
+                    started = time.perf_counter()
+                    claim = store.claim("bench", TTL)
+                    elapsed = time.perf_counter() - started
+                    store.start(claim.token)
+                    store.complete(claim.token)
+                    if round_ >= 10:
+                        samples[size].append(elapsed)
+        finally:
+            for store in stores.values():
+                store.db.close()
+    smallest, largest = plan.sizes[0], plan.sizes[-1]
+    base = summary_ms(samples[smallest])
+    rows = []
+    for size in plan.sizes:
+        stats = summary_ms(samples[size])
+        rows.append(Row(
+            f"PostgreSQL claim median, {size:,} queued", stats["median_ms"], "ms",
+            f"{smallest:,} queued", base["median_ms"],
+            goal=LATENCY_GOAL if size == largest else None, detail=stats,
+        ))  # fmt: skip
+    return rows
+
+
+def run(settings: Settings) -> Measurement:
+    plan = QUICK_PLAN if settings.quick else FULL_PLAN
+    measurement = Measurement(
+        "postgres",
+        "17. aictl on PostgreSQL: claims per second vs bare SKIP LOCKED; claim latency",
+        parameters={
+            "process_counts": list(plan.process_counts), "tasks_per_run": plan.tasks,
+            "repeats": plan.repeats, "time_limit_s": plan.time_limit_s,
+            "latency_sizes": list(plan.sizes), "latency_claims": plan.latency_claims,
+        },
+    )  # fmt: skip
+    with pgserver.serving() as admin_url, scratch_dir("postgres") as folder:
+        for processes in plan.process_counts:
+            measurement.rows += _rates(processes, plan, admin_url, folder)
+        measurement.rows += _latency(plan, admin_url)
+    with suppress(Exception):
+        import psycopg
+
+        measurement.parameters["psycopg"] = psycopg.__version__
+    measurement.notes += [
+        f"each rate is the median of {plan.repeats} run(s) in ABBA order; a run stops when its "
+        f"{plan.tasks:,} queued tasks are done or after {plan.time_limit_s:g} s",
+        "aictl serialises its writers (one advisory lock per write transaction, as SQLite's "
+        "BEGIN IMMEDIATE); the bare loop lets PostgreSQL run them side by side",
+        "the PostgreSQL server runs with fsync off (as the tests): CPU and round trips only",
+    ]
+    return measurement

@@ -1,0 +1,316 @@
+"""What only the PostgreSQL backend has: choosing it by URL, its schema and its migrations, its
+refusals, and the dialect translation. (The store's behaviour on it is proved by the store's
+own tests, run on both backends: see conftest.py.)"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aictl.cli import run
+from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock
+from aictl.daemon.scheduler import Daemon
+from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
+from aictl.services import maintenance
+from aictl.services.tasks import TaskService
+from aictl.store import postgres
+from aictl.store.dashboard import data_version
+from aictl.store.db import connect, latest_version, shown
+from aictl.store.postgres import PgDatabase, WorkListener, translate
+from aictl.workspace import CONFIG, STATE_DIR, initialise, locate
+from tests.gitrepo import git_init
+
+
+def test_translation_binds_marks_outside_quotes_and_doubles_every_percent() -> None:
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x%?'") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%?'"
+    )
+    assert translate('SELECT "a?b", ? % 2') == 'SELECT "a?b", %s %% 2'
+    assert translate("SELECT id FROM tasks INDEXED BY tasks_ready WHERE x = ?") == (
+        "SELECT id FROM tasks WHERE x = %s"
+    )
+
+
+def test_both_backends_reach_the_same_schema_version() -> None:
+    """A migration added for SQLite needs its PostgreSQL twin with the same number."""
+    assert postgres.migrations()[-1][0] == latest_version()
+
+
+def test_a_password_never_reaches_a_message() -> None:
+    assert shown("postgresql://ann:secret@db:5432/aictl") == "postgresql://ann:***@db:5432/aictl"
+    assert shown(Path("/x/.ai/state.db")) == "/x/.ai/state.db"
+
+
+def test_connect_picks_the_backend_by_url(pg_database: str, tmp_path: Path) -> None:
+    database = connect(pg_database)
+    try:
+        assert isinstance(database, PgDatabase)
+        assert database.schema_version() == latest_version()
+        tables = {
+            row[0]
+            for row in database.connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        }
+        assert {"tasks", "path_locks", "audit_log", "decisions", "aictl_schema"} <= tables
+    finally:
+        database.close()
+    sqlite = connect(tmp_path / "state.db")
+    try:
+        assert not isinstance(sqlite, PgDatabase)
+    finally:
+        sqlite.close()
+
+
+def test_another_programs_database_is_refused_and_left_alone(pg_database: str) -> None:
+    with psycopg.connect(pg_database, autocommit=True) as other:
+        other.execute("CREATE TABLE invoices (id integer)")
+    with pytest.raises(NotAnAictlDatabase, match=r"another program's tables \(invoices\)"):
+        connect(pg_database)
+    with psycopg.connect(pg_database) as other:
+        found = other.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert found == [("invoices",)]
+
+
+def test_a_schema_from_a_newer_aictl_is_refused(pg_database: str) -> None:
+    connect(pg_database).close()
+    with psycopg.connect(pg_database, autocommit=True) as admin:
+        admin.execute("INSERT INTO aictl_schema (version) VALUES (9999)")
+    with pytest.raises(DatabaseUnusable, match="schema version 9999, newer than this aictl"):
+        connect(pg_database)
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    url = "postgresql://ann:secret@127.0.0.1:1/none?connect_timeout=2"
+    with pytest.raises(DatabaseUnusable, match="cannot connect") as caught:
+        connect(url)
+    assert "secret" not in caught.value.message
+    assert caught.value.exit_code == 1
+
+
+def test_init_against_an_unreachable_server_creates_nothing(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    with pytest.raises(DatabaseUnusable, match="cannot connect"):
+        initialise(repo, database="postgresql://ann@127.0.0.1:1/none?connect_timeout=2")
+    assert not (repo / STATE_DIR).exists()
+
+
+def _open_and_count(url: str) -> int:
+    database = connect(url)
+    try:
+        return int(database.connection.execute("SELECT count(*) FROM aictl_schema").fetchone()[0])
+    finally:
+        database.close()
+
+
+def test_processes_opening_a_new_database_together_migrate_it_once(pg_database: str) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        counts = pool.map(_open_and_count, [pg_database] * 4)
+    assert counts == [len(postgres.migrations())] * 4
+
+
+def test_init_with_a_url_creates_the_schema_and_records_it(
+    pg_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = git_init(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("AICTL_DB", raising=False)
+    assert run(["init", "--db", pg_database, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert f"{STATE_DIR}/{CONFIG}" in created["created"]
+    assert f"{STATE_DIR}/state.db" not in created["created"]
+    assert not (repo / STATE_DIR / "state.db").exists()
+    assert (repo / STATE_DIR / CONFIG).read_text() == f"database: {pg_database}\n"
+    # every command in the repository now finds the PostgreSQL database
+    assert locate(cwd=repo).url == pg_database
+    assert run(["task", "create", "on postgres", "-q"]) == 0
+    assert capsys.readouterr().out == "1\n"
+    with psycopg.connect(pg_database) as direct:
+        assert direct.execute("SELECT title FROM tasks").fetchall() == [("on postgres",)]
+    # init again: nothing changes
+    assert run(["init", "--db", pg_database]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+
+
+def test_a_config_naming_no_url_is_refused_with_its_line(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    initialise(repo)
+    (repo / STATE_DIR / CONFIG).write_text("# where the state lives\ndatabase: /tmp/x.db\n")
+    with pytest.raises(InvalidInput, match=r"config:2: database: must be a postgresql:// URL"):
+        locate(cwd=repo)
+
+
+def test_init_refuses_a_db_that_is_not_a_url(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    with pytest.raises(InvalidInput, match="must be a postgresql:// URL"):
+        initialise(repo, database="/tmp/state.db")
+    assert not (repo / STATE_DIR).exists()
+
+
+def test_the_dashboards_change_counter_moves_with_every_write(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """PostgreSQL has no ``PRAGMA data_version``: the dashboard's watcher reads the audit head."""
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    service = TaskService(workspace)
+    watcher = connect(workspace.database)
+    try:
+        before = data_version(watcher)
+        task = service.create("t")
+        after_create = data_version(watcher)
+        service.cancel(task.id)
+        assert before < after_create < data_version(watcher)
+    finally:
+        watcher.close()
+        service.close()
+
+
+def test_daemons_are_woken_by_changes_that_make_work_ready_and_by_nothing_else(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """LISTEN/NOTIFY: the listener hears each committed change that can make work ready,
+    in commit order; a claim, a heartbeat, a start and a refused change send nothing (else a
+    daemon would wake itself at every tick)."""
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    heard: list[str] = []
+    arrived = threading.Condition()
+
+    def wake(reason: str) -> None:
+        with arrived:
+            heard.append(reason)
+            arrived.notify_all()
+
+    listener = WorkListener(pg_database, wake)
+    listener.start()
+    service = TaskService(workspace)
+    try:
+        assert listener.listening.wait(30)
+        first = service.create("first")
+        claim = service.claim("w", ttl="1m")
+        service.heartbeat(claim.token)
+        service.start(claim.token)
+        with pytest.raises(IllegalTransition):
+            service.retry(first.id)  # running: refused, rolled back
+        service.complete(claim.token, result="ok")
+        service.create("second")
+        with arrived:
+            assert arrived.wait_for(lambda: len(heard) >= 3, timeout=30), heard
+        assert heard == ["created", "completed", "created"]
+    finally:
+        service.close()
+        listener.close()
+
+
+def test_a_daemon_on_postgres_listens_and_one_on_sqlite_polls(
+    pg_database: str, tmp_path: Path
+) -> None:
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    daemon = Daemon(workspace)
+    listener = daemon._listener()
+    assert listener is not None
+    service = TaskService(workspace)
+    try:
+        assert listener.listening.wait(30)
+        service.create("wake up")
+        assert daemon._wake.wait(30)  # the loop's wait ends before its tick would
+    finally:
+        service.close()
+        listener.close()
+    sqlite_workspace, _ = initialise(git_init(tmp_path / "other"))
+    assert Daemon(sqlite_workspace)._listener() is None
+
+
+def test_backup_and_restore_are_refused_on_postgres(pg_database: str, tmp_path: Path) -> None:
+    workspace, _ = initialise(git_init(tmp_path / "repo"), database=pg_database)
+    with pytest.raises(InvalidInput, match="keeps its state in PostgreSQL"):
+        maintenance.backup(workspace, tmp_path / "copy.db")
+    with pytest.raises(InvalidInput, match="aictl restore copies the SQLite state file"):
+        maintenance.restore(workspace, tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists()
+    assert not (workspace.db_path).exists()  # no SQLite file made on the side
+
+
+def test_daemons_of_two_clones_may_serve_one_database_and_two_in_one_clone_may_not(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """One daemon per clone (the lock beside .ai/), any number per PostgreSQL database: that
+    is how several hosts share one queue. (On SQLite the database file's identity is locked
+    too: see tests/unit/test_daemon_instance_lock.py.)"""
+    first, _ = initialise(git_init(tmp_path / "host-a"), database=pg_database)
+    second, _ = initialise(git_init(tmp_path / "host-b"), database=pg_database)
+    locks = [InstanceLock(DaemonPaths.of(first)), InstanceLock(DaemonPaths.of(second))]
+    for lock in locks:
+        lock.acquire()
+    try:
+        with pytest.raises(DaemonRunning):
+            InstanceLock(DaemonPaths.of(first)).acquire()
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def test_three_daemons_in_three_clones_share_one_queue_each_task_once(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """Three clones of a repository, each with its daemon (in threads here, with the fake
+    connector), on one PostgreSQL database: 30 tasks with dependencies and overlapping globs
+    are each run exactly once, after their dependencies, never two intersecting globs at
+    once, by more than one daemon; and the audit chain verifies."""
+    from itertools import combinations
+
+    from aictl.daemon.status import log_lines
+    from aictl.domain.globs import globs_intersect
+    from tests.daemon_fakes import register_ai, reset_recorder, running_daemon, wait_for
+
+    clones = [
+        initialise(git_init(tmp_path / f"host-{name}"), database=pg_database)[0] for name in "abc"
+    ]
+    recorder = reset_recorder()
+    register_ai(clones[0], "fake-1", max_concurrency=6)
+    pool = ("src/a/**", "src/*/x.py", "docs/*.md", "docs/guide.md", "tests/**")
+    service = TaskService(clones[1])
+    try:
+        ids: list[int] = []
+        for index in range(30):
+            depends = ids[-1:] if index % 4 == 3 else []
+            paths = [pool[index % len(pool)]] if index % 3 else []
+            ids.append(service.create(f"t{index}", paths=paths, depends_on=depends).id)
+        tasks = {task.id: task for task in service.list_tasks()}
+        with (
+            running_daemon(clones[0], concurrency=2),
+            running_daemon(clones[1], concurrency=2),
+            running_daemon(clones[2], concurrency=2),
+        ):
+            wait_for(
+                lambda: {str(t.status) for t in service.list_tasks()} == {"done"},
+                "every task done",
+            )
+        assert sorted(recorder.runs) == sorted(ids)  # each exactly once
+        for task_id, task in tasks.items():
+            for dependency in task.depends_on:
+                assert recorder.runs.index(dependency) < recorder.runs.index(task_id)
+        for together in recorder.overlaps:
+            for a, b in combinations(together, 2):
+                assert not any(
+                    globs_intersect(x, y) for x in tasks[a].paths for y in tasks[b].paths
+                ), (a, b)
+        finished = [
+            [r for r in log_lines(DaemonPaths.of(clone).log) if r.get("event") == "task.finished"]
+            for clone in clones
+        ]
+        assert sum(len(records) for records in finished) == len(ids)  # one daemon each
+        assert sum(1 for records in finished if records) >= 2  # the queue was shared
+        assert service.store.audit.verify().ok
+    finally:
+        service.close()
