@@ -1,0 +1,46 @@
+"""One "host" of the three-host test: the real daemon runtime serving one clone, in its own OS
+process, with the fake connector of tests/daemon_fakes.py.
+
+Run as ``python -m tests.reliability.daemon_host ROOT LOG`` (with the repository on
+``PYTHONPATH``): it locates the workspace of the clone ``ROOT`` (its ``.ai/config`` names the
+shared PostgreSQL database), registers the fake connector, runs ``Daemon.run`` with signal
+handling (SIGTERM stops it gracefully), and appends one JSON line per agent run to ``LOG``
+(``started`` before the run, ``ended`` after it, written at once) so that the test knows what a
+process had in hand when it was stopped or killed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import connectors
+from aictl.daemon.scheduler import Daemon, DaemonConfig
+from aictl.workspace import locate
+from connectors import RunRequest, RunResult
+from tests.daemon_fakes import FakeConnector
+from tests.reliability.workers import Log
+
+CONCURRENCY = 2
+TICK = 0.05
+
+
+def main(root: Path, log_path: Path) -> int:
+    log = Log(log_path)
+
+    class LoggedFake(FakeConnector):
+        def run(self, request: RunRequest) -> RunResult:
+            task = int(request.prompt.split(":", 1)[0].removeprefix("Task "))
+            log.write(event="started", task=task, pid=os.getpid())
+            result = super().run(request)
+            log.write(event="ended", task=task, status=result.status)
+            return result
+
+    connectors.register("fake", LoggedFake)
+    daemon = Daemon(locate(cwd=root), DaemonConfig(concurrency=CONCURRENCY, tick=TICK))
+    return daemon.run(ready=lambda _: log.write(event="ready", pid=os.getpid()), signals=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
