@@ -132,6 +132,11 @@ def _message(error: Exception) -> str:
     return f"{words}: {primary}" if words else primary
 
 
+#: How long the server lets a session sit inside a transaction without a statement before
+#: ending it (aictl's transactions take milliseconds between statements).
+IDLE_IN_TRANSACTION_S = 15
+
+
 class PgConnection:
     """A psycopg connection in autocommit mode, transactions begun explicitly (as on SQLite)."""
 
@@ -142,6 +147,10 @@ class PgConnection:
         self.url = url
         self.raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
         self.raw.adapters.register_dumper(int, Int8Dumper)
+        # A client frozen (SIGSTOP, a paused VM) inside a transaction would hold the writer
+        # lock, and so every host's writes, for as long as it stays frozen: the server ends
+        # such a session instead, releasing the lock; the client's own writes then fail.
+        self.raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
         with _as_sqlite_errors():

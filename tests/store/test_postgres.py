@@ -4,6 +4,7 @@ own tests, run on both backends: see conftest.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import threading
@@ -314,3 +315,31 @@ def test_three_daemons_in_three_clones_share_one_queue_each_task_once(
         assert service.store.audit.verify().ok
     finally:
         service.close()
+
+
+def test_a_frozen_writer_does_not_hold_every_hosts_writes(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client stopped inside a write transaction (SIGSTOP, a paused VM) holds the writer
+    lock as far as the server knows: the server ends its session after
+    ``IDLE_IN_TRANSACTION_S`` (here 1 s), so the other hosts' writes go on, and the frozen
+    client's own next statement fails instead of committing late."""
+    import sqlite3
+    import time
+
+    monkeypatch.setattr(postgres, "IDLE_IN_TRANSACTION_S", 1)
+    frozen, other = connect(pg_database), connect(pg_database)
+    try:
+        with pytest.raises(sqlite3.Error), frozen.transaction() as connection:
+            time.sleep(2.5)  # frozen with the writer lock held
+            connection.execute("SELECT 1")
+        with psycopg.connect(pg_database, autocommit=True) as waiter:
+            waiter.execute("SET lock_timeout = '5s'")  # without the fix: waits, then fails
+            with waiter.transaction():
+                waiter.execute(f"SELECT pg_advisory_xact_lock({postgres.WRITER_LOCK})")
+        with other.transaction() as connection:  # and aictl's own writers go on
+            connection.execute("SELECT 1")
+    finally:
+        other.close()
+        with contextlib.suppress(Exception):  # its session was ended by the server
+            frozen.close()
