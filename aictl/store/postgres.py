@@ -138,26 +138,62 @@ IDLE_IN_TRANSACTION_S = 15
 
 
 class PgConnection:
-    """A psycopg connection in autocommit mode, transactions begun explicitly (as on SQLite)."""
+    """A psycopg connection in autocommit mode, transactions begun explicitly (as on SQLite).
+
+    A session the server ended (a restart, or a client that sat frozen inside a transaction
+    past ``IDLE_IN_TRANSACTION_S``) is opened again on the next statement between
+    transactions; inside one (``pinned``) never: a transaction's later statements must not run
+    on a new session, so they fail with the first."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
+        self.pinned = False
+        self.raw = self._open()
+
+    def _open(self) -> Any:
         import psycopg
         from psycopg.types.numeric import Int8Dumper
 
-        self.url = url
-        self.raw = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
-        self.raw.adapters.register_dumper(int, Int8Dumper)
+        raw = psycopg.connect(self.url, autocommit=True, row_factory=_row_factory)
+        raw.adapters.register_dumper(int, Int8Dumper)
         # A client frozen (SIGSTOP, a paused VM) inside a transaction would hold the writer
         # lock, and so every host's writes, for as long as it stays frozen: the server ends
         # such a session instead, releasing the lock; the client's own writes then fail.
-        self.raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
+        raw.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
+        return raw
+
+    def live(self) -> Any:
+        """The psycopg connection, opened again first if it is known to be ended and no
+        transaction is under way."""
+        if self.raw.closed and not self.pinned:
+            with _as_sqlite_errors():
+                self.raw = self._open()
+        return self.raw
+
+    def again_if_ended(self, action: Callable[[Any], Any]) -> Any:
+        """``action(connection)``; when the session turns out to have been ended (the client
+        learns it only from a statement that fails) and no transaction is under way, once more
+        on a new session. Only for what is safe to repeat: a read, or a transaction's BEGIN."""
+        import psycopg
+
+        with _as_sqlite_errors():
+            try:
+                return action(self.live())
+            except psycopg.OperationalError:
+                if self.pinned or not self.raw.closed:
+                    raise
+            return action(self.live())
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        statement, values = translate(sql), tuple(parameters)
+        if not self.pinned and statement.lstrip()[:6].upper() == "SELECT":
+            return self.again_if_ended(lambda raw: raw.execute(statement, values))
+        raw = self.live()
         with _as_sqlite_errors():
-            return self.raw.execute(translate(sql), tuple(parameters))
+            return raw.execute(statement, values)
 
     def executemany(self, sql: str, rows: Any) -> Any:
-        cursor = self.raw.cursor()
+        cursor = self.live().cursor()
         with _as_sqlite_errors():
             cursor.executemany(translate(sql), [tuple(row) for row in rows])
         return cursor
@@ -166,7 +202,7 @@ class PgConnection:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return bool(self.raw.info.transaction_status != TransactionStatus.IDLE)
 
     def close(self) -> None:
         self.raw.close()
@@ -221,8 +257,8 @@ class PgDatabase(Database):
         try:
             # one round trip for both (no parameters: the simple protocol takes two
             # statements); inside the try, so that an interrupted wait for the lock rolls back
-            with _as_sqlite_errors():
-                self.pg.raw.execute(_BEGIN_WRITE)
+            self.pg.again_if_ended(lambda raw: raw.execute(_BEGIN_WRITE))
+            self.pg.pinned = True
             yield self.connection
             self.pg.execute("COMMIT")
         except BaseException:
@@ -233,6 +269,7 @@ class PgDatabase(Database):
             raise
         finally:
             self._depth = 0
+            self.pg.pinned = False
 
     def announce(self, reason: str) -> None:
         """``NOTIFY aictl_work, reason``: delivered to every listener when the transaction

@@ -4,7 +4,6 @@ own tests, run on both backends: see conftest.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import threading
@@ -113,8 +112,14 @@ def _open_and_count(url: str) -> int:
 
 
 def test_processes_opening_a_new_database_together_migrate_it_once(pg_database: str) -> None:
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        counts = pool.map(_open_and_count, [pg_database] * 4)
+    # close and join, never Pool's __exit__: that terminates the workers with SIGTERM, and
+    # coverage's SIGTERM handler in a worker (sigterm = true) was seen to hang it in CI
+    pool = multiprocessing.get_context("spawn").Pool(4)
+    try:
+        counts = pool.map_async(_open_and_count, [pg_database] * 4).get(timeout=120)
+    finally:
+        pool.close()
+        pool.join()
     assert counts == [len(postgres.migrations())] * 4
 
 
@@ -339,7 +344,43 @@ def test_a_frozen_writer_does_not_hold_every_hosts_writes(
                 waiter.execute(f"SELECT pg_advisory_xact_lock({postgres.WRITER_LOCK})")
         with other.transaction() as connection:  # and aictl's own writers go on
             connection.execute("SELECT 1")
+        # thawed, the client opens a new session for its next transaction and its next read
+        # (a daemon's next tick works again instead of failing on "the connection is closed")
+        with frozen.transaction() as connection:
+            connection.execute("CREATE TABLE probe (title TEXT)")
+        assert frozen.connection.execute("SELECT count(*) FROM probe").fetchone()[0] == 0
     finally:
         other.close()
-        with contextlib.suppress(Exception):  # its session was ended by the server
-            frozen.close()
+        frozen.close()
+
+
+def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
+    pg_database: str,
+) -> None:
+    """The server ends aictl's session (a restart, an administrator's pg_terminate_backend):
+    the next statement between transactions runs on a new session; a transaction under way
+    fails as a whole and never goes on on a new session."""
+    import sqlite3
+
+    database = connect(pg_database)
+    try:
+
+        def end_its_session() -> None:
+            pid = database.connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+            with psycopg.connect(pg_database, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        end_its_session()
+        assert database.connection.execute("SELECT 7").fetchone()[0] == 7
+        end_its_session()
+        with database.transaction() as connection:
+            connection.execute("CREATE TABLE probe (title TEXT)")
+            connection.execute("INSERT INTO probe (title) VALUES ('one')")
+        with pytest.raises(sqlite3.OperationalError), database.transaction() as connection:
+            connection.execute("INSERT INTO probe (title) VALUES ('two')")
+            end_its_session()
+            connection.execute("INSERT INTO probe (title) VALUES ('three')")
+        titles = database.connection.execute("SELECT title FROM probe").fetchall()
+        assert [row[0] for row in titles] == ["one"]
+    finally:
+        database.close()
