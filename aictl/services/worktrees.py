@@ -35,7 +35,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aictl.domain import worktrees as names
 from aictl.domain.globs import covers
@@ -43,6 +43,9 @@ from aictl.domain.worktrees import WorktreeState, prune_verdict
 from aictl.errors import AictlError, InvalidInput, TaskHeld
 from aictl.services.tasks import TaskService
 from aictl.store.branches import BranchRecord, BranchStore
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 from aictl.workspace import Workspace
 from connectors.process import run_process
 
@@ -281,10 +284,11 @@ class Worktrees:
         if self.remote is None:
             return self.git.out("rev-parse", "--verify", f"refs/heads/{target}^{{commit}}")
         tracking = f"refs/remotes/{self.remote}/{target}"
-        code, _, err = self.git.run(
-            "fetch", "--quiet", "--no-tags", self.remote, f"+refs/heads/{target}:{tracking}",
-            check=False,
-        )  # fmt: skip
+        with self._talking_to_remote():
+            code, _, err = self.git.run(
+                "fetch", "--quiet", "--no-tags", self.remote, f"+refs/heads/{target}:{tracking}",
+                check=False,
+            )  # fmt: skip
         if code != 0:
             raise GitFailed(
                 f"cannot fetch {target} from the remote {self.remote!r}: {err.strip()[:300]}",
@@ -502,10 +506,19 @@ class Worktrees:
 
     def _push(self, refspec: str, *options: str, check: bool = True) -> tuple[int, str, str]:
         assert self.remote is not None
-        return self.git.run(
-            "push", "--quiet", "--porcelain", *options, self.remote, refspec,
-            check=check, survives_us=True,
-        )  # fmt: skip
+        with self._talking_to_remote():
+            return self.git.run(
+                "push", "--quiet", "--porcelain", *options, self.remote, refspec,
+                check=check, survives_us=True,
+            )  # fmt: skip
+
+    def _talking_to_remote(self) -> FileLock:
+        """``.ai/remote.lock``: one fetch or push at a time in this clone. Both update the
+        remote-tracking ref, and git refuses a second update under way ("cannot lock ref
+        'refs/remotes/origin/main'"): seen with two tasks of one daemon starting at once."""
+        from filelock import FileLock
+
+        return FileLock(str(self.workspace.state_dir / "remote.lock"), timeout=LOCK_TIMEOUT)
 
     def _holds(self, record: BranchRecord, head: str) -> bool:
         """Whether ``head`` holds the task's work (its commit, or the merge aictl made)."""

@@ -1,12 +1,16 @@
 """One "host" of the three-host test: the real daemon runtime serving one clone, in its own OS
 process, with the fake connector of tests/daemon_fakes.py.
 
-Run as ``python -m tests.reliability.daemon_host ROOT LOG`` (with the repository on
-``PYTHONPATH``): it locates the workspace of the clone ``ROOT`` (its ``.ai/config`` names the
+Run as ``python -m tests.reliability.daemon_host ROOT LOG [--commits]`` (with the repository
+on ``PYTHONPATH``): it locates the workspace of the clone ``ROOT`` (its ``.ai/config`` names the
 shared PostgreSQL database), registers the fake connector, runs ``Daemon.run`` with signal
 handling (SIGTERM stops it gracefully), and appends one JSON line per agent run to ``LOG``
 (``started`` before the run, ``ended`` after it, written at once) so that the test knows what a
 process had in hand when it was stopped or killed.
+
+With ``--commits`` a run writes, instead of the untracked ``out/<task>.txt``, the tracked
+file its title names after ``->`` (inside the task's globs), holding the sorted list of the
+``src/`` files its worktree started with: what the run saw of the work merged before it.
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ CONCURRENCY = 2
 TICK = 0.05
 
 
-def main(root: Path, log_path: Path) -> int:
+def seen_files(cwd: Path) -> list[str]:
+    return sorted(str(path.relative_to(cwd)) for path in (cwd / "src").rglob("*.txt"))
+
+
+def main(root: Path, log_path: Path, commits: bool = False) -> int:
     log = Log(log_path)
 
     class LoggedFake(FakeConnector):
         def run(self, request: RunRequest) -> RunResult:
-            task = int(request.prompt.split(":", 1)[0].removeprefix("Task "))
+            head = request.prompt.splitlines()[0]
+            task = int(head.split(":", 1)[0].removeprefix("Task "))
             log.write(event="started", task=task, pid=os.getpid())
+            if commits:
+                target = request.cwd / head.split("->", 1)[1].strip()
+                seen = seen_files(request.cwd)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("".join(f"{name}\n" for name in seen))
             result = super().run(request)
             log.write(event="ended", task=task, status=result.status)
             return result
@@ -43,4 +57,4 @@ def main(root: Path, log_path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2]), "--commits" in sys.argv[3:]))

@@ -170,7 +170,9 @@ def stop(host: Host) -> None:
     assert host.process.wait(timeout=WAIT_S) == 0, host.journal()[-5:]
 
 
-def catch_with_work_in_hand(host: Host, url: str) -> set[int]:
+def catch_with_work_in_hand(
+    host: Host, url: str, done: Callable[[str], bool] = all_done
+) -> set[int]:
     """SIGSTOP ``host`` at a moment it has agent runs in hand whose leases are live; returns
     those tasks. Retries (SIGCONT, a short pause) while the stop lands between runs."""
     while True:
@@ -185,7 +187,7 @@ def catch_with_work_in_hand(host: Host, url: str) -> set[int]:
                 db.close()
             if live == held:
                 return held
-        assert not all_done(url), "the queue drained before the host could be caught mid-run"
+        assert not done(url), "the queue drained before the host could be caught mid-run"
         os.kill(host.process.pid, signal.SIGCONT)
         time.sleep(0.02)
 

@@ -1,0 +1,206 @@
+"""Three hosts integrating through one shared remote (issue 14, "Several hosts"): three daemon
+processes, each serving its own clone of a bare ``origin``, share one PostgreSQL queue; every
+task runs in its own git worktree made from the remote's head, commits, and is integrated by a
+push to ``origin``'s ``main`` (a compare-and-swap, fetched and merged again when another host
+pushed first). One host is killed by SIGKILL with runs in hand.
+
+Checked at the end: every task completed exactly once (the audit log, as in the three-host
+queue test); the remote's ``main`` holds every task's file and nothing else; each file was
+added by one commit, so no task's work landed twice or not at all; and every task's run saw
+the files of all its dependencies, merged on other hosts before it started.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aictl.clock import SystemClock
+from aictl.store.db import connect
+from aictl.store.tasks import NewTask, TaskStore
+from aictl.workspace import initialise
+from tests.daemon_fakes import register_ai
+from tests.reliability.test_three_hosts import (
+    HOST_COMMAND,
+    REPO,
+    WAIT_S,
+    Host,
+    catch_with_work_in_hand,
+    check_audit,
+    finished_by,
+    statuses,
+    stop,
+)
+from tests.reliability.workers import read_log, wait_for
+
+pytestmark = pytest.mark.slow
+
+TASKS = 30
+GROUPS = ("a", "b", "c", "d")
+POLICY = "version: 1\nsettings:\n  lease_ttl: 3s\n  remote: origin\n"
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def target(title: str) -> str:
+    """The file a task's run writes: its title names it after ``->``."""
+    return title.split("->", 1)[1].strip()
+
+
+def tasks(rng: random.Random) -> list[NewTask]:
+    """TASKS tasks; each writes ``src/<group>/t<n>.txt`` under a glob of its group (and
+    sometimes holds a second group), and depends on up to two earlier tasks."""
+    specs = []
+    for index in range(1, TASKS + 1):
+        groups = rng.sample(GROUPS, rng.choice((1, 1, 2)))
+        deps = rng.sample(range(1, index), min(index - 1, rng.choice((0, 1, 1, 2))))
+        specs.append(
+            NewTask(
+                title=f"t{index} -> src/{groups[0]}/t{index}.txt",
+                paths=[f"src/{group}/**" for group in groups],
+                depends_on=deps,
+            )
+        )
+    return specs
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]]:
+    """A bare ``origin`` whose ``main`` has one commit, three clones of it initialised on
+    ``pg_database`` with the remote policy, and the tasks; calling the value starts a daemon
+    process per clone (``--commits``) and waits until all three serve."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(origin), str(seed))
+    git(seed, "checkout", "-q", "-B", "main")
+    (seed / "README.md").write_text("three hosts, one remote\n")
+    (seed / ".gitignore").write_text("out/\n")  # the fake connector's own untracked notes
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "first")
+    git(seed, "push", "-q", "origin", "main")
+    workspaces = []
+    for n in range(3):
+        root = tmp_path / f"host-{n}"
+        git(tmp_path, "clone", "-q", str(origin), str(root))
+        workspace, _ = initialise(root, database=pg_database)
+        (workspace.state_dir / "policy.yaml").write_text(POLICY)
+        workspaces.append(workspace)
+    register_ai(workspaces[0], "fake-1", max_concurrency=6)
+    db = connect(pg_database)
+    try:
+        TaskStore(db, SystemClock()).create_many(tasks(random.Random(14)))
+    finally:
+        db.close()
+    started: list[Host] = []
+
+    def start() -> list[Host]:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("AICTL_DB", None)
+        for n, workspace in enumerate(workspaces):
+            log = tmp_path / f"host-{n}.jsonl"
+            with open(tmp_path / f"host-{n}.out", "wb") as out:
+                process = subprocess.Popen(
+                    [*HOST_COMMAND, str(workspace.root), str(log), "--commits"],
+                    cwd=workspace.root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            started.append(Host(workspace, log, process))
+        wait_for(
+            lambda: (
+                all(any(r["event"] == "ready" for r in read_log(h.log)) for h in started)
+                or any(h.process.poll() is not None for h in started)
+            ),
+            timeout=WAIT_S,
+            what="three daemons serving",
+        )
+        assert [h.process.poll() for h in started] == [None] * 3, "a daemon died at start"
+        return started
+
+    yield start
+    for host in started:
+        if host.process.poll() is None:
+            host.process.kill()
+        host.process.wait(timeout=60)
+
+
+def all_done(url: str) -> bool:
+    """Whether every task is done; fails at once, naming why, when one failed or blocked."""
+    db = connect(url)
+    try:
+        found = TaskStore(db, SystemClock()).list_tasks()
+    finally:
+        db.close()
+    stuck = [(t.id, str(t.status), t.failure_reason, t.result, t.blocked_reason)
+             for t in found if str(t.status) in {"failed", "blocked"}]  # fmt: skip
+    assert stuck == [], stuck
+    return Counter(str(t.status) for t in found) == Counter({"done": TASKS})
+
+
+def test_hosts_integrate_through_one_remote_with_one_host_killed(
+    hosts: Callable[[], list[Host]], pg_database: str, tmp_path: Path
+) -> None:
+    began = time.monotonic()
+    killed, *others = hosts()
+    wait_for(lambda: statuses(pg_database)["done"] >= TASKS // 5, timeout=WAIT_S,
+             what="a fifth of the tasks done", interval=0.1)  # fmt: skip
+    in_hand = catch_with_work_in_hand(killed, pg_database, all_done)  # stopped with runs in hand
+    killed.process.kill()
+    assert killed.process.wait(timeout=60) == -signal.SIGKILL
+    wait_for(lambda: all_done(pg_database), timeout=WAIT_S, what="every task done", interval=0.5)
+    for host in others:
+        stop(host)
+    elapsed = time.monotonic() - began
+
+    figures = check_audit(pg_database, others[0].workspace)
+    assert in_hand <= figures["expired"], "the killed host's tasks ran again after their expiry"
+    specs = {task.id: task for task in figures["tasks"].values()}
+    origin = tmp_path / "origin.git"
+    expected = {target(task.title) for task in specs.values()}
+    assert len(expected) == TASKS
+    on_main = set(git(origin, "ls-tree", "-r", "--name-only", "main").split())
+    assert on_main == expected | {"README.md", ".gitignore"}
+
+    added = Counter(
+        line
+        for line in git(
+            origin, "log", "--format=", "--name-only", "--diff-filter=A", "main"
+        ).split()
+        if line.startswith("src/")
+    )
+    assert added == Counter(dict.fromkeys(expected, 1)), "a task's file added twice, or never"
+
+    unseen = {
+        task.id: [dep for dep in task.depends_on if target(specs[dep].title) not in seen]
+        for task in specs.values()
+        for seen in [git(origin, "show", f"main:{target(task.title)}").split()]
+    }
+    assert {k: v for k, v in unseen.items() if v} == {}, "a dependency's work was not visible"
+    shares = [finished_by(host) for host in others]
+    assert min(shares) > 0, shares
+    # One task commit per task; two for a task the killed host had pushed before it died
+    # (its lease was live at the push; the lease then expired and the task ran once more).
+    trailers = git(origin, "log", "--format=%(trailers:key=Aictl-Task,valueonly)", "main")
+    commits = Counter(int(n) for n in trailers.split())
+    assert set(commits) == set(specs), "a task's work never reached the remote"
+    assert {n for n, count in commits.items() if count > 1} <= in_hand, commits
+    print(f"\n{TASKS} tasks, 3 hosts, one remote, one killed: {elapsed:.1f} s; {shares}")
