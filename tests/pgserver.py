@@ -157,6 +157,24 @@ def new_database(admin_url: str, prefix: str = "aictl_test") -> Iterator[str]:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def socket_url(url: str) -> str | None:
+    """The URL of the same database through the server's Unix socket, when that socket is on
+    this machine (a server started here); else None. A process in a network namespace of its
+    own reaches the server only that way."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        folders = connection.execute("SHOW unix_socket_directories").fetchall()[0][0]
+        port = int(connection.execute("SHOW port").fetchall()[0][0])
+    parts = urlsplit(url)
+    for listed in str(folders).split(","):
+        folder = listed.strip()
+        if folder and Path(folder, f".s.PGSQL.{port}").exists():
+            user = parts.username or "postgres"
+            return f"postgresql://{user}@{parts.path}?host={folder}&port={port}"
+    return None
+
+
 if __name__ == "__main__":
     running = start()
     print(f"AICTL_TEST_PG={running.url}", flush=True)

@@ -12,7 +12,6 @@ the files of all its dependencies, merged on other hosts before it started.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -29,17 +28,18 @@ from aictl.store.tasks import NewTask, TaskStore
 from aictl.workspace import initialise
 from tests.daemon_fakes import register_ai
 from tests.reliability.test_three_hosts import (
-    HOST_COMMAND,
-    REPO,
     WAIT_S,
     Host,
     catch_with_work_in_hand,
     check_audit,
     finished_by,
+    host_network,
+    reap,
+    start_hosts,
     statuses,
     stop,
 )
-from tests.reliability.workers import read_log, wait_for
+from tests.reliability.workers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,9 @@ def tasks(rng: random.Random) -> list[NewTask]:
 def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]]:
     """A bare ``origin`` whose ``main`` has one commit, three clones of it initialised on
     ``pg_database`` with the remote policy, and the tasks; calling the value starts a daemon
-    process per clone (``--commits``) and waits until all three serve."""
+    process per clone (``--commits``), each in a network namespace of its own, and waits
+    until all three serve."""
+    url, prefix = host_network(pg_database)
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     seed = tmp_path / "seed"
@@ -99,7 +101,7 @@ def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]
     for n in range(3):
         root = tmp_path / f"host-{n}"
         git(tmp_path, "clone", "-q", str(origin), str(root))
-        workspace, _ = initialise(root, database=pg_database)
+        workspace, _ = initialise(root, database=url)
         (workspace.state_dir / "policy.yaml").write_text(POLICY)
         workspaces.append(workspace)
     register_ai(workspaces[0], "fake-1", max_concurrency=6)
@@ -111,36 +113,11 @@ def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]
     started: list[Host] = []
 
     def start() -> list[Host]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("AICTL_DB", None)
-        for n, workspace in enumerate(workspaces):
-            log = tmp_path / f"host-{n}.jsonl"
-            with open(tmp_path / f"host-{n}.out", "wb") as out:
-                process = subprocess.Popen(
-                    [*HOST_COMMAND, str(workspace.root), str(log), "--commits"],
-                    cwd=workspace.root,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Host(workspace, log, process))
-        wait_for(
-            lambda: (
-                all(any(r["event"] == "ready" for r in read_log(h.log)) for h in started)
-                or any(h.process.poll() is not None for h in started)
-            ),
-            timeout=WAIT_S,
-            what="three daemons serving",
-        )
-        assert [h.process.poll() for h in started] == [None] * 3, "a daemon died at start"
+        started.extend(start_hosts(workspaces, tmp_path, prefix, "--commits"))
         return started
 
     yield start
-    for host in started:
-        if host.process.poll() is None:
-            host.process.kill()
-        host.process.wait(timeout=60)
+    reap(started)
 
 
 def all_done(url: str) -> bool:

@@ -10,9 +10,11 @@ are reconstructed from the chain's order (``seq``), not from clocks: a claim ope
 interval, its completion, failure, release, requeue or lease expiry closes it.
 
 The daemons run ``tests/reliability/daemon_host.py``: the real ``Daemon.run`` with the fake
-connector of tests/daemon_fakes.py (a run takes ~50 ms). Isolation is ``shared``: every agent
-works in its clone's one working tree, since a worktree per task would spend the time of
-500 git worktree creations and integrations on a test of the queue, the leases and the locks.
+connector of tests/daemon_fakes.py (a run takes ~50 ms), each in a network namespace of its
+own (``unshare --net``), reaching the database through the server's Unix socket. Isolation
+is ``shared``: every agent works in its clone's one working tree, since a worktree per task
+would spend the time of 500 git worktree creations and integrations on a test of the queue,
+the leases and the locks (test_hosts_remote.py runs worktrees through a remote).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from aictl.store.audit import Entry
 from aictl.store.db import connect
 from aictl.store.tasks import TaskStore
 from aictl.workspace import Workspace, initialise
+from tests import pgserver
 from tests.daemon_fakes import register_ai
 from tests.reliability.test_race import SEED, TASKS, dag_of_tasks
 from tests.reliability.workers import read_log, wait_for
@@ -101,12 +104,75 @@ def clones(tmp_path: Path, url: str) -> list[Workspace]:
     return found
 
 
+def host_network(url: str) -> tuple[str, tuple[str, ...]]:
+    """The database URL the hosts use and the command that starts each in a network namespace
+    of its own: the server's Unix socket (a namespace has its own loopback, so the server's
+    127.0.0.1 is out of its reach) and ``unshare --net``. A server elsewhere (``AICTL_TEST_PG``)
+    has no socket here: the hosts then share this machine's network, never under CI."""
+    through_socket = pgserver.socket_url(url)
+    if through_socket is None:
+        assert not os.environ.get("CI"), "under CI the hosts run in network namespaces"
+        return url, ()
+    return through_socket, ("unshare", "--net", "--")
+
+
+def start_hosts(
+    workspaces: list[Workspace], folder: Path, prefix: tuple[str, ...], *flags: str
+) -> list[Host]:
+    """One daemon process per workspace (``daemon_host.py``, started under ``prefix``);
+    waits until every one serves, and checks that each has a network namespace of its own
+    when ``prefix`` gives it one. Logs: ``folder/host-N.jsonl`` (runs), ``host-N.out``."""
+    if prefix:
+        flags = (*flags, "--own-network")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("AICTL_DB", None)
+    started = []
+    for n, workspace in enumerate(workspaces):
+        log = folder / f"host-{n}.jsonl"
+        with open(folder / f"host-{n}.out", "wb") as out:
+            process = subprocess.Popen(
+                [*prefix, *HOST_COMMAND, str(workspace.root), str(log), *flags],
+                cwd=workspace.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(Host(workspace, log, process))
+
+    def ready(host: Host) -> dict[str, Any] | None:
+        return next((r for r in read_log(host.log) if r["event"] == "ready"), None)
+
+    wait_for(
+        lambda: all(ready(h) or h.process.poll() is not None for h in started),
+        timeout=WAIT_S,
+        what="every daemon serving",
+    )
+    dead = [(folder / f"host-{n}.out").read_text() for n, h in enumerate(started)
+            if h.process.poll() is not None]  # fmt: skip
+    assert dead == [], "a daemon died at start"
+    if prefix:
+        networks = {ready(h)["network"] for h in started}  # type: ignore[index]
+        assert len(networks) == len(started), "two hosts share a network namespace"
+        assert os.readlink("/proc/self/ns/net") not in networks
+    return started
+
+
+def reap(started: list[Host]) -> None:
+    """Kill (a stopped one too) and reap every host still running."""
+    for host in started:
+        if host.process.poll() is None:
+            host.process.kill()
+        host.process.wait(timeout=60)
+
+
 @pytest.fixture
 def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]]:
     """Three clones on ``pg_database`` with its 500 tasks; calling the fixture's value starts
-    one daemon process per clone and waits until all three serve. Every process is killed (a
-    stopped one too) and reaped at the end."""
-    workspaces = clones(tmp_path, pg_database)
+    one daemon process per clone, each in a network namespace of its own, and waits until all
+    three serve. Every process is killed and reaped at the end."""
+    url, prefix = host_network(pg_database)
+    workspaces = clones(tmp_path, url)
     register_ai(workspaces[0], "fake-1", max_concurrency=2 * HOSTS)
     db = connect(pg_database)
     try:
@@ -116,38 +182,11 @@ def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]
     started: list[Host] = []
 
     def start() -> list[Host]:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("AICTL_DB", None)
-        for n, workspace in enumerate(workspaces):
-            log = tmp_path / f"host-{n}.jsonl"
-            with open(tmp_path / f"host-{n}.out", "wb") as out:
-                process = subprocess.Popen(
-                    [*HOST_COMMAND, str(workspace.root), str(log)],
-                    cwd=workspace.root,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Host(workspace, log, process))
-        wait_for(
-            lambda: all(
-                any(r["event"] == "ready" for r in read_log(h.log)) or h.process.poll() is not None
-                for h in started
-            ),
-            timeout=WAIT_S,
-            what="three daemons serving",
-        )
-        dead = [(tmp_path / f"host-{n}.out").read_text() for n, h in enumerate(started)
-                if h.process.poll() is not None]  # fmt: skip
-        assert dead == [], "a daemon died at start"
+        started.extend(start_hosts(workspaces, tmp_path, prefix))
         return started
 
     yield start
-    for host in started:
-        if host.process.poll() is None:
-            host.process.kill()
-        host.process.wait(timeout=60)
+    reap(started)
 
 
 def statuses(url: str) -> Counter[str]:
