@@ -40,22 +40,13 @@ from tests.reliability.test_three_hosts import (
     stop,
 )
 from tests.reliability.workers import wait_for
+from tests.store.test_worktrees import git
 
 pytestmark = pytest.mark.slow
 
 TASKS = 30
 GROUPS = ("a", "b", "c", "d")
 POLICY = "version: 1\nsettings:\n  lease_ttl: 3s\n  remote: origin\n"
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def target(title: str) -> str:
