@@ -148,8 +148,8 @@ for line in sys.stdin:
         continue
     e = json.loads(line)
     agent, files = e["agent"], ", ".join(e["files_changed"]) or "none"
-    print(f"  task {e['"'"'task'"'"']}: agent {agent['"'"'status'"'"']}, {agent['"'"'num_turns'"'"']} turns, "
-          f"{agent['"'"'total_cost_usd'"'"']} USD; files changed: {files}; tests {e['"'"'tests'"'"']['"'"'status'"'"']}")
+    print(f"  task {e['"'"'task_id'"'"']}: agent {agent['"'"'status'"'"']}, {agent['"'"'num_turns'"'"']} turns, "
+          f"${agent['"'"'total_cost_usd'"'"'] or 0:.4f}; files changed: {files}; tests {e['"'"'tests'"'"']['"'"'status'"'"']}")
 '
 run aictl task evidence 3
 
