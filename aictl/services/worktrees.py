@@ -43,11 +43,11 @@ from aictl.domain.worktrees import WorktreeState, prune_verdict
 from aictl.errors import AictlError, InvalidInput, TaskHeld
 from aictl.services.tasks import TaskService
 from aictl.store.branches import BranchRecord, BranchStore
+from aictl.workspace import Workspace
+from connectors.process import run_process
 
 if TYPE_CHECKING:
     from filelock import FileLock
-from aictl.workspace import Workspace
-from connectors.process import run_process
 
 GIT_TIMEOUT = 120.0
 LOCK_TIMEOUT = 600.0
@@ -230,11 +230,9 @@ class Worktrees:
             base_commit=base,
             mode=mode,
         )
-        from filelock import FileLock
-
         # Choosing a spare and taking it is one step: two runs starting at once (the
         # daemon's workers, or two `task execute`) would otherwise both pick the same one.
-        with FileLock(str(self.workspace.state_dir / "worktrees.lock"), timeout=LOCK_TIMEOUT):
+        with self._state_lock("worktrees.lock"):
             spare = self._spare()
             if spare is not None:
                 # a merged, clean worktree: switching it rewrites only the files that differ,
@@ -380,8 +378,6 @@ class Worktrees:
         target moves: it raises (``LeaseLost``) when the caller may no longer integrate.
         Serialised by ``.ai/integrate.lock``; a rerun of a merged record only finishes
         updating the user's files."""
-        from filelock import FileLock
-
         chosen = mode or record.mode
         if record.task_commit is None:
             return Integration("empty", None, record)
@@ -392,8 +388,7 @@ class Worktrees:
                 where += f" (pushed to {self.remote})"
             kept = self.branches.update(record.task_id, record.attempt, status="kept")
             return Integration("kept", f"the work is on {where}", kept)
-        lock = FileLock(str(self.workspace.state_dir / "integrate.lock"), timeout=LOCK_TIMEOUT)
-        with lock:
+        with self._state_lock("integrate.lock"):
             if self.remote is not None:
                 return self._integrate_remote(record, chosen, title, fence)
             return self._integrate(record, chosen, title, fence)
@@ -516,9 +511,13 @@ class Worktrees:
         """``.ai/remote.lock``: one fetch or push at a time in this clone. Both update the
         remote-tracking ref, and git refuses a second update under way ("cannot lock ref
         'refs/remotes/origin/main'"): seen with two tasks of one daemon starting at once."""
+        return self._state_lock("remote.lock")
+
+    def _state_lock(self, name: str) -> FileLock:
+        """The lock file ``.ai/NAME``, shared by every aictl process of this clone."""
         from filelock import FileLock
 
-        return FileLock(str(self.workspace.state_dir / "remote.lock"), timeout=LOCK_TIMEOUT)
+        return FileLock(str(self.workspace.state_dir / name), timeout=LOCK_TIMEOUT)
 
     def _holds(self, record: BranchRecord, head: str) -> bool:
         """Whether ``head`` holds the task's work (its commit, or the merge aictl made)."""
