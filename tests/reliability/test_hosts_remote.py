@@ -30,6 +30,7 @@ from tests.daemon_fakes import register_ai
 from tests.reliability.test_three_hosts import (
     WAIT_S,
     Host,
+    all_done,
     catch_with_work_in_hand,
     check_audit,
     finished_by,
@@ -111,19 +112,6 @@ def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]
     reap(started)
 
 
-def all_done(url: str) -> bool:
-    """Whether every task is done; fails at once, naming why, when one failed or blocked."""
-    db = connect(url)
-    try:
-        found = TaskStore(db, SystemClock()).list_tasks()
-    finally:
-        db.close()
-    stuck = [(t.id, str(t.status), t.failure_reason, t.result, t.blocked_reason)
-             for t in found if str(t.status) in {"failed", "blocked"}]  # fmt: skip
-    assert stuck == [], stuck
-    return Counter(str(t.status) for t in found) == Counter({"done": TASKS})
-
-
 def test_hosts_integrate_through_one_remote_with_one_host_killed(
     hosts: Callable[[], list[Host]], pg_database: str, tmp_path: Path
 ) -> None:
@@ -131,10 +119,11 @@ def test_hosts_integrate_through_one_remote_with_one_host_killed(
     killed, *others = hosts()
     wait_for(lambda: statuses(pg_database)["done"] >= TASKS // 5, timeout=WAIT_S,
              what="a fifth of the tasks done", interval=0.1)  # fmt: skip
-    in_hand = catch_with_work_in_hand(killed, pg_database, all_done)  # stopped with runs in hand
+    in_hand = catch_with_work_in_hand(killed, pg_database, TASKS)  # stopped with runs in hand
     killed.process.kill()
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
-    wait_for(lambda: all_done(pg_database), timeout=WAIT_S, what="every task done", interval=0.5)
+    wait_for(lambda: all_done(pg_database, TASKS), timeout=WAIT_S, what="every task done",
+             interval=0.5)  # fmt: skip
     for host in others:
         stop(host)
     elapsed = time.monotonic() - began

@@ -197,11 +197,18 @@ def statuses(url: str) -> Counter[str]:
         db.close()
 
 
-def all_done(url: str) -> bool:
-    """Whether every task is done; fails at once when one failed or was blocked (no wait)."""
-    counts = statuses(url)
-    assert counts["failed"] == counts["blocked"] == 0, counts
-    return counts == Counter({"done": TASKS})
+def all_done(url: str, tasks: int = TASKS) -> bool:
+    """Whether all ``tasks`` are done; fails at once, naming each and why, when one failed or
+    was blocked (no wait)."""
+    db = connect(url)
+    try:
+        found = TaskStore(db, SystemClock()).list_tasks()
+    finally:
+        db.close()
+    stuck = [(t.id, str(t.status), t.failure_reason, t.result, t.blocked_reason)
+             for t in found if str(t.status) in {"failed", "blocked"}]  # fmt: skip
+    assert stuck == [], stuck
+    return Counter(str(t.status) for t in found) == Counter({"done": tasks})
 
 
 def stop(host: Host) -> None:
@@ -209,9 +216,7 @@ def stop(host: Host) -> None:
     assert host.process.wait(timeout=WAIT_S) == 0, host.journal()[-5:]
 
 
-def catch_with_work_in_hand(
-    host: Host, url: str, done: Callable[[str], bool] = all_done
-) -> set[int]:
+def catch_with_work_in_hand(host: Host, url: str, tasks: int = TASKS) -> set[int]:
     """SIGSTOP ``host`` at a moment it has agent runs in hand whose leases are live; returns
     those tasks. Retries (SIGCONT, a short pause) while the stop lands between runs."""
     while True:
@@ -226,7 +231,7 @@ def catch_with_work_in_hand(
                 db.close()
             if live == held:
                 return held
-        assert not done(url), "the queue drained before the host could be caught mid-run"
+        assert not all_done(url, tasks), "the queue drained before the host was caught mid-run"
         os.kill(host.process.pid, signal.SIGCONT)
         time.sleep(0.02)
 
