@@ -244,7 +244,11 @@ class Worktrees:
             # ignored files too: nothing an earlier agent left may reach this task
             moved.run("clean", "-ffdxq")
         else:
-            self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
+            # `worktree add` writes an all-zero HEAD for the new worktree before the real one
+            # (git 2.39), and a fetch meanwhile fails ("bad object worktrees/<name>/HEAD"):
+            # seen when two tasks of one daemon start at once, so both take the remote's lock
+            with self._talking_to_remote():
+                self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         return record
 
     def continuation(
@@ -508,9 +512,10 @@ class Worktrees:
             )  # fmt: skip
 
     def _talking_to_remote(self) -> FileLock:
-        """``.ai/remote.lock``: one fetch or push at a time in this clone. Both update the
-        remote-tracking ref, and git refuses a second update under way ("cannot lock ref
-        'refs/remotes/origin/main'"): seen with two tasks of one daemon starting at once."""
+        """``.ai/remote.lock``: one fetch, push or ``worktree add`` at a time in this clone.
+        Fetch and push update the remote-tracking ref, and git refuses a second update under
+        way ("cannot lock ref 'refs/remotes/origin/main'"): seen with two tasks of one daemon
+        starting at once."""
         return self._state_lock("remote.lock")
 
     def _state_lock(self, name: str) -> FileLock:

@@ -244,3 +244,37 @@ def test_the_policy_takes_a_remote_name_and_refuses_what_is_not_one(tmp_path: Pa
     assert validate_files([good]) == []
     [issue] = [issue for issue in validate_files([bad]) if issue.is_error]
     assert "settings.remote" in str(issue) and "not a git remote name" in str(issue)
+
+
+def test_a_worktree_is_added_under_the_remotes_lock(
+    hosts: Callable[[str], TaskService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`git worktree add` leaves an all-zero HEAD for a moment, which fails a fetch running
+    then ("bad object worktrees/task-5-1/HEAD", seen on three hosts): the add holds the lock
+    every fetch takes, proved by a second lock of that file being refused during the add."""
+    import fcntl
+
+    from aictl.services import worktrees as module
+
+    a = hosts("a")
+    task = a.create("t", paths=["src/a.py"])
+    lock_file = a.workspace.state_dir / "remote.lock"
+    held: list[bool] = []
+    real_run = module.Git.run
+
+    def run(self: module.Git, *args: str, **kwargs: object) -> tuple[int, str, str]:
+        if args[:2] == ("worktree", "add"):
+            with lock_file.open("a") as other:
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    held.append(True)
+                else:
+                    fcntl.flock(other, fcntl.LOCK_UN)
+                    held.append(False)
+        return real_run(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module.Git, "run", run)
+    record = worktrees(a).create(task.id, 1, "merge")
+    assert held == [True]
+    assert (a.workspace.root / record.worktree / "README.md").read_text() == "hello\n"
