@@ -6,7 +6,7 @@ complete until the queue is empty or the time limit passes, as in part 1 (``clai
 baseline is the queue PostgreSQL users build by hand, run in the same session on the same
 server: plain psycopg on a minimal table doing the same three fenced transactions per task,
 the claim being ``UPDATE ... WHERE id = (SELECT id ... ORDER BY priority DESC, id LIMIT 1
-FOR UPDATE SKIP LOCKED) RETURNING``. The ratio is the price of what aictl adds (one writer at
+FOR UPDATE SKIP LOCKED) RETURNING``. The ratio is the price of what aictl adds (claims one at
 a time, the lease sweep, the lock check and rows, the audit chain, the decision records' home).
 
 Latency: one ``TaskStore.claim`` in databases of 1k and 100k queued tasks (10k with
@@ -252,8 +252,9 @@ def run(settings: Settings) -> Measurement:
     measurement.notes += [
         f"each rate is the median of {plan.repeats} run(s) in ABBA order; a run stops when its "
         f"{plan.tasks:,} queued tasks are done or after {plan.time_limit_s:g} s",
-        "aictl serialises its writers (one advisory lock per write transaction, as SQLite's "
-        "BEGIN IMMEDIATE); the bare loop lets PostgreSQL run them side by side",
+        "aictl's claims go one at a time (exact path locks) and each transaction appends audit "
+        "rows to one chain; its starts and completes run side by side, as all of the bare "
+        "loop's do",
         "the PostgreSQL server runs with fsync off (as the tests): CPU and round trips only",
     ]
     return measurement

@@ -41,6 +41,18 @@ def row_hash(
     return sha256_hex(f"{header}\n{data}".encode())
 
 
+def hash_frame(at: str, kind: str, actor: str, task_id: int | None, data: str) -> tuple[str, str]:
+    """``row_hash``'s input around the two values known only at the head, as (before, after):
+    the input is ``before + prev_hash + '","seq":' + str(seq) + after``. PostgreSQL completes
+    and hashes it in the statement that appends the row (``postgres._APPEND_AT_HEAD``)."""
+
+    def text(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    before = f'{{"actor":{text(actor)},"at":{text(at)},"kind":{text(kind)},"prev":"'
+    return before, f',"task_id":{text(task_id)}}}\n{data}'
+
+
 class Entry(NamedTuple):
     seq: int
     at: datetime
@@ -122,24 +134,28 @@ class AuditLog:
         actor: str,
         task_id: int | None = None,
         data: dict[str, Any] | None = None,
-    ) -> str:
+    ) -> None:
         """Append one event; call inside a write transaction (the head is read under its lock).
 
-        Returns the new row's hash.
+        In a concurrent PostgreSQL transaction the row is appended at its COMMIT instead
+        (``PgConnection.defer_audit``): still in the same transaction, so still an event
+        exactly when its change is committed.
         """
+        stamp = at if isinstance(at, str) else format_time(at)
+        text = canonical(data or {})
+        defer = getattr(self.connection, "defer_audit", None)  # only PgConnection has it
+        if defer is not None and defer((stamp, kind, actor, task_id, text)):
+            return
         head = self.connection.execute(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        stamp = at if isinstance(at, str) else format_time(at)
-        text = canonical(data or {})
         digest = row_hash(seq, stamp, kind, actor, task_id, text, prev)
         self.connection.execute(
             "INSERT INTO audit_log (seq, at, kind, actor, task_id, data, prev_hash, hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, stamp, kind, actor, task_id, text, prev, digest),
         )
-        return digest
 
     def entries(
         self,

@@ -13,12 +13,14 @@ up front and so waits in the busy handler instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from aictl.errors import DatabaseUnusable, NotAnAictlDatabase
 from aictl.store.failures import explain, remember
@@ -27,6 +29,38 @@ BUSY_TIMEOUT_MS = 60_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 MIGRATIONS = Path(__file__).with_name("migrations")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class WriteConflict(sqlite3.OperationalError):
+    """PostgreSQL ended a transaction to break a deadlock between concurrent ones: nothing of
+    it was committed, and running it again is the remedy (``retried_on_conflict``)."""
+
+
+CONFLICT_ATTEMPTS = 5
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def retried_on_conflict(
+    method: Callable[Concatenate[Any, _P], _R],
+) -> Callable[Concatenate[Any, _P], _R]:
+    """Run a store method (one transaction of its own) again when it ends in ``WriteConflict``;
+    not when it runs inside an outer transaction, whose earlier locks would meet the same
+    conflict again (the outer one's caller sees the error)."""
+
+    def run(store: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        attempt = 1
+        while True:
+            outermost = store.db.depth == 0
+            try:
+                return method(store, *args, **kwargs)
+            except WriteConflict:
+                if not outermost or attempt == CONFLICT_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    functools.update_wrapper(run, method)
+    return run
 
 
 def is_postgres_url(target: object) -> bool:
@@ -109,6 +143,11 @@ class Database:
     def close(self) -> None:
         self.connection.close()
 
+    @property
+    def depth(self) -> int:
+        """0 outside a transaction, 1 inside one, more inside savepoints."""
+        return self._depth
+
     def _enter_wal(self) -> None:
         """Switch a new database to WAL; a no-op read once any connection has done so.
 
@@ -131,8 +170,13 @@ class Database:
             pause = min(pause * 2, 0.05)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(
+        self, *, concurrent: bool = False, serial: str | None = None
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction: ``BEGIN IMMEDIATE`` outside, a savepoint when nested.
+
+        ``concurrent`` and ``serial`` say when a transaction may run beside others (see
+        ``postgres.PgDatabase.transaction``); SQLite has one writer at a time, always.
 
         Commits when the block ends normally; rolls back everything it did on any exception
         (including KeyboardInterrupt, and a failed COMMIT), so a state change is whole or

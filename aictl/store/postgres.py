@@ -9,12 +9,21 @@ here and in the PostgreSQL schema (``migrations/pg``):
   are defined in the PostgreSQL schema with the same results, so queries stay the same;
 - a write transaction is ``BEGIN`` then ``pg_advisory_xact_lock(WRITER_LOCK)``: like SQLite's
   ``BEGIN IMMEDIATE`` it admits one writer at a time and every statement after the lock sees
-  every earlier commit (READ COMMITTED). Every state change appends to the one audit chain in
-  its transaction, so writers serialise on the chain head anyway: the one lock makes that, the
-  path-lock checks and the claim exact, and COMMIT or ROLLBACK releases it, also when a client
-  dies (the server ends its session). ``FOR UPDATE SKIP LOCKED`` would add nothing under it
-  (no other writer holds a row) and would write a row lock into every candidate the claim
-  walks; a later step can narrow the lock once the audit chain no longer needs one head.
+  every earlier commit (READ COMMITTED). COMMIT or ROLLBACK releases it, also when a client
+  dies (the server ends its session).
+- the lease holder's hot path runs *concurrently* instead (``transaction(concurrent=True)``:
+  claim, start, complete, heartbeat). Such a transaction takes the writer lock *shared*, so it
+  runs beside the others of its kind and never beside an exclusive one. It is safe there
+  because it changes only rows that its own fenced, conditional statements select (its lease's
+  task, its own path locks, its dependents' ``unmet_deps`` by decrement), and PostgreSQL
+  re-checks such a statement's WHERE on the newest row version. Claims additionally serialise
+  among themselves (``serial="claims"``: the path-lock check and the lock rows are exact).
+  Its audit rows and notifications wait in ``PgConnection.deferred`` and are written at
+  COMMIT, in one round trip: ``pg_advisory_xact_lock(AUDIT_LOCK)``, each row appended at the
+  head with its hash computed by the server from the parts ``audit.hash_frame`` gives, then
+  COMMIT. So the chain has one head and its order is the commit order, the audit lock is the
+  last lock every concurrent transaction takes (no lock cycle through it) and it is held for
+  the server's work only, never for a round trip.
 - the schema version lives in ``aictl_schema`` (SQLite keeps it in ``PRAGMA user_version``).
 
 Rows are ``Row`` objects: indexable by position and by column name, like ``sqlite3.Row``.
@@ -35,11 +44,25 @@ from pathlib import Path
 from typing import Any, cast
 
 from aictl.errors import DatabaseUnusable, NotAnAictlDatabase
-from aictl.store.db import Database, shown
+from aictl.store.audit import GENESIS, hash_frame
+from aictl.store.db import Database, WriteConflict, shown
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "pg"
 WRITER_LOCK = 0x61696374  # "aict": the advisory lock every write transaction takes
+AUDIT_LOCK = 0x61696375  # the audit chain's head, for concurrent transactions' rows
+SERIAL_LOCKS = {"claims": 0x61696376}
+"""Advisory locks that serialise concurrent transactions of one kind among themselves."""
 _BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+_BEGIN_CONCURRENT = f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})"
+_APPEND_AT_HEAD = f"""
+INSERT INTO audit_log (seq, at, kind, actor, task_id, data, prev_hash, hash)
+SELECT head.seq + 1, %s, %s, %s, %s, %s, head.hash,
+       encode(sha256(convert_to(%s || head.hash || '","seq":' || (head.seq + 1) || %s, 'UTF8')),
+              'hex')
+FROM ((SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)
+      UNION ALL SELECT 0, '{GENESIS}') AS head
+ORDER BY head.seq DESC LIMIT 1
+"""
 WORK_CHANNEL = "aictl_work"
 """The LISTEN/NOTIFY channel on which the store says that work may have become ready."""
 
@@ -107,6 +130,8 @@ def _as_sqlite_errors() -> Iterator[None]:
         yield
     except psycopg.errors.IntegrityError as error:
         raise sqlite3.IntegrityError(_message(error)) from error
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as error:
+        raise WriteConflict(_message(error)) from error
     except psycopg.OperationalError as error:
         raise sqlite3.OperationalError(_message(error)) from error
     except psycopg.DatabaseError as error:
@@ -148,6 +173,11 @@ class PgConnection:
     def __init__(self, url: str) -> None:
         self.url = url
         self.pinned = False
+        self.deferred: list[tuple[str, str, str, int | None, str]] | None = None
+        """A concurrent transaction's audit rows (at, kind, actor, task, data), appended at
+        its COMMIT; None when rows are appended at once (no transaction, or an exclusive one)."""
+        self.notices: list[str] = []
+        """Reasons to ``NOTIFY`` at COMMIT."""
         self.raw = self._open()
 
     def _open(self) -> Any:
@@ -198,6 +228,32 @@ class PgConnection:
             cursor.executemany(translate(sql), [tuple(row) for row in rows])
         return cursor
 
+    def defer_audit(self, row: tuple[str, str, str, int | None, str]) -> bool:
+        """Keep an audit row for the COMMIT of the concurrent transaction under way; False
+        (the caller appends it now) in any other."""
+        if self.deferred is None:
+            return False
+        self.deferred.append(row)
+        return True
+
+    def commit(self) -> None:
+        """COMMIT, after the deferred audit rows and notifications: one round trip, the audit
+        lock taken first so that each row extends the head as committed before it."""
+        rows, notices = self.deferred or [], self.notices
+        if not rows and not notices:
+            self.execute("COMMIT")
+            return
+        raw = self.live()
+        with _as_sqlite_errors(), raw.pipeline():
+            if rows:
+                raw.execute(f"SELECT pg_advisory_xact_lock({AUDIT_LOCK})")
+            for at, kind, actor, task_id, data in rows:
+                before, after = hash_frame(at, kind, actor, task_id, data)
+                raw.execute(_APPEND_AT_HEAD, (at, kind, actor, task_id, data, before, after))
+            for reason in notices:
+                raw.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, reason))
+            raw.execute("COMMIT")
+
     @property
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
@@ -236,45 +292,66 @@ class PgDatabase(Database):
         self.pg.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A write transaction holding the writer lock; a savepoint when nested."""
+    def transaction(self, *, concurrent: bool = False, serial: str | None = None) -> Iterator[Any]:
+        """A write transaction holding the writer lock; a savepoint when nested (in the
+        outer transaction's mode).
+
+        ``concurrent``: the writer lock is taken shared and the audit rows wait for COMMIT
+        (see the module's docstring); only for a transaction whose every change is made by
+        fenced, conditional statements. ``serial`` names a lock (``SERIAL_LOCKS``) that
+        transactions of one kind also take, so that they run one at a time among themselves.
+        """
+        pg = self.pg
         if self._depth:
             name = f"sp{self._depth}"
-            self.pg.execute(f"SAVEPOINT {name}")
+            marks = (len(pg.deferred or ()), len(pg.notices))
+            pg.execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield self.connection
-                self.pg.execute(f"RELEASE SAVEPOINT {name}")
+                pg.execute(f"RELEASE SAVEPOINT {name}")
             except BaseException:
-                if self.pg.in_transaction:
-                    self.pg.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    self.pg.execute(f"RELEASE SAVEPOINT {name}")
+                if pg.in_transaction:
+                    pg.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    pg.execute(f"RELEASE SAVEPOINT {name}")
+                if pg.deferred is not None:
+                    del pg.deferred[marks[0] :]
+                del pg.notices[marks[1] :]
                 raise
             finally:
                 self._depth -= 1
             return
+        begin = _BEGIN_CONCURRENT if concurrent else _BEGIN_WRITE
+        if serial is not None:
+            begin += f"; SELECT pg_advisory_xact_lock({SERIAL_LOCKS[serial]})"
         self._depth = 1
         try:
-            # one round trip for both (no parameters: the simple protocol takes two
-            # statements); inside the try, so that an interrupted wait for the lock rolls back
-            self.pg.again_if_ended(lambda raw: raw.execute(_BEGIN_WRITE))
-            self.pg.pinned = True
+            # one round trip for all (no parameters: the simple protocol takes several
+            # statements); inside the try, so that an interrupted wait for a lock rolls back
+            pg.again_if_ended(lambda raw: raw.execute(begin))
+            pg.pinned = True
+            pg.deferred = [] if concurrent else None
             yield self.connection
-            self.pg.execute("COMMIT")
+            pg.commit()
         except BaseException:
-            if self.pg.in_transaction:
+            if pg.in_transaction:
                 # the connection may be gone: the server has then rolled it back
                 with suppress(Exception):
-                    self.pg.execute("ROLLBACK")
+                    pg.execute("ROLLBACK")
             raise
         finally:
             self._depth = 0
-            self.pg.pinned = False
+            pg.pinned = False
+            pg.deferred = None
+            pg.notices = []
 
     def announce(self, reason: str) -> None:
-        """``NOTIFY aictl_work, reason``: delivered to every listener when the transaction
-        commits, never when it rolls back (a refused change wakes nobody)."""
-        self.pg.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, reason))
+        """``NOTIFY aictl_work, reason`` with the COMMIT: delivered to every listener when the
+        transaction commits, never when it rolls back (a refused change wakes nobody)."""
+        if self._depth:
+            self.pg.notices.append(reason)
+        else:
+            self.pg.execute("SELECT pg_notify(?, ?)", (WORK_CHANNEL, reason))
 
     def schema_version(self) -> int:
         # A catalog query, not to_regclass(): that looks the name up without a lock, in a

@@ -50,7 +50,7 @@ from aictl.errors import (
     TaskNotFound,
 )
 from aictl.store.audit import AuditLog
-from aictl.store.db import Database
+from aictl.store.db import Database, retried_on_conflict
 from aictl.store.decisions import DecisionStore, Ruling
 
 _TASK_COLUMNS = (
@@ -417,6 +417,7 @@ class TaskStore:
 
     # ---------------------------------------------------------------- claiming
 
+    @retried_on_conflict
     def claim(
         self,
         holder: str,
@@ -434,7 +435,7 @@ class TaskStore:
         ``ApprovalRequired`` or ``IllegalTransition``, after committing what was recorded.
         """
         refusal: AictlError | None = None
-        with self.db.transaction() as connection:
+        with self.db.transaction(concurrent=True, serial="claims") as connection:
             now = self.clock.now()
             self._sweep(connection, now)
             held = connection.execute("SELECT task_id, glob FROM path_locks").fetchall()
@@ -450,11 +451,11 @@ class TaskStore:
                 for candidate in candidates:
                     task = self.get(candidate) if decide else None
                     if task is None or decide is None:
-                        return self._take(connection, holder, ttl, candidate, now)
+                        return self._take(connection, holder, ttl, candidate)
                     ruling = decide(task)
                     enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
                     if enforced == "allow":
-                        return self._take(connection, holder, ttl, candidate, now)
+                        return self._take(connection, holder, ttl, candidate)
                     if enforced == "require_approval":
                         awaiting.append((task, ruling))
                     else:
@@ -534,8 +535,11 @@ class TaskStore:
         holder: str,
         ttl: timedelta,
         chosen: int,
-        now: datetime,
     ) -> Claim:
+        # The clock is read again now, after the reads that found the task ready: a
+        # dependency completed by a concurrent transaction (PostgreSQL) committed before
+        # them, so its finished_at is earlier than this claimed_at.
+        now = self.clock.now()
         stamp = format_time(now)
         # The secret is returned to the claimant only; the row keeps its hash, the audit
         # log and the decision records neither.
@@ -768,9 +772,10 @@ class TaskStore:
         next_status(status, event)
         raise AssertionError(f"{event} refused on a live lease in status {status}")
 
+    @retried_on_conflict
     def heartbeat(self, token: LeaseToken, ttl: timedelta | None = None) -> Task:
         """Extend a live lease by its TTL (or ``ttl``) from now."""
-        with self.db.transaction() as connection:
+        with self.db.transaction(concurrent=True) as connection:
             now = self.clock.now()
             if ttl is None:
                 stored = connection.execute(
@@ -801,8 +806,9 @@ class TaskStore:
         ).fetchone()
         return None if row is not None else self._lease_lost(connection, token, "check", now)
 
+    @retried_on_conflict
     def start(self, token: LeaseToken) -> Task:
-        with self.db.transaction() as connection:
+        with self.db.transaction(concurrent=True) as connection:
             now = self.clock.now()
             stamp = format_time(now)
             row = self._fenced_update(
@@ -817,6 +823,7 @@ class TaskStore:
             self._record(stamp, "task.started", task, token)
             return task
 
+    @retried_on_conflict
     def complete(
         self, token: LeaseToken, result: str | None = None, evidence: dict[str, Any] | None = None
     ) -> Task:
@@ -824,7 +831,7 @@ class TaskStore:
         from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
 
         stored = None if evidence is None else json.dumps(evidence)
-        with self.db.transaction() as connection:
+        with self.db.transaction(concurrent=True) as connection:
             self.db.announce("completed")  # daemons waiting on the queue wake
             now = self.clock.now()
             stamp = format_time(now)
@@ -1105,12 +1112,17 @@ class TaskStore:
             reason = f"lease of {holder} (epoch {epoch}) expired"
             if outcome == Status.FAILED:
                 reason += f"; {attempts} of {max_attempts} attempts used"
-            connection.execute(
+            # Conditional, for a concurrent claim's sweep: a lease completed or renewed since
+            # it was read (a holder whose clock runs behind ours) is left alone.
+            expired = connection.execute(
                 "UPDATE tasks SET status = ?, lease_expires_at = NULL, failure_reason = ?,"
                 " finished_at = CASE WHEN ? = 'failed' THEN ? END, updated_at = ?"
-                " WHERE id = ? AND lease_epoch = ?",
-                (str(outcome), reason, str(outcome), stamp, stamp, task_id, epoch),
-            )
+                " WHERE id = ? AND lease_epoch = ? AND status IN ('claimed', 'running')"
+                " AND lease_expires_at <= ?",
+                (str(outcome), reason, str(outcome), stamp, stamp, task_id, epoch, stamp),
+            ).rowcount
+            if not expired:
+                continue
             self._drop_locks(connection, task_id)
             self.audit.append(
                 stamp,

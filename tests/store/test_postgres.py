@@ -7,21 +7,27 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from aictl.cli import run
+from aictl.clock import SystemClock
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock
 from aictl.daemon.scheduler import Daemon
 from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
 from aictl.services import maintenance
 from aictl.services.tasks import TaskService
 from aictl.store import postgres
+from aictl.store.audit import AuditLog
 from aictl.store.dashboard import data_version
 from aictl.store.db import connect, latest_version, shown
 from aictl.store.postgres import PgDatabase, WorkListener, translate
+from aictl.store.tasks import NewTask, TaskStore
 from aictl.workspace import CONFIG, STATE_DIR, initialise, locate
 from tests.gitrepo import git_init
 
@@ -384,3 +390,119 @@ def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
         assert [row[0] for row in titles] == ["one"]
     finally:
         database.close()
+
+
+# --------------------------------------------------------------- concurrent transactions
+
+
+def _waiting_for_a_lock(url: str) -> bool:
+    """Whether some session of the database waits for a lock (advisory or a row's)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND a.datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
+def test_lease_holders_write_side_by_side_and_an_exclusive_writer_waits_for_them(
+    pg_database: str,
+) -> None:
+    """Two concurrent transactions (the lease holders' hot path) are open at once; an
+    exclusive one (any other change) waits until both have ended, and commits after them."""
+    first, second, third = (connect(pg_database) for _ in range(3))
+    finished: list[str] = []
+    try:
+        with first.transaction(concurrent=True), second.transaction(concurrent=True):
+            # both hold the writer lock (shared) at this point: neither waited for the other
+
+            def exclusive() -> None:
+                with third.transaction() as connection:
+                    connection.execute("SELECT 1")
+                finished.append("exclusive")
+
+            writer = threading.Thread(target=exclusive)
+            writer.start()
+            _wait_until(lambda: _waiting_for_a_lock(pg_database), "the exclusive writer waits")
+            assert finished == []
+            finished.append("concurrent")
+        writer.join(timeout=20)
+        assert finished == ["concurrent", "exclusive"]
+    finally:
+        for database in (first, second, third):
+            database.close()
+
+
+def test_a_concurrent_transactions_audit_rows_are_appended_at_its_commit(
+    pg_database: str,
+) -> None:
+    """Its rows reach the table only with its COMMIT, each hashed by the server from
+    ``hash_frame`` exactly as ``row_hash`` would (the chain verifies, with text that JSON
+    escapes); a rolled-back savepoint's rows and notifications are dropped with it."""
+    database = connect(pg_database)
+    log = AuditLog(database.connection)
+    odd = {"quote": 'a "b" \\ c', "tab": "x\ty", "accent": "é 中", "nul": "\x00"}
+    try:
+        log.append("2026-01-01T00:00:00Z", "probe.before", "user", None, {})
+        with database.transaction(concurrent=True):
+            log.append("2026-01-01T00:00:01Z", "probe.kept", 'an "actor"', 7, odd)
+            assert log.head_seq() == 1  # not yet in the table
+            with pytest.raises(RuntimeError), database.transaction():
+                log.append("2026-01-01T00:00:02Z", "probe.dropped", "user", None, {})
+                database.announce("dropped")
+                raise RuntimeError("the savepoint rolls back")
+            log.append("2026-01-01T00:00:03Z", "probe.last", "user", None, {"n": 1})
+        entries = log.entries()
+        assert [entry.kind for entry in entries] == ["probe.before", "probe.kept", "probe.last"]
+        assert entries[1].data == odd and entries[1].actor == 'an "actor"'
+        assert log.verify().ok
+    finally:
+        database.close()
+
+
+def test_a_deadlock_between_writers_is_broken_and_the_complete_runs_again(
+    pg_database: str,
+) -> None:
+    """Another session holds the dependent's row and then waits for the task's: PostgreSQL
+    ends aictl's transaction to break the cycle, and ``complete`` runs again and succeeds,
+    once (one ``task.completed`` row, the dependent ready, the chain intact)."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    try:
+        task = store.create(NewTask(title="dependency"))
+        dependent = store.create(NewTask(title="dependent", depends_on=[task.id]))
+        claim = store.claim("worker", timedelta(minutes=5), task_id=task.id)
+        store.start(claim.token)
+        outcome: list[object] = []
+        with psycopg.connect(pg_database) as other:  # a transaction, not autocommit
+            other.execute("SET LOCAL deadlock_timeout = '30s'")  # aictl's side detects it
+            other.execute("UPDATE tasks SET updated_at = updated_at WHERE id = %s", (dependent.id,))
+
+            def complete() -> None:
+                try:
+                    outcome.append(store.complete(claim.token))
+                except Exception as error:  # the assertion below shows it
+                    outcome.append(error)
+
+            worker = threading.Thread(target=complete)
+            worker.start()
+            _wait_until(lambda: _waiting_for_a_lock(pg_database), "complete waits for the row")
+            # closes the cycle; aictl's session, waiting longer, is the one ended
+            other.execute("UPDATE tasks SET updated_at = updated_at WHERE id = %s", (task.id,))
+            other.commit()
+        worker.join(timeout=30)
+        assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+        assert store.get(task.id).status == "done"
+        # the dependent counts its dependency done exactly once: it can be claimed
+        assert store.claim("worker", timedelta(minutes=5)).task.id == dependent.id
+        completed = [e for e in store.audit.entries(task_id=task.id) if e.kind == "task.completed"]
+        assert len(completed) == 1
+        assert store.audit.verify().ok
+    finally:
+        store.db.close()
