@@ -192,30 +192,49 @@ def init(
         typer.Option(
             "--db",
             help="Keep the state in this PostgreSQL database (postgresql://...): creates its "
-            "schema and records the URL in .ai/config.",
+            "schema, copies an existing .ai/state.db into it, and records the URL in .ai/config.",
         ),
     ] = None,
 ) -> None:
     """Create .ai/ (state database, example policy) at the root of the enclosing git
     repository; refused outside one (run evidence comes from git). Safe to run twice.
 
+    With --db postgresql://..., a repository already on SQLite moves there: every row of
+    .ai/state.db is copied into the (empty) database and verified, and the file is kept under
+    .ai/backups/. Refused while a daemon runs (exit 4) or when the database already holds
+    aictl state (exit 2); nothing changes then.
+
     Example: aictl init   (at the root of a repository)
     """
     from aictl.cli.common import state
-    from aictl.store.db import is_postgres_url
-    from aictl.workspace import initialise
+    from aictl.services.maintenance import move_to_postgres
+    from aictl.store.db import is_postgres_url, shown
+    from aictl.workspace import STATE_DIR, git_root, initialise
 
     chosen = state(ctx).db
-    workspace, created = initialise(
-        database=database or (chosen if is_postgres_url(chosen) else None)
-    )
+    url = database or (chosen if is_postgres_url(chosen) else None)
+    root = git_root(Path.cwd().resolve()) if url else None
+    moved = move_to_postgres(root / STATE_DIR, url) if url and root else None
+    workspace, created = initialise(database=url)
     if json_output:
         output.emit_json(
-            {"root": str(workspace.root), "db": str(workspace.database), "created": created}
+            {
+                "root": str(workspace.root),
+                "db": str(workspace.database),
+                "created": created,
+                "moved": moved.to_dict() if moved else None,
+            }
         )
-    elif created:
+        return
+    if moved:
+        output.line(
+            f"Moved the SQLite state into {shown(moved.url)}: {moved.rows.get('tasks', 0)} "
+            f"task(s), {moved.verification.rows} audit rows, verified; the SQLite file is kept "
+            f"as {moved.kept.relative_to(workspace.root)}"
+        )
+    if created:
         output.line(f"Initialised aictl in {workspace.root}: created {', '.join(created)}")
-    else:
+    elif not moved:
         output.line(f"aictl is already initialised in {workspace.root}; nothing changed")
 
 

@@ -330,3 +330,79 @@ def _run_folders(root: Path) -> dict[int, Path]:
     if not root.is_dir():
         return {}
     return {int(p.name): p for p in root.iterdir() if p.name.isdigit() and p.is_dir()}
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """``aictl init --db URL`` in a repository with a SQLite state: what was copied, the
+    copy's verification, and where the SQLite file was kept."""
+
+    url: str
+    rows: dict[str, int]
+    verification: Verification
+    kept: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "verified": self.verification.ok,
+            "audit_rows": self.verification.rows,
+            "kept": str(self.kept),
+        }
+
+
+def move_to_postgres(state_dir: Path, url: str, *, clock: Clock | None = None) -> MoveResult | None:
+    """Copy the SQLite state in ``state_dir`` (``.ai/``) into the PostgreSQL database ``url``
+    and keep the file as ``.ai/backups/state-<time>-before-postgresql.db``; None when there is
+    no such file or it holds no rows (nothing to keep). The SQLite chain must verify first
+    (else nothing is copied) and the copy after (else the file stays in use and the error
+    names the database holding the copy): ``InvalidInput``, exit 2. Refused
+    (``DaemonRunning``, exit 4) while a daemon serves the repository: it would go on writing
+    to the file."""
+    from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running
+    from aictl.services.audit import verify_database
+    from aictl.store.db import connect
+    from aictl.store.postgres import PgDatabase
+    from aictl.store.transfer import copy_state, rows_in, table_order
+
+    path = state_dir / "state.db"
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    workspace = Workspace(state_dir.parent, path)
+    if is_running(DaemonPaths.of(workspace)):
+        raise DaemonRunning(
+            "a daemon is running for this repository: it would go on writing to .ai/state.db "
+            "after the state moved to PostgreSQL",
+            hint="stop it with `aictl daemon stop`, run `aictl init --db` again, then start it",
+        )
+    source = Database(path)
+    try:
+        target = connect(url)
+        assert isinstance(target, PgDatabase)
+        try:
+            if not any(rows_in(source, table_order(target)).values()):
+                return None
+            before = verify_database(AuditLog(source.connection))
+            if not before.ok:
+                raise InvalidInput(
+                    f"{path} does not verify ({before.problem}); it was not copied",
+                    hint="see `aictl audit verify`; a backup that verifies can be restored first",
+                )
+            rows = copy_state(source, target)
+            verification = verify_database(AuditLog(target.connection))
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if not verification.ok:  # copy_state committed: say so, since the file stays in use
+        raise InvalidInput(
+            f"the copy in {url} does not verify ({verification.problem}); the repository "
+            "still uses .ai/state.db",
+            hint="drop that database's tables and report this as a bug",
+        )
+    kept = state_dir / BACKUPS / f"state-{_stamp(clock or SystemClock())}-before-postgresql.db"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):  # a WAL another process left belongs with its file
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{kept}{suffix}")
+    return MoveResult(url, rows, verification, kept)

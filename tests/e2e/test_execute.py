@@ -106,13 +106,20 @@ def kill(run: subprocess.Popen[str]) -> None:
     run.communicate()
 
 
-def make_repo(tmp_path: Path, url: str, policy: str = "", *, register: bool = True) -> Repo:
+def git_repo(tmp_path: Path, url: str = "http://127.0.0.1:9") -> Repo:
+    """``tmp_path/repo``: a new git repository holding src/keep.txt (nothing committed)."""
     root = tmp_path / "repo"
     root.mkdir()
     repo = Repo(root, url)
     repo.git("init", "-q")
     (root / "src").mkdir()
     (root / "src" / "keep.txt").write_text("kept\n")
+    return repo
+
+
+def make_repo(tmp_path: Path, url: str, policy: str = "", *, register: bool = True) -> Repo:
+    repo = git_repo(tmp_path, url)
+    root = repo.root
     assert repo.aictl("init").returncode == 0
     if policy:
         (root / ".ai" / "policy.yaml").write_text("version: 1\n" + policy)

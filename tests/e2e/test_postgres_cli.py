@@ -15,19 +15,10 @@ from pathlib import Path
 import pytest
 
 from aictl.model_server import serve
-from tests.e2e.test_execute import WRITE_HELLO, Repo
+from tests.e2e.test_execute import WRITE_HELLO
+from tests.e2e.test_execute import git_repo as fresh_repo
 
 pytestmark = pytest.mark.e2e
-
-
-def fresh_repo(tmp_path: Path, server_url: str = "http://127.0.0.1:9") -> Repo:
-    root = tmp_path / "repo"
-    root.mkdir()
-    repo = Repo(root, server_url)
-    repo.git("init", "-q")
-    (root / "src").mkdir()
-    (root / "src" / "keep.txt").write_text("kept\n")
-    return repo
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -99,3 +90,35 @@ def test_a_server_that_cannot_be_reached_is_named_and_nothing_is_made(tmp_path: 
     assert "cannot connect to the PostgreSQL database" in made.stderr
     assert "Connection refused" in made.stderr and "--db / AICTL_DB" in made.stderr
     assert not (repo.root / ".ai").exists()
+
+
+def test_init_db_moves_a_repository_on_sqlite_and_its_live_lease_holds(
+    tmp_path: Path, pg_database: str
+) -> None:
+    repo = fresh_repo(tmp_path)
+    ok(repo.aictl("init"))
+    ok(repo.aictl("task", "create", "first", "--path", "src/**", "-q"))
+    ok(repo.aictl("task", "create", "second", "--depends-on", "1", "-q"))
+    token = json.loads(ok(repo.aictl("task", "claim", "--as", "bot", "--json")))["lease_token"]
+
+    moved = ok(repo.aictl("init", "--db", pg_database))
+    assert "Moved the SQLite state into postgresql://" in moved and "2 task(s)" in moved
+    assert not (repo.root / ".ai" / "state.db").exists()
+    kept = list((repo.root / ".ai" / "backups").glob("state-*-before-postgresql.db"))
+    assert len(kept) == 1
+    ok(repo.aictl("task", "start", "1", "--lease", token))  # the lease taken on SQLite
+    ok(repo.aictl("task", "complete", "1", "--lease", token))
+    assert ok(repo.aictl("task", "create", "third", "-q")) == "3\n"
+    assert "3 task(s)" in ok(repo.aictl("audit", "verify"))
+
+    (tmp_path / "other").mkdir()
+    other = fresh_repo(tmp_path / "other")  # a second repository on SQLite, same database
+    ok(other.aictl("init"))
+    ok(other.aictl("task", "create", "elsewhere", "-q"))
+    refused = other.aictl("init", "--db", pg_database)
+    assert refused.returncode == 2 and "already holds aictl state" in refused.stderr
+    assert (other.root / ".ai" / "state.db").is_file()
+    assert not (other.root / ".ai" / "config").exists()  # still on SQLite
+    assert [task["title"] for task in json.loads(ok(other.aictl("task", "list", "--json")))] == [
+        "elsewhere"
+    ]
