@@ -73,8 +73,10 @@ def start(
     """Start the daemon: it claims ready tasks, runs them with the registered AIs, honours
     approvals, retries and quarantines, and serves /health and /metrics on 127.0.0.1.
 
-    In the background by default (logs in .ai/logs/daemon.jsonl); one daemon per state
-    database: a second start names the running one and exits 4.
+    In the background by default (logs in .ai/logs/daemon.jsonl); one daemon per clone of
+    the repository, and on SQLite one per state database: a second start names the running
+    one and exits 4. On PostgreSQL, daemons in several clones share one queue
+    (docs/scale.md).
 
     Example: aictl daemon start --concurrency 4 --port 9464
     """

@@ -1,4 +1,5 @@
-"""Where the daemon keeps its files, and the lock that allows one daemon per state database.
+"""Where the daemon keeps its files, and the locks that allow one daemon per clone (``.ai/``)
+and, on SQLite, one per state database.
 
 Files live beside the state database (``.ai/`` of the repository):
 
