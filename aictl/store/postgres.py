@@ -19,11 +19,12 @@ here and in the PostgreSQL schema (``migrations/pg``):
   re-checks such a statement's WHERE on the newest row version. Claims additionally serialise
   among themselves (``serial="claims"``: the path-lock check and the lock rows are exact).
   Its audit rows and notifications wait in ``PgConnection.deferred`` and are written at
-  COMMIT, in one round trip: ``pg_advisory_xact_lock(AUDIT_LOCK)``, each row appended at the
-  head with its hash computed by the server from the parts ``audit.hash_frame`` gives, then
-  COMMIT. So the chain has one head and its order is the commit order, the audit lock is the
-  last lock every concurrent transaction takes (no lock cycle through it) and it is held for
-  the server's work only, never for a round trip.
+  COMMIT, in one message (so a client frozen mid-way never holds the audit lock):
+  ``pg_advisory_xact_lock(AUDIT_LOCK)``, each row appended at the head with its hash
+  computed by the server from the parts ``audit.hash_frame`` gives, then COMMIT. So the
+  chain has one head and its order is the commit order, the audit lock is the last lock
+  every concurrent transaction takes (no lock cycle through it) and it is held for the
+  server's work only, never for a round trip.
 - the schema version lives in ``aictl_schema`` (SQLite keeps it in ``PRAGMA user_version``).
 
 Rows are ``Row`` objects: indexable by position and by column name, like ``sqlite3.Row``.
@@ -54,15 +55,17 @@ SERIAL_LOCKS = {"claims": 0x61696376}
 """Advisory locks that serialise concurrent transactions of one kind among themselves."""
 _BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
 _BEGIN_CONCURRENT = f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})"
-_APPEND_AT_HEAD = f"""
-INSERT INTO audit_log (seq, at, kind, actor, task_id, data, prev_hash, hash)
-SELECT head.seq + 1, %s, %s, %s, %s, %s, head.hash,
-       encode(sha256(convert_to(%s || head.hash || '","seq":' || (head.seq + 1) || %s, 'UTF8')),
-              'hex')
-FROM ((SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)
-      UNION ALL SELECT 0, '{GENESIS}') AS head
-ORDER BY head.seq DESC LIMIT 1
-"""
+_APPEND_AT_HEAD = (
+    "INSERT INTO audit_log (seq, at, kind, actor, task_id, data, prev_hash, hash)"
+    " SELECT head.seq + 1, {}, {}, {}, {}, {}, head.hash,"
+    ' encode(sha256(convert_to({} || head.hash || \'","seq":\' || (head.seq + 1) || {},'
+    " 'UTF8')), 'hex')"
+    " FROM ((SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)"
+    f" UNION ALL SELECT 0, '{GENESIS}') AS head"
+    " ORDER BY head.seq DESC LIMIT 1"
+)
+"""One audit row appended at the head, its hash computed by the server; ``{}`` are literals
+(``PgConnection.commit`` sends its statements as one message, without parameters)."""
 WORK_CHANNEL = "aictl_work"
 """The LISTEN/NOTIFY channel on which the store says that work may have become ready."""
 
@@ -237,22 +240,29 @@ class PgConnection:
         return True
 
     def commit(self) -> None:
-        """COMMIT, after the deferred audit rows and notifications: one round trip, the audit
-        lock taken first so that each row extends the head as committed before it."""
+        """COMMIT, after the deferred audit rows and notifications, all in one message (the
+        simple query protocol: statements of literals, no parameters), the audit lock taken
+        first so that each row extends the head as committed before it. One message, so the
+        server runs it to the end without waiting for the client: a client frozen before
+        sending it holds no audit lock, and one frozen after it has committed."""
         rows, notices = self.deferred or [], self.notices
         if not rows and not notices:
             self.execute("COMMIT")
             return
+        from psycopg.sql import SQL, Literal
+
         raw = self.live()
-        with _as_sqlite_errors(), raw.pipeline():
-            if rows:
-                raw.execute(f"SELECT pg_advisory_xact_lock({AUDIT_LOCK})")
-            for at, kind, actor, task_id, data in rows:
-                before, after = hash_frame(at, kind, actor, task_id, data)
-                raw.execute(_APPEND_AT_HEAD, (at, kind, actor, task_id, data, before, after))
-            for reason in notices:
-                raw.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, reason))
-            raw.execute("COMMIT")
+        statements = [f"SELECT pg_advisory_xact_lock({AUDIT_LOCK})"] if rows else []
+        for at, kind, actor, task_id, data in rows:
+            before, after = hash_frame(at, kind, actor, task_id, data)
+            values = (at, kind, actor, task_id, data, before, after)
+            statements.append(SQL(_APPEND_AT_HEAD).format(*map(Literal, values)).as_string(raw))
+        for reason in notices:
+            notify = SQL("SELECT pg_notify({}, {})").format(Literal(WORK_CHANNEL), Literal(reason))
+            statements.append(notify.as_string(raw))
+        statements.append("COMMIT")
+        with _as_sqlite_errors():
+            raw.execute(";\n".join(statements))
 
     @property
     def in_transaction(self) -> bool:

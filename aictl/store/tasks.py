@@ -538,7 +538,8 @@ class TaskStore:
     ) -> Claim:
         # The clock is read again now, after the reads that found the task ready: a
         # dependency completed by a concurrent transaction (PostgreSQL) committed before
-        # them, so its finished_at is earlier than this claimed_at.
+        # them, so, stamped by the same clock (one host's), its finished_at is not later
+        # than this claimed_at.
         now = self.clock.now()
         stamp = format_time(now)
         # The secret is returned to the claimant only; the row keeps its hash, the audit
@@ -591,11 +592,17 @@ class TaskStore:
         globs intersect a held lock. Read in pages that double (8, 16, 32, ... rows): usually
         only the first row is wanted, and PostgreSQL's client reads a whole result at once
         (SQLite's cursor would step lazily; 100k ready rows per claim would not). The pages
-        are read inside the claim's write transaction, so no row moves between them."""
+        are read inside the claim's transaction, where on PostgreSQL a concurrent complete
+        can make a task ready between two pages and push a row already read into the next:
+        an id is yielded once."""
         stamp, offset, page = format_time(now), 0, FIRST_READY_PAGE
+        seen: set[int] = set()
         while True:
             rows = connection.execute(_READY_PAGE, (stamp, page, offset)).fetchall()
             for row in rows:
+                if row[0] in seen:
+                    continue
+                seen.add(row[0])
                 paths = json.loads(row[1])
                 if paths and globs.has_conflict(paths, held_globs):
                     locked[0] += 1

@@ -459,6 +459,21 @@ def test_a_concurrent_transactions_audit_rows_are_appended_at_its_commit(
                 database.announce("dropped")
                 raise RuntimeError("the savepoint rolls back")
             log.append("2026-01-01T00:00:03Z", "probe.last", "user", None, {"n": 1})
+            database.announce("kept")
+            sent: list[tuple[str, object]] = []
+            raw = database.pg.raw
+            real_execute = raw.execute
+
+            def execute(query: str, params: object = None, **kwargs: object) -> object:
+                sent.append((query, params))
+                return real_execute(query, params, **kwargs)  # type: ignore[arg-type]
+
+            raw.execute = execute  # the commit, when the block ends
+        raw.execute = real_execute
+        # one message, no parameters: the server runs it through without the client
+        assert len(sent) == 1 and sent[0][1] is None
+        assert sent[0][0].count("INSERT INTO audit_log") == 2 and "pg_notify" in sent[0][0]
+        assert sent[0][0].endswith("COMMIT") and "dropped" not in sent[0][0]
         entries = log.entries()
         assert [entry.kind for entry in entries] == ["probe.before", "probe.kept", "probe.last"]
         assert entries[1].data == odd and entries[1].actor == 'an "actor"'

@@ -584,3 +584,19 @@ def test_duplicate_globs_are_stored_once_and_claimable(service: TaskService) -> 
     task = service.store.create(NewTask("dupes", paths=["src/**", "src/**"]))
     assert task.paths == ["src/**"]
     assert service.claim("w", ttl=TTL).task.id == task.id
+
+
+def test_changes_committed_out_of_stamp_order_are_still_seen(
+    service: TaskService, clock: ManualClock
+) -> None:
+    """The daemon asks for the tasks changed since the newest stamp it saw; a change stamped a
+    little earlier but committed later (concurrent writers on PostgreSQL) is read again."""
+    from aictl.store.daemon import CHANGE_MARGIN, changed_since
+
+    task = service.create("late")
+    stamp = format_time(clock.now())
+    seen_later = format_time(clock.now() + CHANGE_MARGIN / 2)
+    assert [state.id for state in changed_since(service.db, seen_later)] == [task.id]
+    assert [state.updated_at for state in changed_since(service.db, None)] == [stamp]
+    too_late = format_time(clock.now() + CHANGE_MARGIN + timedelta(seconds=1))
+    assert changed_since(service.db, too_late) == []
