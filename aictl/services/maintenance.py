@@ -83,6 +83,20 @@ def _sqlite_only(workspace: Workspace, verb: str) -> None:
         )
 
 
+def _refuse_while_a_daemon_runs(workspace: Workspace, why: str, *, hint: str) -> None:
+    """``DaemonRunning`` (exit 4), naming its pid and ``why``, when a daemon serves
+    ``workspace``."""
+    from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid
+
+    paths = DaemonPaths.of(workspace)
+    if is_running(paths):
+        pid = read_pid(paths)
+        raise DaemonRunning(
+            f"a daemon is running for this repository{f' (pid {pid})' if pid else ''}: {why}",
+            hint=hint,
+        )
+
+
 def _stamp(clock: Clock) -> str:
     return clock.now().strftime("%Y%m%dT%H%M%S%fZ")
 
@@ -128,19 +142,14 @@ def restore(workspace: Workspace, source: Path, *, clock: Clock | None = None) -
     first copied to ``.ai/backups/state-<time>.db``, then overwritten in one step (other
     connections wait and then see the restored state). The default audit checkpoint, which
     records the replaced chain's head, is moved beside that copy."""
-    from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running, read_pid
-
     _sqlite_only(workspace, "restore")
     clock = clock or SystemClock()
     source = source.expanduser().absolute()
-    paths = DaemonPaths.of(workspace)
-    if is_running(paths):
-        pid = read_pid(paths)
-        raise DaemonRunning(
-            f"a daemon is running for this repository{f' (pid {pid})' if pid else ''}: "
-            "restoring would pull the state from under its running tasks",
-            hint="stop it with `aictl daemon stop`, restore, then start it again",
-        )
+    _refuse_while_a_daemon_runs(
+        workspace,
+        "restoring would pull the state from under its running tasks",
+        hint="stop it with `aictl daemon stop`, restore, then start it again",
+    )
     if not source.is_file():
         raise InvalidInput(f"no backup file at {source}")
     folder = workspace.state_dir / BACKUPS
@@ -359,7 +368,6 @@ def move_to_postgres(state_dir: Path, url: str, *, clock: Clock | None = None) -
     names the database holding the copy): ``InvalidInput``, exit 2. Refused
     (``DaemonRunning``, exit 4) while a daemon serves the repository: it would go on writing
     to the file."""
-    from aictl.daemon.runtime import DaemonPaths, DaemonRunning, is_running
     from aictl.services.audit import verify_database
     from aictl.store.db import connect
     from aictl.store.postgres import PgDatabase
@@ -368,13 +376,11 @@ def move_to_postgres(state_dir: Path, url: str, *, clock: Clock | None = None) -
     path = state_dir / "state.db"
     if not path.is_file() or path.stat().st_size == 0:
         return None
-    workspace = Workspace(state_dir.parent, path)
-    if is_running(DaemonPaths.of(workspace)):
-        raise DaemonRunning(
-            "a daemon is running for this repository: it would go on writing to .ai/state.db "
-            "after the state moved to PostgreSQL",
-            hint="stop it with `aictl daemon stop`, run `aictl init --db` again, then start it",
-        )
+    _refuse_while_a_daemon_runs(
+        Workspace(state_dir.parent, path),
+        "it would go on writing to .ai/state.db after the state moved to PostgreSQL",
+        hint="stop it with `aictl daemon stop`, run `aictl init --db` again, then start it",
+    )
     source = Database(path)
     try:
         target = connect(url)

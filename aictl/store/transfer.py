@@ -79,7 +79,8 @@ def copy_state(source: Database, target: PgDatabase) -> dict[str, int]:
     copied: dict[str, int] = {}
     with source.transaction(), target.transaction():
         for table in tables:
-            columns = [row[0] for row in target.connection.execute(_COLUMNS, (table,))]
+            described = list(target.connection.execute(_COLUMNS, (table,)))
+            columns = [row[0] for row in described]
             rows = _read(source.connection, table, columns)
             if rows:
                 marks = ", ".join("?" for _ in columns)
@@ -87,7 +88,13 @@ def copy_state(source: Database, target: PgDatabase) -> dict[str, int]:
                     f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
                 )
             copied[table] = len(rows)
-            _advance_identity(target, table)
+            for name, identity in described:
+                if identity == "YES":  # ids go on after the copied ones
+                    target.connection.execute(
+                        f"SELECT setval(pg_get_serial_sequence(?, ?), max({name})) FROM {table}"
+                        f" HAVING max({name}) IS NOT NULL",
+                        (table, name),
+                    )
     return copied
 
 
@@ -100,13 +107,3 @@ def _read(connection: sqlite3.Connection, table: str, columns: list[str]) -> lis
         order = ", ".join(name for rank, name in keys if rank)
     selected = connection.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
     return [tuple(row) for row in selected]
-
-
-def _advance_identity(target: PgDatabase, table: str) -> None:
-    for name, identity in target.connection.execute(_COLUMNS, (table,)):
-        if identity == "YES":
-            target.connection.execute(
-                f"SELECT setval(pg_get_serial_sequence(?, ?), max({name})) FROM {table}"
-                f" HAVING max({name}) IS NOT NULL",
-                (table, name),
-            )

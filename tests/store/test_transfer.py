@@ -117,3 +117,37 @@ def test_the_move_copies_verifies_and_keeps_the_file_aside(
 def test_an_empty_state_is_not_moved(workspace: Workspace, pg_database: str) -> None:
     assert move_to_postgres(workspace.state_dir, pg_database) is None
     assert (workspace.state_dir / "state.db").is_file()
+
+
+def test_the_move_is_refused_while_a_daemon_runs(
+    worked: TaskService, workspace: Workspace, pg_database: str
+) -> None:
+    """A daemon would go on writing to the file after the move: refused, exit 4, nothing
+    copied and the file in place."""
+    import subprocess
+    import sys
+
+    from aictl.daemon.runtime import DaemonRunning
+    from tests.store.test_maintenance import HOLDER
+
+    worked.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(workspace.root), str(workspace.db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"held"
+        with pytest.raises(DaemonRunning, match="would go on writing") as raised:
+            move_to_postgres(workspace.state_dir, pg_database)
+        assert raised.value.exit_code == 4
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert (workspace.state_dir / "state.db").is_file()
+    target = connect(pg_database)
+    assert not any(rows_in(target, table_order(target)).values())
+    target.close()
