@@ -28,7 +28,7 @@ from aictl.store.tasks import NewTask, TaskStore
 from aictl.workspace import initialise
 from tests.daemon_fakes import register_ai
 from tests.reliability.test_three_hosts import (
-    WAIT_S,
+    TEST_TIMEOUT_S,
     Host,
     all_done,
     catch_with_work_in_hand,
@@ -39,11 +39,11 @@ from tests.reliability.test_three_hosts import (
     start_hosts,
     statuses,
     stop,
+    wait_or_explain,
 )
-from tests.reliability.workers import wait_for
 from tests.store.test_worktrees import git
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_S)]
 
 TASKS = 30
 GROUPS = ("a", "b", "c", "d")
@@ -116,14 +116,14 @@ def test_hosts_integrate_through_one_remote_with_one_host_killed(
     hosts: Callable[[], list[Host]], pg_database: str, tmp_path: Path
 ) -> None:
     began = time.monotonic()
-    killed, *others = hosts()
-    wait_for(lambda: statuses(pg_database)["done"] >= TASKS // 5, timeout=WAIT_S,
-             what="a fifth of the tasks done", interval=0.1)  # fmt: skip
+    killed, *others = all_hosts = hosts()
+    wait_or_explain(lambda: statuses(pg_database)["done"] >= TASKS // 5,
+                    "a fifth of the tasks done", pg_database, all_hosts, interval=0.1)  # fmt: skip
     in_hand = catch_with_work_in_hand(killed, pg_database, TASKS)  # stopped with runs in hand
     killed.process.kill()
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
-    wait_for(lambda: all_done(pg_database, TASKS), timeout=WAIT_S, what="every task done",
-             interval=0.5)  # fmt: skip
+    wait_or_explain(lambda: all_done(pg_database, TASKS), "every task done", pg_database,
+                    all_hosts)  # fmt: skip
     for host in others:
         stop(host)
     elapsed = time.monotonic() - began

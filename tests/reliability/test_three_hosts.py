@@ -47,13 +47,16 @@ from tests.daemon_fakes import register_ai
 from tests.reliability.test_race import SEED, TASKS, dag_of_tasks
 from tests.reliability.workers import read_log, wait_for
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[2]
 HOSTS = 3
 LEASE_TTL_S = 3
-WAIT_S = 900.0
-"""Deadline for a hung run (500 tasks on a loaded 2-core machine), not a speed expectation."""
+TEST_TIMEOUT_S = 900
+"""pytest-timeout's deadline for each test of this module (a run takes 35-70 s here)."""
+WAIT_S = 600.0
+"""Deadline for a hung wait (500 tasks on a loaded 2-core machine), not a speed expectation:
+below ``TEST_TIMEOUT_S``, so that a hang fails in ``wait_or_explain`` with what each host and
+the server were doing, not in pytest-timeout with a stack of the test's own poll."""
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_S)]
 POLICY = f"version: 1\nsettings:\n  lease_ttl: {LEASE_TTL_S}s\n  isolation: shared\n"
 HOST_COMMAND = (sys.executable, "-m", "tests.reliability.daemon_host")
 CLOSING = {"task.completed", "task.failed", "task.released", "task.requeued", "task.lease_expired"}
@@ -211,16 +214,79 @@ def all_done(url: str, tasks: int = TASKS) -> bool:
     return Counter(str(t.status) for t in found) == Counter({"done": tasks})
 
 
+def explain(url: str, hosts: list[Host]) -> str:
+    """What every host and the server's sessions were doing: for the message of a hung wait."""
+    lines = []
+    db = connect(url)
+    try:
+        store = TaskStore(db, SystemClock())
+        tasks = store.list_tasks()
+        lines.append(f"statuses: {dict(Counter(str(t.status) for t in tasks))}")
+        lines += [f"  task {t.id}: {t.status} epoch {t.lease_epoch} holder {t.lease_holder}"
+                  f" expires {t.lease_expires_at}"
+                  for t in tasks if str(t.status) in {"claimed", "running"}]  # fmt: skip
+    finally:
+        db.close()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as server:
+        sessions = server.execute(
+            "SELECT pid, state, wait_event_type, wait_event, now() - xact_start,"
+            " left(query, 100) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        waiting = server.execute(
+            "SELECT pid, locktype, objid, mode FROM pg_locks WHERE NOT granted"
+        ).fetchall()
+    lines += ["sessions (pid, state, wait, in transaction for, query):"]
+    lines += [f"  {row}" for row in sessions]
+    lines += [f"locks waited for: {waiting}"]
+    for n, host in enumerate(hosts):
+        state = host.process.poll()
+        lines.append(f"host {n} (pid {host.process.pid}, exit {state}), in hand {host.in_hand()}:")
+        lines += [f"  {r.get('event')}: {r.get('message')}" for r in host.journal()[-8:]]
+    return "\n".join(lines)
+
+
+def wait_or_explain(
+    condition: Callable[[], Any], what: str, url: str, hosts: list[Host], interval: float = 0.5
+) -> None:
+    """``wait_for`` that fails with ``explain``'s account of the hosts and the server."""
+    try:
+        wait_for(condition, timeout=WAIT_S, what=what, interval=interval)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}\n{explain(url, hosts)}") from None
+
+
 def stop(host: Host) -> None:
     host.process.send_signal(signal.SIGTERM)
     assert host.process.wait(timeout=WAIT_S) == 0, host.journal()[-5:]
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (state ``T``)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended
+        if state not in {"T", "t"}:
+            return False
+    return True
+
+
 def catch_with_work_in_hand(host: Host, url: str, tasks: int = TASKS) -> set[int]:
     """SIGSTOP ``host`` at a moment it has agent runs in hand whose leases are live; returns
-    those tasks. Retries (SIGCONT, a short pause) while the stop lands between runs."""
+    those tasks. Retries (SIGCONT, a short pause) while the stop lands between runs.
+
+    The log and the database are read only once every thread has stopped: ``kill`` returns
+    before that, one thread takes the stop and then stops the others, and meanwhile (long, on
+    a loaded machine) a worker thread runs on, so a run read as "in hand" could still end
+    and complete at its first epoch (a hang in CI, waiting for that task's expiry)."""
     while True:
         os.kill(host.process.pid, signal.SIGSTOP)
+        wait_for(lambda: all_threads_stopped(host.process.pid), timeout=60,
+                 what=f"every thread of {host.process.pid} stopped")  # fmt: skip
         held = host.in_hand()
         if held:
             db = connect(url)
@@ -319,7 +385,7 @@ def test_three_daemon_processes_share_one_queue_each_task_once(
     completed once, on its first lease, by a queue all three hosts took work from."""
     began = time.monotonic()
     running = hosts()
-    wait_for(lambda: all_done(pg_database), timeout=WAIT_S, what="every task done", interval=0.5)
+    wait_or_explain(lambda: all_done(pg_database), "every task done", pg_database, running)
     for host in running:
         stop(host)
     elapsed = time.monotonic() - began
@@ -341,9 +407,9 @@ def test_sigkill_one_host_and_freeze_another_past_its_ttl_each_task_still_once(
     the frozen host is refused (its journal says the lease was lost; the audit log holds no
     completion at the old epoch)."""
     began = time.monotonic()
-    killed, frozen, survivor = hosts()
-    wait_for(lambda: statuses(pg_database)["done"] >= TASKS // 5, timeout=WAIT_S,
-             what="a fifth of the tasks done", interval=0.2)  # fmt: skip
+    killed, frozen, survivor = all_hosts = hosts()
+    wait_or_explain(lambda: statuses(pg_database)["done"] >= TASKS // 5,
+                    "a fifth of the tasks done", pg_database, all_hosts, interval=0.2)  # fmt: skip
     dead_held = catch_with_work_in_hand(killed, pg_database)
     killed.process.kill()
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
@@ -354,18 +420,18 @@ def test_sigkill_one_host_and_freeze_another_past_its_ttl_each_task_still_once(
         db = connect(pg_database)
         try:
             store = TaskStore(db, SystemClock())
-            return all(
-                str(store.get(t).status) == "done" and store.get(t).lease_epoch > 1
-                for t in frozen_held
-            )
+            found = [store.get(t) for t in frozen_held]
         finally:
             db.close()
+        first = [t.id for t in found if str(t.status) == "done" and t.lease_epoch == 1]
+        assert first == [], f"completed at epoch 1, so not caught mid-run: {first}"
+        return all(str(t.status) == "done" for t in found)
 
-    wait_for(
-        expired_and_redone, timeout=WAIT_S, what="the frozen host's tasks redone", interval=0.2
+    wait_or_explain(
+        expired_and_redone, "the frozen host's tasks redone", pg_database, all_hosts, 0.2
     )
     os.kill(frozen.process.pid, signal.SIGCONT)
-    wait_for(lambda: all_done(pg_database), timeout=WAIT_S, what="every task done", interval=0.5)
+    wait_or_explain(lambda: all_done(pg_database), "every task done", pg_database, all_hosts)
     # The thawed host's agent runs end and try to write with their old tokens.
     wait_for(lambda: not (frozen.in_hand() & frozen_held), timeout=WAIT_S,
              what="the thawed host's runs ended")  # fmt: skip
