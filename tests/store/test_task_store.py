@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,9 @@ from aictl.errors import (
     TaskNotFound,
 )
 from aictl.services.tasks import TaskService
+from aictl.store.db import connect
 from aictl.store.tasks import READY_CANDIDATES, NewTask
+from aictl.workspace import Workspace
 
 TTL = "1m"
 
@@ -362,6 +365,41 @@ def test_expired_lease_returns_task_with_attempt_counted(
     assert (after.status, after.attempts) == (Status.QUEUED, 1)
     assert "lease of dead (epoch 1) expired" in (after.failure_reason or "")
     assert service.locks() == []
+
+
+def test_a_sweep_that_finds_nothing_expired_waits_for_no_writer(
+    service: TaskService, workspace: Workspace, clock: ManualClock
+) -> None:
+    """Every daemon sweeps at every tick: one that finds nothing must not wait for the writer
+    lock (on PostgreSQL an exclusive one, which would queue every host's claims behind it).
+    Another connection holds the writer lock from before the sweep until after it."""
+    task = service.create("t")
+    service.claim("live", ttl="10s")
+    clock.advance(5)
+    held, done, released = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_the_writer_lock() -> None:
+        other = connect(workspace.database)
+        try:
+            with other.transaction() as connection:
+                connection.execute("UPDATE tasks SET priority = 1 WHERE id = ?", (task.id,))
+                held.set()
+                done.wait(timeout=30)  # bounds the wait of a sweep that queues behind us
+        finally:
+            other.close()
+            released.set()
+
+    holder = threading.Thread(target=hold_the_writer_lock)
+    holder.start()
+    try:
+        assert held.wait(timeout=30)
+        assert service.sweep() == []
+        assert not released.is_set(), "the sweep waited for the other writer to finish"
+    finally:
+        done.set()
+        holder.join(timeout=60)
+    clock.advance(6)  # the lease is past its TTL now: swept as before
+    assert [e.task_id for e in service.sweep()] == [task.id]
 
 
 def test_expiry_past_max_attempts_fails_and_blocks_dependents(
