@@ -26,8 +26,9 @@ from aictl.store import postgres
 from aictl.store.audit import AuditLog
 from aictl.store.dashboard import data_version
 from aictl.store.db import connect, latest_version, shown
+from aictl.store.decisions import Ruling
 from aictl.store.postgres import PgDatabase, WorkListener, translate
-from aictl.store.tasks import NewTask, TaskStore
+from aictl.store.tasks import FIRST_READY_PAGE, NewTask, TaskStore
 from aictl.workspace import CONFIG, STATE_DIR, initialise, locate
 from tests.gitrepo import git_init
 
@@ -521,3 +522,37 @@ def test_a_deadlock_between_writers_is_broken_and_the_complete_runs_again(
         assert store.audit.verify().ok
     finally:
         store.db.close()
+
+
+def test_a_claim_reading_pages_puts_each_ready_task_to_the_policy_once(
+    pg_database: str,
+) -> None:
+    """A claim reads the ready tasks page by page inside its transaction, and a complete runs
+    beside it: one that commits between two pages makes a task of higher priority ready, which
+    pushes the first page's last row into the second. The claim still asks the policy about
+    each ready task once (it asked twice about that row before ids were kept)."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    other = TaskStore(connect(pg_database), SystemClock())
+    try:
+        blocker = store.create(NewTask(title="blocker"))
+        store.create(NewTask(title="urgent", priority=9, depends_on=[blocker.id]))
+        plain = [store.create(NewTask(title=f"plain {n}")).id for n in range(FIRST_READY_PAGE + 4)]
+        lease = other.claim("other", timedelta(minutes=5), task_id=blocker.id).token
+        other.start(lease)
+        asked: list[int] = []
+
+        def deny(task: object) -> Ruling:
+            asked.append(task.id)  # type: ignore[attr-defined]
+            if len(asked) == FIRST_READY_PAGE:  # the first page's last row: "urgent" gets ready
+                other.complete(lease)
+            fields = {"action": "claim", "subject": "worker", "rules": [], "layers": {},
+                      "policy_hash": "test", "request": {}}  # fmt: skip
+            return Ruling("deny", "test: every task denied", fields)
+
+        with pytest.raises(Exception, match="denied"):
+            store.claim("worker", timedelta(minutes=5), decide=deny)
+        assert asked == plain, "a ready task was put to the policy twice, or one was missed"
+        assert str(store.get(blocker.id).status) == "done"
+    finally:
+        store.db.close()
+        other.db.close()
