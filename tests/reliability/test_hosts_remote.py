@@ -2,16 +2,19 @@
 processes, each serving its own clone of a bare ``origin``, share one PostgreSQL queue; every
 task runs in its own git worktree made from the remote's head, commits, and is integrated by a
 push to ``origin``'s ``main`` (a compare-and-swap, fetched and merged again when another host
-pushed first). One host is killed by SIGKILL with runs in hand.
+pushed first). One host is killed by SIGKILL with runs in hand, another frozen by SIGSTOP with
+runs in hand past their leases' expiry and then thawed.
 
 Checked at the end: every task completed exactly once (the audit log, as in the three-host
 queue test); the remote's ``main`` holds every task's file and nothing else; each file was
-added by one commit, so no task's work landed twice or not at all; and every task's run saw
-the files of all its dependencies, merged on other hosts before it started.
+added by one commit, so no task's work landed twice or not at all; the frozen host's late work
+never reached the remote; and every task's run saw the files of all its dependencies, merged on
+other hosts before it started.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -112,24 +115,51 @@ def hosts(tmp_path: Path, pg_database: str) -> Iterator[Callable[[], list[Host]]
     reap(started)
 
 
-def test_hosts_integrate_through_one_remote_with_one_host_killed(
+def test_hosts_integrate_through_one_remote_with_one_host_killed_and_one_frozen(
     hosts: Callable[[], list[Host]], pg_database: str, tmp_path: Path
 ) -> None:
+    """One host is killed (SIGKILL) with runs in hand; another is frozen (SIGSTOP) with runs
+    in hand until those tasks have been done again elsewhere, then thawed: its runs end, and
+    their work, committed in worktrees whose leases are gone, never reaches the remote."""
     began = time.monotonic()
-    killed, *others = all_hosts = hosts()
+    killed, frozen, survivor = all_hosts = hosts()
     wait_or_explain(lambda: statuses(pg_database)["done"] >= TASKS // 5,
                     "a fifth of the tasks done", pg_database, all_hosts, interval=0.1)  # fmt: skip
     in_hand = catch_with_work_in_hand(killed, pg_database, TASKS)  # stopped with runs in hand
     killed.process.kill()
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
+    frozen_held = catch_with_work_in_hand(frozen, pg_database, TASKS)
+
+    def redone_elsewhere() -> bool:
+        db = connect(pg_database)
+        try:
+            store = TaskStore(db, SystemClock())
+            found = [store.get(t) for t in frozen_held]
+        finally:
+            db.close()
+        first = [t.id for t in found if str(t.status) == "done" and t.lease_epoch == 1]
+        assert first == [], f"completed at epoch 1, so not caught mid-run: {first}"
+        return all(str(t.status) == "done" for t in found)
+
+    wait_or_explain(redone_elsewhere, "the frozen host's tasks redone", pg_database, all_hosts)
+    os.kill(frozen.process.pid, signal.SIGCONT)
     wait_or_explain(lambda: all_done(pg_database, TASKS), "every task done", pg_database,
                     all_hosts)  # fmt: skip
-    for host in others:
+    wait_or_explain(
+        lambda: (
+            frozen_held
+            <= {r.get("task") for r in frozen.journal() if r.get("event") == "task.lease_lost"}
+        ),
+        "the thawed host told its leases were lost",
+        pg_database,
+        all_hosts,
+    )
+    for host in (frozen, survivor):
         stop(host)
     elapsed = time.monotonic() - began
 
-    figures = check_audit(pg_database, others[0].workspace)
-    assert in_hand <= figures["expired"], "the killed host's tasks ran again after their expiry"
+    figures = check_audit(pg_database, survivor.workspace)
+    assert in_hand | frozen_held <= figures["expired"], "a task ran again before its expiry"
     specs = {task.id: task for task in figures["tasks"].values()}
     origin = tmp_path / "origin.git"
     expected = {target(task.title) for task in specs.values()}
@@ -152,12 +182,17 @@ def test_hosts_integrate_through_one_remote_with_one_host_killed(
         for seen in [git(origin, "show", f"main:{target(task.title)}").split()]
     }
     assert {k: v for k, v in unseen.items() if v} == {}, "a dependency's work was not visible"
-    shares = [finished_by(host) for host in others]
-    assert min(shares) > 0, shares
+    shares = [finished_by(host) for host in (frozen, survivor)]
+    assert shares[1] > 0, shares
     # One task commit per task; two for a task the killed host had pushed before it died
     # (its lease was live at the push; the lease then expired and the task ran once more).
+    # The frozen host's runs had not ended when it stopped: their work must not land at all.
     trailers = git(origin, "log", "--format=%(trailers:key=Aictl-Task,valueonly)", "main")
     commits = Counter(int(n) for n in trailers.split())
     assert set(commits) == set(specs), "a task's work never reached the remote"
     assert {n for n, count in commits.items() if count > 1} <= in_hand, commits
-    print(f"\n{TASKS} tasks, 3 hosts, one remote, one killed: {elapsed:.1f} s; {shares}")
+    assert {n: commits[n] for n in frozen_held} == dict.fromkeys(frozen_held, 1), commits
+    print(
+        f"\n{TASKS} tasks, 3 hosts, one remote, one killed ({sorted(in_hand)} in hand), one"
+        f" frozen ({sorted(frozen_held)} in hand): {elapsed:.1f} s; {shares}"
+    )
