@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from aictl.model_server import serve
+from tests import pgserver
 from tests.e2e.test_execute import Repo, kill, make_repo, wait_for
 from tests.e2e.test_execute_enforcement import decisions
 
@@ -47,13 +48,18 @@ def digest(path: Path) -> str:
 
 
 def run_agent(
-    tmp_path: Path, steps: list[dict[str, Any]], policy: str = "", paths: str = "src/**"
+    tmp_path: Path,
+    steps: list[dict[str, Any]],
+    policy: str = "",
+    paths: str = "src/**",
+    database: str | None = None,
 ) -> tuple[Repo, Any, list[str]]:
     """A repository with committed ``docs/`` and ``src/``, ``docs/a.txt`` changed but not
-    committed (another task's work), one task on ``paths``; the agent plays ``steps``.
-    Returns the repository, the finished ``task execute`` and the tool results it saw."""
+    committed (another task's work), one task on ``paths``, the state in ``database`` (a
+    PostgreSQL URL) when given; the agent plays ``steps``. Returns the repository, the
+    finished ``task execute`` and the tool results it saw."""
     with serve([*steps, {"text": "Done."}]) as server:
-        repo = make_repo(tmp_path, server.url, policy)
+        repo = make_repo(tmp_path, server.url, policy, database=database)
         (repo.root / "docs").mkdir()
         (repo.root / "docs" / "a.txt").write_text("committed\n")
         repo.git("add", "-A")
@@ -139,6 +145,30 @@ def test_the_state_database_the_policy_and_git_are_out_of_the_shells_reach(
     assert (repo.root / "docs" / "untracked.txt").read_text() == OTHER_WORK
     assert before == {} and snapshot(repo)  # git's files are all still there
     assert_intact(repo)
+
+
+def test_the_postgresql_server_is_out_of_the_shells_reach(tmp_path: Path, pg_database: str) -> None:
+    """On PostgreSQL the state is no file that the sandbox can make read-only: the shell must
+    not reach the server at all. The agent runs psql with the URL from ``.ai/config`` (TCP to
+    127.0.0.1) and through the server's Unix socket, to forge a task and approve itself; the
+    same commands run outside the sandbox do connect, so only the sandbox shuts this door."""
+    psql = str(pgserver.binaries() / "psql")
+    through_socket = pgserver.socket_url(pg_database)
+    urls = [pg_database] + ([through_socket] if through_socket else [])
+    assert through_socket or not os.environ.get("CI"), "under CI the server is started here"
+    forge = "UPDATE tasks SET title = 'forged', approval = 'approved'"
+    steps = [bash("; ".join(f"{psql} '{url}' -c \"{forge}\" 2>&1" for url in urls))]
+    repo, _, seen = run_agent(tmp_path, steps, database=pg_database)
+    assert "UPDATE" not in seen[0].replace(forge, ""), seen[0]  # psql says "UPDATE 1" when it can
+    assert "Connection refused" in seen[0]  # TCP: the sandbox's network is its own
+    if through_socket:  # the socket is visible, but the shell may not make a Unix socket
+        assert "could not create socket" in seen[0] or "not permitted" in seen[0], seen[0]
+    assert repo.task(1)["title"] == "Confined" and repo.task(1)["approval"] != "approved"
+    assert_intact(repo)
+    for url in urls:  # the door is there: outside the sandbox the same client connects
+        outside = subprocess.run([psql, url, "-Atc", "SELECT title FROM tasks"],
+                                 capture_output=True, text=True, check=False)  # fmt: skip
+        assert outside.stdout.strip() == "Confined", outside.stderr
 
 
 def test_a_gated_task_cannot_be_approved_from_the_agents_shell(tmp_path: Path) -> None:

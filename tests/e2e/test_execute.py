@@ -117,10 +117,20 @@ def git_repo(tmp_path: Path, url: str = "http://127.0.0.1:9") -> Repo:
     return repo
 
 
-def make_repo(tmp_path: Path, url: str, policy: str = "", *, register: bool = True) -> Repo:
+def make_repo(
+    tmp_path: Path,
+    url: str,
+    policy: str = "",
+    *,
+    register: bool = True,
+    database: str | None = None,
+) -> Repo:
+    """``git_repo`` initialised (its state in ``database``, a PostgreSQL URL, when given),
+    with ``policy`` and the AI ``claude-1`` registered, all committed."""
     repo = git_repo(tmp_path, url)
     root = repo.root
-    assert repo.aictl("init").returncode == 0
+    initialised = repo.aictl("init", *(("--db", database) if database else ()))
+    assert initialised.returncode == 0, initialised.stderr
     if policy:
         (root / ".ai" / "policy.yaml").write_text("version: 1\n" + policy)
     repo.git("add", "-A")
