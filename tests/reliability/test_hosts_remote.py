@@ -39,6 +39,7 @@ from tests.reliability.test_three_hosts import (
     finished_by,
     host_network,
     reap,
+    redone_elsewhere,
     start_hosts,
     statuses,
     stop,
@@ -130,18 +131,8 @@ def test_hosts_integrate_through_one_remote_with_one_host_killed_and_one_frozen(
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
     frozen_held = catch_with_work_in_hand(frozen, pg_database, TASKS)
 
-    def redone_elsewhere() -> bool:
-        db = connect(pg_database)
-        try:
-            store = TaskStore(db, SystemClock())
-            found = [store.get(t) for t in frozen_held]
-        finally:
-            db.close()
-        first = [t.id for t in found if str(t.status) == "done" and t.lease_epoch == 1]
-        assert first == [], f"completed at epoch 1, so not caught mid-run: {first}"
-        return all(str(t.status) == "done" for t in found)
-
-    wait_or_explain(redone_elsewhere, "the frozen host's tasks redone", pg_database, all_hosts)
+    wait_or_explain(lambda: redone_elsewhere(pg_database, frozen_held),
+                    "the frozen host's tasks redone", pg_database, all_hosts)  # fmt: skip
     os.kill(frozen.process.pid, signal.SIGCONT)
     wait_or_explain(lambda: all_done(pg_database, TASKS), "every task done", pg_database,
                     all_hosts)  # fmt: skip

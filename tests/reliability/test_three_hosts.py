@@ -302,6 +302,20 @@ def catch_with_work_in_hand(host: Host, url: str, tasks: int = TASKS) -> set[int
         time.sleep(0.02)
 
 
+def redone_elsewhere(url: str, held: set[int]) -> bool:
+    """Whether every task of ``held`` (a frozen host's, caught mid-run) is done; fails at once
+    on one completed at its first epoch, which the frozen host cannot have been running."""
+    db = connect(url)
+    try:
+        store = TaskStore(db, SystemClock())
+        found = [store.get(t) for t in held]
+    finally:
+        db.close()
+    first = [t.id for t in found if str(t.status) == "done" and t.lease_epoch == 1]
+    assert first == [], f"completed at epoch 1, so not caught mid-run: {first}"
+    return all(str(t.status) == "done" for t in found)
+
+
 @dataclass
 class Interval:
     task: int
@@ -415,21 +429,8 @@ def test_sigkill_one_host_and_freeze_another_past_its_ttl_each_task_still_once(
     assert killed.process.wait(timeout=60) == -signal.SIGKILL
 
     frozen_held = catch_with_work_in_hand(frozen, pg_database)
-
-    def expired_and_redone() -> bool:
-        db = connect(pg_database)
-        try:
-            store = TaskStore(db, SystemClock())
-            found = [store.get(t) for t in frozen_held]
-        finally:
-            db.close()
-        first = [t.id for t in found if str(t.status) == "done" and t.lease_epoch == 1]
-        assert first == [], f"completed at epoch 1, so not caught mid-run: {first}"
-        return all(str(t.status) == "done" for t in found)
-
-    wait_or_explain(
-        expired_and_redone, "the frozen host's tasks redone", pg_database, all_hosts, 0.2
-    )
+    wait_or_explain(lambda: redone_elsewhere(pg_database, frozen_held),
+                    "the frozen host's tasks redone", pg_database, all_hosts, 0.2)  # fmt: skip
     os.kill(frozen.process.pid, signal.SIGCONT)
     wait_or_explain(lambda: all_done(pg_database), "every task done", pg_database, all_hosts)
     # The thawed host's agent runs end and try to write with their old tokens.
