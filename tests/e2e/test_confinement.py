@@ -147,6 +147,15 @@ def test_the_state_database_the_policy_and_git_are_out_of_the_shells_reach(
     assert_intact(repo)
 
 
+FORGE = "UPDATE tasks SET title = 'forged', approval = 'approved'"
+
+
+def forging_with_psql(psql: str, urls: list[str]) -> dict[str, Any]:
+    """The agent's shell step: psql forging the state through each of ``urls`` (messages in
+    English whatever the machine's locale)."""
+    return bash("; ".join(f"LC_ALL=C {psql} '{url}' -c \"{FORGE}\" 2>&1" for url in urls))
+
+
 def test_the_postgresql_server_is_out_of_the_shells_reach(tmp_path: Path, pg_database: str) -> None:
     """On PostgreSQL the state is no file that the sandbox can make read-only: the shell must
     not reach the server at all. The agent runs psql with the URL from ``.ai/config`` (TCP to
@@ -156,10 +165,9 @@ def test_the_postgresql_server_is_out_of_the_shells_reach(tmp_path: Path, pg_dat
     through_socket = pgserver.socket_url(pg_database)
     urls = [pg_database] + ([through_socket] if through_socket else [])
     assert through_socket or not os.environ.get("CI"), "under CI the server is started here"
-    forge = "UPDATE tasks SET title = 'forged', approval = 'approved'"
-    steps = [bash("; ".join(f"{psql} '{url}' -c \"{forge}\" 2>&1" for url in urls))]
+    steps = [forging_with_psql(psql, urls)]
     repo, _, seen = run_agent(tmp_path, steps, database=pg_database)
-    assert "UPDATE" not in seen[0].replace(forge, ""), seen[0]  # psql says "UPDATE 1" when it can
+    assert "UPDATE" not in seen[0].replace(FORGE, ""), seen[0]  # psql says "UPDATE 1" when it can
     assert "Connection refused" in seen[0]  # TCP: the sandbox's network is its own
     if through_socket:  # the socket is visible, but the shell may not make a Unix socket
         assert "could not create socket" in seen[0] or "not permitted" in seen[0], seen[0]
@@ -169,6 +177,21 @@ def test_the_postgresql_server_is_out_of_the_shells_reach(tmp_path: Path, pg_dat
         outside = subprocess.run([psql, url, "-Atc", "SELECT title FROM tasks"],
                                  capture_output=True, text=True, check=False)  # fmt: skip
         assert outside.stdout.strip() == "Confined", outside.stderr
+
+
+def test_with_the_sandbox_off_the_same_shell_rewrites_a_postgresql_state(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """What ``sandbox: off`` gives away on PostgreSQL (and why the test above can fail): the
+    same psql step, unconfined, forges the task and approves it."""
+    psql = str(pgserver.binaries() / "psql")
+    steps = [forging_with_psql(psql, [pg_database])]
+    policy = "settings:\n  sandbox: off\n"
+    repo, _, seen = run_agent(tmp_path, steps, policy, database=pg_database)
+    assert "UPDATE 1" in seen[0], seen[0]
+    assert repo.task(1)["title"] == "forged" and repo.task(1)["approval"] == "approved"
+    verified = repo.aictl("audit", "verify")  # the forgery is no event of the chain's
+    assert verified.returncode != 0 and "task 1" in verified.stdout + verified.stderr, verified
 
 
 def test_a_gated_task_cannot_be_approved_from_the_agents_shell(tmp_path: Path) -> None:

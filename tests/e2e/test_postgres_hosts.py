@@ -22,7 +22,7 @@ import pytest
 from aictl.model_server import serve
 from tests.e2e.test_execute import Repo
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 HOSTS = 3
 POLICY = """\

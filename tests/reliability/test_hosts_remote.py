@@ -175,14 +175,16 @@ def test_hosts_integrate_through_one_remote_with_one_host_killed_and_one_frozen(
     assert {k: v for k, v in unseen.items() if v} == {}, "a dependency's work was not visible"
     shares = [finished_by(host) for host in (frozen, survivor)]
     assert shares[1] > 0, shares
-    # One task commit per task; two for a task the killed host had pushed before it died
-    # (its lease was live at the push; the lease then expired and the task ran once more).
-    # The frozen host's runs had not ended when it stopped: their work must not land at all.
+    # One task commit per task; two for a task whose lease expired after its push had landed
+    # (a host killed or frozen between its push and its complete: the push, git's own
+    # process, went on; the task then ran once more). The runs caught in hand had not ended,
+    # so had pushed nothing: each of their tasks has one commit, the rerun's.
     trailers = git(origin, "log", "--format=%(trailers:key=Aictl-Task,valueonly)", "main")
     commits = Counter(int(n) for n in trailers.split())
     assert set(commits) == set(specs), "a task's work never reached the remote"
-    assert {n for n, count in commits.items() if count > 1} <= in_hand, commits
-    assert {n: commits[n] for n in frozen_held} == dict.fromkeys(frozen_held, 1), commits
+    twice = {n for n, count in commits.items() if count > 1}
+    assert twice <= figures["expired"] - in_hand - frozen_held, commits
+    assert max(commits.values()) <= 2, commits
     print(
         f"\n{TASKS} tasks, 3 hosts, one remote, one killed ({sorted(in_hand)} in hand), one"
         f" frozen ({sorted(frozen_held)} in hand): {elapsed:.1f} s; {shares}"

@@ -264,13 +264,15 @@ def stop(host: Host) -> None:
 
 
 def all_threads_stopped(pid: int) -> bool:
-    """Whether every thread of process ``pid`` is stopped (state ``T``)."""
+    """Whether every thread of process ``pid`` is stopped (state ``T``), or gone: a process
+    that died meanwhile (a zombie, ``Z``) runs nothing either, and the caller's checks of its
+    runs and leases say what that means."""
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
         try:
             state = stat.read_text().rsplit(")", 1)[1].split()[0]
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended
-        if state not in {"T", "t"}:
+        if state not in {"T", "t", "Z", "X"}:
             return False
     return True
 

@@ -372,11 +372,12 @@ def test_a_sweep_that_finds_nothing_expired_waits_for_no_writer(
 ) -> None:
     """Every daemon sweeps at every tick: one that finds nothing must not wait for the writer
     lock (on PostgreSQL an exclusive one, which would queue every host's claims behind it).
-    Another connection holds the writer lock from before the sweep until after it."""
+    Another connection holds the writer lock from before the sweep until it has returned."""
     task = service.create("t")
     service.claim("live", ttl="10s")
     clock.advance(5)
-    held, done, released = threading.Event(), threading.Event(), threading.Event()
+    held, swept = threading.Event(), threading.Event()
+    outcome: list[str] = []
 
     def hold_the_writer_lock() -> None:
         other = connect(workspace.database)
@@ -384,20 +385,23 @@ def test_a_sweep_that_finds_nothing_expired_waits_for_no_writer(
             with other.transaction() as connection:
                 connection.execute("UPDATE tasks SET priority = 1 WHERE id = ?", (task.id,))
                 held.set()
-                done.wait(timeout=30)  # bounds the wait of a sweep that queues behind us
+                # Held until the sweep has returned, or 10 s at most: a sweep queued behind
+                # this lock cannot return before then (10 s: below PostgreSQL's 15 s limit on
+                # an idle transaction, which would end this session and free the lock).
+                outcome.append("swept while held" if swept.wait(timeout=10) else "gave up")
         finally:
             other.close()
-            released.set()
 
     holder = threading.Thread(target=hold_the_writer_lock)
     holder.start()
     try:
         assert held.wait(timeout=30)
-        assert service.sweep() == []
-        assert not released.is_set(), "the sweep waited for the other writer to finish"
+        found = service.sweep()
     finally:
-        done.set()
+        swept.set()
         holder.join(timeout=60)
+    assert found == []
+    assert outcome == ["swept while held"], "the sweep waited for the other writer"
     clock.advance(6)  # the lease is past its TTL now: swept as before
     assert [e.task_id for e in service.sweep()] == [task.id]
 
