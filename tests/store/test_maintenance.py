@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +49,25 @@ lock.acquire()
 print("held", flush=True)
 sys.stdin.read()
 """
+
+
+@contextmanager
+def daemon_lock_held(workspace: Workspace) -> Iterator[None]:
+    """Another process holds the clone's daemon lock (as a running daemon does) for the
+    block; it lets go and is reaped at the end."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(workspace.root), str(workspace.db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        yield
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
 
 
 def task_count(db: Path) -> int:
@@ -172,24 +192,11 @@ def test_a_file_that_is_not_a_database_is_refused(workspace: Workspace, tmp_path
 
 def test_restore_is_refused_while_a_daemon_runs(workspace: Workspace, tmp_path: Path) -> None:
     saved = backup(workspace, tmp_path / "b.db")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(workspace.root), str(workspace.db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == b"held"
+    with daemon_lock_held(workspace):
         with pytest.raises(DaemonRunning, match="a daemon is running") as raised:
             restore(workspace, saved.path)
         assert raised.value.exit_code == 4
         assert "aictl daemon stop" in str(raised.value.hint)
-    finally:
-        assert holder.stdin is not None
-        assert holder.stdout is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()
     assert restore(workspace, saved.path).verification.ok  # once it is gone
 
 

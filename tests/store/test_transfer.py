@@ -124,29 +124,14 @@ def test_the_move_is_refused_while_a_daemon_runs(
 ) -> None:
     """A daemon would go on writing to the file after the move: refused, exit 4, nothing
     copied and the file in place."""
-    import subprocess
-    import sys
-
     from aictl.daemon.runtime import DaemonRunning
-    from tests.store.test_maintenance import HOLDER
+    from tests.store.test_maintenance import daemon_lock_held
 
     worked.close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(workspace.root), str(workspace.db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == b"held"
+    with daemon_lock_held(workspace):
         with pytest.raises(DaemonRunning, match="would go on writing") as raised:
             move_to_postgres(workspace.state_dir, pg_database)
         assert raised.value.exit_code == 4
-    finally:
-        assert holder.stdin is not None and holder.stdout is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()
     assert (workspace.state_dir / "state.db").is_file()
     target = connect(pg_database)
     assert not any(rows_in(target, table_order(target)).values())
