@@ -41,18 +41,6 @@ def row_hash(
     return sha256_hex(f"{header}\n{data}".encode())
 
 
-def hash_frame(at: str, kind: str, actor: str, task_id: int | None, data: str) -> tuple[str, str]:
-    """``row_hash``'s input around the two values known only at the head, as (before, after):
-    the input is ``before + prev_hash + '","seq":' + str(seq) + after``. PostgreSQL completes
-    and hashes it in the statement that appends the row (``postgres._APPEND_AT_HEAD``)."""
-
-    def text(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    before = f'{{"actor":{text(actor)},"at":{text(at)},"kind":{text(kind)},"prev":"'
-    return before, f',"task_id":{text(task_id)}}}\n{data}'
-
-
 class Entry(NamedTuple):
     seq: int
     at: datetime

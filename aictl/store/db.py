@@ -17,7 +17,7 @@ import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -142,6 +142,15 @@ class Database:
 
     def close(self) -> None:
         self.connection.close()
+
+    hot_path_in_server = False
+    """Whether the lease holder's claim, start and complete run as server-side functions
+    (PostgreSQL, ``call``); on SQLite the store's Python path runs them in this process."""
+
+    def call(self, sql: str, parameters: Sequence[Any]) -> Any:
+        """Run one statement that is a transaction of its own and return its one row: a
+        server-side function of the hot path, which SQLite has none of."""
+        raise NotImplementedError("SQLite runs the hot path in Python")
 
     @property
     def depth(self) -> int:

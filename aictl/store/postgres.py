@@ -19,12 +19,19 @@ here and in the PostgreSQL schema (``migrations/pg``):
   re-checks such a statement's WHERE on the newest row version. Claims additionally serialise
   among themselves (``serial="claims"``: the path-lock check and the lock rows are exact).
   Its audit rows and notifications wait in ``PgConnection.deferred`` and are written at
-  COMMIT, in one message (so a client frozen mid-way never holds the audit lock):
-  ``pg_advisory_xact_lock(AUDIT_LOCK)``, each row appended at the head with its hash
-  computed by the server from the parts ``audit.hash_frame`` gives, then COMMIT. So the
-  chain has one head and its order is the commit order, the audit lock is the last lock
-  every concurrent transaction takes (no lock cycle through it) and it is held for the
-  server's work only, never for a round trip.
+  COMMIT, in one message (so a client frozen mid-way never holds the audit lock): each row
+  appended at the head by ``aictl_audit_append`` (which takes ``AUDIT_LOCK`` and hashes the
+  row as ``audit.row_hash`` does), then COMMIT. So the chain has one head and its order is
+  the commit order, the audit lock is the last lock every concurrent transaction takes (no
+  lock cycle through it) and it is held for the server's work only, never for a round trip.
+- the commonest of those transactions run *in the server*: the claim of the next ready task,
+  start and complete are PL/pgSQL functions (``migrations/pg/0012_hot_path.sql``), each one
+  statement, so one round trip and one transaction (``PgDatabase.call``), taking the same
+  locks in the same order and appending the same audit rows. What only Python decides is
+  passed in (the statuses an event may leave, the audit data) or handed back (an expired
+  lease to sweep; pairs of globs whose overlap the glob automata must decide, remembered in
+  ``glob_pairs``). Heartbeats, claims that ask the policy, and every other write keep the
+  Python path.
 - the schema version lives in ``aictl_schema`` (SQLite keeps it in ``PRAGMA user_version``).
 
 Rows are ``Row`` objects: indexable by position and by column name, like ``sqlite3.Row``.
@@ -45,7 +52,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from aictl.errors import DatabaseUnusable, NotAnAictlDatabase
-from aictl.store.audit import GENESIS, hash_frame
 from aictl.store.db import Database, WriteConflict, shown
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "pg"
@@ -55,17 +61,10 @@ SERIAL_LOCKS = {"claims": 0x61696376}
 """Advisory locks that serialise concurrent transactions of one kind among themselves."""
 _BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
 _BEGIN_CONCURRENT = f"BEGIN; SELECT pg_advisory_xact_lock_shared({WRITER_LOCK})"
-_APPEND_AT_HEAD = (
-    "INSERT INTO audit_log (seq, at, kind, actor, task_id, data, prev_hash, hash)"
-    " SELECT head.seq + 1, {}, {}, {}, {}, {}, head.hash,"
-    ' encode(sha256(convert_to({} || head.hash || \'","seq":\' || (head.seq + 1) || {},'
-    " 'UTF8')), 'hex')"
-    " FROM ((SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)"
-    f" UNION ALL SELECT 0, '{GENESIS}') AS head"
-    " ORDER BY head.seq DESC LIMIT 1"
-)
-"""One audit row appended at the head, its hash computed by the server; ``{}`` are literals
-(``PgConnection.commit`` sends its statements as one message, without parameters)."""
+_APPEND_AT_HEAD = "SELECT aictl_audit_append({}, {}, {}, {}, {})"
+"""One audit row appended at the head under the audit lock, its hash computed by the server
+(``migrations/pg/0012``); ``{}`` are literals (``PgConnection.commit`` sends its statements
+as one message, without parameters)."""
 WORK_CHANNEL = "aictl_work"
 """The LISTEN/NOTIFY channel on which the store says that work may have become ready."""
 
@@ -231,6 +230,22 @@ class PgConnection:
             cursor.executemany(translate(sql), [tuple(row) for row in rows])
         return cursor
 
+    def call(self, sql: str, parameters: Sequence[Any]) -> Any:
+        """One statement that is a transaction of its own (autocommit), its one row returned.
+        Sent once, never repeated on a new session: it writes, and a session that ends while
+        it runs may have committed it. A session the server has already ended is opened
+        again first: ``live()`` knows a closed one, and an idle socket with something to
+        read holds the server's goodbye (nothing else arrives unasked on this connection,
+        which never LISTENs), found without a round trip."""
+        import select
+
+        raw = self.live()
+        if not self.pinned and select.select([raw.fileno()], [], [], 0)[0]:
+            raw.close()
+            raw = self.live()
+        with _as_sqlite_errors():
+            return raw.execute(translate(sql), tuple(parameters)).fetchone()
+
     def defer_audit(self, row: tuple[str, str, str, int | None, str]) -> bool:
         """Keep an audit row for the COMMIT of the concurrent transaction under way; False
         (the caller appends it now) in any other."""
@@ -252,11 +267,9 @@ class PgConnection:
         from psycopg.sql import SQL, Literal
 
         raw = self.live()
-        statements = [f"SELECT pg_advisory_xact_lock({AUDIT_LOCK})"] if rows else []
-        for at, kind, actor, task_id, data in rows:
-            before, after = hash_frame(at, kind, actor, task_id, data)
-            values = (at, kind, actor, task_id, data, before, after)
-            statements.append(SQL(_APPEND_AT_HEAD).format(*map(Literal, values)).as_string(raw))
+        statements = [
+            SQL(_APPEND_AT_HEAD).format(*map(Literal, row)).as_string(raw) for row in rows
+        ]
         for reason in notices:
             notify = SQL("SELECT pg_notify({}, {})").format(Literal(WORK_CHANNEL), Literal(reason))
             statements.append(notify.as_string(raw))
@@ -298,8 +311,18 @@ class PgDatabase(Database):
             self.pg.close()
             raise
 
+    hot_path_in_server = True
+    """The claim of the next ready task, start and complete run as server-side functions
+    (``migrations/pg/0012_hot_path.sql``); a benchmark may set it False to measure the
+    Python path on the same server."""
+
     def close(self) -> None:
         self.pg.close()
+
+    def call(self, sql: str, parameters: Sequence[Any]) -> Any:
+        if self._depth:
+            raise RuntimeError("a hot-path function is a transaction of its own")
+        return self.pg.call(sql, parameters)
 
     @contextmanager
     def transaction(self, *, concurrent: bool = False, serial: str | None = None) -> Iterator[Any]:

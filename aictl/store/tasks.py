@@ -7,6 +7,11 @@ lease_secret_hash = ? AND lease_expires_at > ?``). Zero rows changed means the l
 ``_lease_lost`` then reads the row to say why. Time is read from the injected clock *after* the
 write lock is taken, so a claim can never carry a timestamp earlier than the commit it depends
 on.
+
+On PostgreSQL the claim of the next ready task (without a policy), start and complete run as
+server-side functions instead (``migrations/pg/0012_hot_path.sql``, one round trip each): the
+same fenced statements, locks and audit rows, with the clock read before the call (a claim is
+stamped no earlier than its dependencies finished, by the function).
 """
 
 from __future__ import annotations
@@ -49,15 +54,19 @@ from aictl.errors import (
     TaskHeld,
     TaskNotFound,
 )
-from aictl.store.audit import AuditLog
+from aictl.store.audit import AuditLog, canonical
 from aictl.store.db import Database, retried_on_conflict
 from aictl.store.decisions import DecisionStore, Ruling
 
+_TASK_FIELDS = (
+    "id", "title", "description", "type", "priority", "status", "labels", "requires", "paths",
+    "attempts", "max_attempts", "lease_holder", "lease_epoch", "lease_ttl_seconds",
+    "lease_expires_at", "heartbeat_at", "created_at", "updated_at", "claimed_at", "started_at",
+    "finished_at", "blocked_reason", "approval", "approval_by", "failure_reason", "result",
+    "evidence", "not_before", "skills",
+)  # fmt: skip
 _TASK_COLUMNS = (
-    "id, title, description, type, priority, status, labels, requires, paths, attempts, "
-    "max_attempts, lease_holder, lease_epoch, lease_ttl_seconds, lease_expires_at, heartbeat_at, "
-    "created_at, updated_at, claimed_at, started_at, finished_at, blocked_reason, approval, "
-    "approval_by, failure_reason, result, evidence, not_before, skills, "
+    ", ".join(_TASK_FIELDS) + ", "
     # the dependency list rides along (also in RETURNING): one query fewer per task write
     "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
 )
@@ -109,6 +118,18 @@ WHERE status IN ('claimed', 'running') AND lease_expires_at <= ?
 _ANY_EXPIRED = (
     "SELECT 1 FROM tasks WHERE status IN ('claimed', 'running') AND lease_expires_at <= ? LIMIT 1"
 )
+# The lease holder's hot path on PostgreSQL: server-side functions (migrations/pg/0012), each
+# one statement and so one round trip and one transaction (``Database.call``).
+# They return the task row as written (``aictl_claim`` as its ``task``), read as everywhere.
+_SERVER_CLAIM = (
+    "SELECT outcome, locked, missing, "
+    + "".join(f"(task).{name}, " for name in _TASK_FIELDS)
+    + "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = (task).id) AS deps"
+    " FROM aictl_claim(?, ?, ?, ?, ?, ?)"
+)
+_SERVER_START = f"SELECT {_TASK_COLUMNS} FROM aictl_start(?, ?, ?, ?, ?, ?, ?) AS tasks"
+_SERVER_COMPLETE = f"SELECT {_TASK_COLUMNS} FROM aictl_complete(?, ?, ?, ?, ?, ?, ?, ?, ?) AS tasks"
+_LEARN_OVERLAP = "INSERT INTO glob_pairs (a, b, overlap) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 _DEPENDENTS = """
 SELECT t.id, t.status FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = ?
 """
@@ -436,7 +457,11 @@ class TaskStore:
         blocked until approved. Expired leases are swept first, in a separate statement.
         Raises ``NothingReady`` (saying why), ``TaskHeld``, ``LockHeld``, ``PolicyDenied``,
         ``ApprovalRequired`` or ``IllegalTransition``, after committing what was recorded.
+        On PostgreSQL, a claim without ``task_id`` and ``decide`` runs in the server
+        (``_claim_in_server``).
         """
+        if task_id is None and decide is None and self._in_server():
+            return self._claim_in_server(holder, ttl)
         refusal: AictlError | None = None
         with self.db.transaction(concurrent=True, serial="claims") as connection:
             now = self.clock.now()
@@ -476,6 +501,62 @@ class TaskStore:
                     self._await_approval(connection, task, ruling.reason, format_time(now))
         assert refusal is not None
         raise refusal
+
+    def _in_server(self) -> bool:
+        """Whether this write runs as one of the server's hot-path functions: on PostgreSQL
+        (``Database.hot_path_in_server``), outside any transaction of the caller's."""
+        return self.db.hot_path_in_server and self.db.depth == 0
+
+    def _claim_in_server(self, holder: str, ttl: timedelta) -> Claim:
+        """The claim as one call of ``aictl_claim``: the first ready task whose globs overlap
+        no held lock, its locks and its audit row, in one round trip. The function hands back
+        what only Python decides: an expired lease (swept here, an exclusive write) and pairs
+        of globs whose overlap it does not know yet (decided here by the glob automata,
+        remembered in ``glob_pairs``); then it is called again."""
+        import secrets  # as in _take
+
+        secret = secrets.token_urlsafe(18)
+        seconds = ttl.total_seconds()
+        while True:
+            now = self.clock.now()
+            row = self.db.call(
+                _SERVER_CLAIM,
+                (
+                    holder,
+                    hash_secret(secret),
+                    seconds,
+                    json.dumps(seconds),
+                    format_time(now + ttl),
+                    format_time(now),
+                ),
+            )
+            outcome, locked, missing = row[:3]
+            if outcome == "taken":
+                task = self._task_of(dict(zip(row.keys()[3:], row[3:], strict=True)))
+                return Claim(task, LeaseToken(task.id, task.lease_epoch, secret))
+            if outcome == "sweep":
+                self.sweep()
+            elif outcome == "unknown":
+                self._learn_overlaps(missing)
+            else:
+                raise self._why_nothing_ready(self.db.connection, now, locked)
+
+    def _learn_overlaps(self, flat: Sequence[str]) -> None:
+        """Decide pairs of globs (``a1, b1, a2, b2, ...``) with aictl's glob automata and
+        remember them for the server's claim (a memo of a pure function: no audit row)."""
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        self.db.connection.executemany(
+            _LEARN_OVERLAP, [(a, b, globs.globs_intersect(a, b)) for a, b in pairs]
+        )
+
+    def _call_fenced(
+        self, sql: str, token: LeaseToken, event: str, now: datetime, values: tuple[Any, ...]
+    ) -> Task:
+        """One fenced hot-path function: the task as written, or why the fence refused."""
+        row = self.db.call(sql, (token.task_id, token.epoch, token.secret_hash, *values))
+        if row is None:
+            raise self._lease_lost(self.db.connection, token, event, now)
+        return self._task(row)
 
     def _enforce_claim(self, task: Task, ruling: Ruling, now: datetime, *, walking: bool) -> str:
         """Record the claim decision; an approval already given satisfies require_approval.
@@ -818,6 +899,11 @@ class TaskStore:
 
     @retried_on_conflict
     def start(self, token: LeaseToken) -> Task:
+        if self._in_server():
+            now = self.clock.now()
+            data = canonical({"epoch": token.epoch})
+            values = (format_time(now), list(sources("start")), self.actor, data)
+            return self._call_fenced(_SERVER_START, token, "start", now, values)
         with self.db.transaction(concurrent=True) as connection:
             now = self.clock.now()
             stamp = format_time(now)
@@ -841,6 +927,17 @@ class TaskStore:
         from aictl.domain.audit_replay import evidence_digest  # not on the hook's path
 
         stored = None if evidence is None else json.dumps(evidence)
+        recorded = {
+            "result": result,
+            "evidence": sorted(evidence) if evidence else [],
+            # the digest of the evidence as stored: `audit verify` compares the table's
+            "evidence_digest": evidence_digest(None if stored is None else json.loads(stored)),
+        }
+        if self._in_server():
+            now = self.clock.now()
+            data = canonical({"epoch": token.epoch, **recorded})
+            values = (format_time(now), list(sources("complete")), self.actor, data, result, stored)
+            return self._call_fenced(_SERVER_COMPLETE, token, "complete", now, values)
         with self.db.transaction(concurrent=True) as connection:
             self.db.announce("completed")  # daemons waiting on the queue wake
             now = self.clock.now()
@@ -861,17 +958,7 @@ class TaskStore:
                 (stamp, token.task_id),
             )
             task = self._tasks([row])[0]
-            evidence_keys = sorted(evidence) if evidence else []
-            self._record(
-                stamp,
-                "task.completed",
-                task,
-                token,
-                result=result,
-                evidence=evidence_keys,
-                # the digest of the evidence as stored: `audit verify` compares the table's
-                evidence_digest=evidence_digest(None if stored is None else json.loads(stored)),
-            )
+            self._record(stamp, "task.completed", task, token, **recorded)
             return task
 
     def fail(
@@ -1265,10 +1352,13 @@ class TaskStore:
     def _tasks(self, rows: Sequence[sqlite3.Row]) -> list[Task]:
         return [self._task(row) for row in rows]
 
-    @staticmethod
-    def _task(row: sqlite3.Row, deps: list[int] | None = None) -> Task:
+    @classmethod
+    def _task(cls, row: sqlite3.Row, deps: list[int] | None = None) -> Task:
         # dict(zip(...)): dict(row) looks every column up by name, four times slower
-        values = dict(zip(row.keys(), row, strict=True))
+        return cls._task_of(dict(zip(row.keys(), row, strict=True)), deps)
+
+    @staticmethod
+    def _task_of(values: dict[str, Any], deps: list[int] | None = None) -> Task:
         listed = values.pop("deps")
         for name in _JSON_COLUMNS:
             if values[name] is not None:

@@ -6,7 +6,9 @@ is written after the rows it names); the columns are those PostgreSQL lets a cli
 (``decisions.rowid`` is its own identity, numbered in the order the rows arrive). Rows leave
 SQLite in insertion order (``rowid``) or, for a table without one, in its primary key's order:
 the audit log in ``seq`` order, so its append-only trigger sees each row extend the head. The
-identity sequences are set past the copied ids afterwards.
+identity sequences are set past the copied ids afterwards. ``glob_pairs`` is PostgreSQL's
+only (a memo of the glob automata's answers for its server-side claim), not state: it starts
+empty.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from aictl.store.postgres import PgDatabase
 
 _TABLES = """
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND n.nspname = current_schema() AND c.relname <> 'aictl_schema'
+WHERE c.relkind = 'r' AND n.nspname = current_schema()
+  AND c.relname NOT IN ('aictl_schema', 'glob_pairs')
 """
 _REFERENCES = """
 SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c

@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,13 @@ import pytest
 from aictl.clock import SystemClock
 from aictl.daemon.runtime import DaemonPaths
 from aictl.daemon.status import log_lines
-from aictl.domain.globs import globs_intersect
 from aictl.store.audit import Entry
 from aictl.store.db import connect
 from aictl.store.tasks import TaskStore
 from aictl.workspace import Workspace, initialise
 from tests import pgserver
 from tests.daemon_fakes import register_ai
+from tests.reliability.lock_order import clashes_in_chain
 from tests.reliability.test_race import SEED, TASKS, dag_of_tasks
 from tests.reliability.workers import read_log, wait_for
 
@@ -59,7 +58,6 @@ the server were doing, not in pytest-timeout with a stack of the test's own poll
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(TEST_TIMEOUT_S)]
 POLICY = f"version: 1\nsettings:\n  lease_ttl: {LEASE_TTL_S}s\n  isolation: shared\n"
 HOST_COMMAND = (sys.executable, "-m", "tests.reliability.daemon_host")
-CLOSING = {"task.completed", "task.failed", "task.released", "task.requeued", "task.lease_expired"}
 
 
 @dataclass
@@ -318,36 +316,6 @@ def redone_elsewhere(url: str, held: set[int]) -> bool:
     return all(str(t.status) == "done" for t in found)
 
 
-@dataclass
-class Interval:
-    task: int
-    epoch: int
-    paths: list[str]
-    start: int
-    end: int | None = None
-
-
-def lock_intervals(entries: list[Entry]) -> list[Interval]:
-    """Each lease as an interval of audit sequence numbers: claim to its closing event."""
-    open_: dict[int, Interval] = {}
-    closed: list[Interval] = []
-    for entry in entries:
-        if entry.task_id is None:
-            continue
-        if entry.kind == "task.claimed":
-            assert entry.task_id not in open_, f"task {entry.task_id} leased twice at once"
-            open_[entry.task_id] = Interval(
-                entry.task_id, entry.data["epoch"], entry.data["paths"], entry.seq
-            )
-        elif entry.kind in CLOSING and entry.task_id in open_:
-            interval = open_.pop(entry.task_id)
-            assert entry.data["epoch"] == interval.epoch, (entry, interval)
-            interval.end = entry.seq
-            closed.append(interval)
-    assert open_ == {}, "leases still open at the end"
-    return closed
-
-
 def check_audit(url: str, workspace: Workspace) -> dict[str, Any]:
     """The checks of both tests, from the audit log; returns figures for the assertions that
     differ between them."""
@@ -370,19 +338,9 @@ def check_audit(url: str, workspace: Workspace) -> dict[str, Any]:
              if e.seq < done_at[dep]]  # fmt: skip
     assert early == [], "claimed before a dependency completed (task, dependency)"
 
-    intervals = lock_intervals(entries)
-    concurrent = [
-        (a, b)
-        for a, b in combinations(intervals, 2)
-        if a.task != b.task and a.start < b.end and b.start < a.end  # type: ignore[operator]
-    ]
-    clashes = [
-        (a.task, b.task)
-        for a, b in concurrent
-        if any(globs_intersect(x, y) for x in a.paths for y in b.paths)
-    ]
+    concurrent, clashes = clashes_in_chain(entries)
     assert clashes == [], "tasks with intersecting globs held at the same time"
-    assert len(concurrent) > 0, "no two leases ever overlapped: there was no parallel work"
+    assert concurrent > 0, "no two leases ever overlapped: there was no parallel work"
     return {
         "entries": entries,
         "expired": {e.task_id for e in entries if e.kind == "task.lease_expired"},

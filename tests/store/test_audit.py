@@ -192,23 +192,3 @@ def test_a_checkpoint_of_the_empty_log_is_extended_by_any_chain(service: TaskSer
     assert log.verify(mark).ok
     forged = log.verify(Checkpoint(0, "f" * 64, 0))
     assert not forged.ok and "other than the genesis hash" in (forged.problem or "")
-
-
-@pytest.mark.parametrize(
-    ("actor", "task_id", "data"),
-    [("ai:bot", 7, '{"a":1}'), ('q"uote\\', None, "{}"), ("ü\u2028\x00", 0, '{"é":"\\n"}')],
-)
-def test_a_hash_frame_completed_with_the_head_gives_the_rows_hash(
-    actor: str, task_id: int | None, data: str
-) -> None:
-    """PostgreSQL hashes ``before + prev + '","seq":' + seq + after`` on the server; that text
-    must be exactly what ``row_hash`` hashes, or its rows would not verify."""
-    from aictl.domain.sha import sha256_hex
-    from aictl.store.audit import hash_frame, row_hash
-
-    at, prev, seq = "2026-12-05T10:00:00.000000Z", "ab" * 32, 12345
-    before, after = hash_frame(at, "task.claimed", actor, task_id, data)
-    text = f'{before}{prev}","seq":{seq}{after}'
-    assert sha256_hex(text.encode()) == row_hash(
-        seq, at, "task.claimed", actor, task_id, data, prev
-    )

@@ -16,10 +16,16 @@ import psycopg
 import pytest
 
 from aictl.cli import run
-from aictl.clock import SystemClock
+from aictl.clock import ManualClock, SystemClock
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock
 from aictl.daemon.scheduler import Daemon
-from aictl.errors import DatabaseUnusable, IllegalTransition, InvalidInput, NotAnAictlDatabase
+from aictl.errors import (
+    DatabaseUnusable,
+    IllegalTransition,
+    InvalidInput,
+    NotAnAictlDatabase,
+    NothingReady,
+)
 from aictl.services import maintenance
 from aictl.services.tasks import TaskService
 from aictl.store import postgres
@@ -365,8 +371,8 @@ def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
     pg_database: str,
 ) -> None:
     """The server ends aictl's session (a restart, an administrator's pg_terminate_backend):
-    the next statement between transactions runs on a new session; a transaction under way
-    fails as a whole and never goes on on a new session."""
+    the next statement between transactions (a hot-path function too) runs on a new session;
+    a transaction under way fails as a whole and never goes on on a new session."""
     import sqlite3
 
     database = connect(pg_database)
@@ -389,6 +395,14 @@ def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
             connection.execute("INSERT INTO probe (title) VALUES ('three')")
         titles = database.connection.execute("SELECT title FROM probe").fetchall()
         assert [row[0] for row in titles] == ["one"]
+        # the hot path's functions are sent once, never repeated: an ended session is found
+        # before sending (its socket holds the server's goodbye) and opened again
+        store = TaskStore(database, SystemClock())
+        store.create(NewTask(title="t"))
+        end_its_session()
+        claim = store.claim("w", timedelta(minutes=5))
+        end_its_session()
+        assert store.start(claim.token).status == "running"
     finally:
         database.close()
 
@@ -441,12 +455,39 @@ def test_lease_holders_write_side_by_side_and_an_exclusive_writer_waits_for_them
             database.close()
 
 
+@pytest.mark.parametrize(
+    ("actor", "task_id", "data"),
+    [("ai:bot", 7, '{"a":1}'), ('q"uote\\', None, "{}"), ("ü\u2028\x01\t", 0, '{"é":"\\n"}')],
+)
+def test_the_server_hashes_an_audit_row_as_row_hash_does(
+    pg_database: str, actor: str, task_id: int | None, data: str
+) -> None:
+    """``aictl_audit_append`` (every audit row of a concurrent transaction and of the hot
+    path) builds the canonical header in SQL: with text that JSON escapes, its hash must be
+    exactly ``row_hash``'s, or those rows would not verify."""
+    from aictl.store.audit import GENESIS, row_hash
+
+    database = connect(pg_database)
+    try:
+        at = "2026-12-05T10:00:00.000000Z"
+        with database.transaction():
+            database.connection.execute(
+                "SELECT aictl_audit_append(?, ?, ?, ?, ?)",
+                (at, "task.claimed", actor, task_id, data),
+            )
+        row = database.connection.execute("SELECT seq, prev_hash, hash FROM audit_log").fetchone()
+        assert (row[0], row[1]) == (1, GENESIS)
+        assert row[2] == row_hash(1, at, "task.claimed", actor, task_id, data, GENESIS)
+    finally:
+        database.close()
+
+
 def test_a_concurrent_transactions_audit_rows_are_appended_at_its_commit(
     pg_database: str,
 ) -> None:
-    """Its rows reach the table only with its COMMIT, each hashed by the server from
-    ``hash_frame`` exactly as ``row_hash`` would (the chain verifies, with text that JSON
-    escapes); a rolled-back savepoint's rows and notifications are dropped with it."""
+    """Its rows reach the table only with its COMMIT, each hashed by the server exactly as
+    ``row_hash`` would (the chain verifies, with text that JSON escapes); a rolled-back
+    savepoint's rows and notifications are dropped with it."""
     database = connect(pg_database)
     log = AuditLog(database.connection)
     odd = {"quote": 'a "b" \\ c', "tab": "x\ty", "accent": "é 中", "nul": "\x00"}
@@ -473,7 +514,7 @@ def test_a_concurrent_transactions_audit_rows_are_appended_at_its_commit(
         raw.execute = real_execute
         # one message, no parameters: the server runs it through without the client
         assert len(sent) == 1 and sent[0][1] is None
-        assert sent[0][0].count("INSERT INTO audit_log") == 2 and "pg_notify" in sent[0][0]
+        assert sent[0][0].count("aictl_audit_append") == 2 and "pg_notify" in sent[0][0]
         assert sent[0][0].endswith("COMMIT") and "dropped" not in sent[0][0]
         entries = log.entries()
         assert [entry.kind for entry in entries] == ["probe.before", "probe.kept", "probe.last"]
@@ -556,3 +597,119 @@ def test_a_claim_reading_pages_puts_each_ready_task_to_the_policy_once(
     finally:
         store.db.close()
         other.db.close()
+
+
+# ------------------------------------------------ the hot path as server-side functions
+
+
+def test_the_functions_take_the_locks_the_python_side_names() -> None:
+    """migrations/pg/0012 repeats the advisory locks' numbers (SQL cannot import them)."""
+    script = dict(postgres.migrations())[12]
+    for number in (postgres.WRITER_LOCK, postgres.AUDIT_LOCK, postgres.SERIAL_LOCKS["claims"]):
+        assert f"({number})" in script
+    assert script.count("pg_advisory_xact_lock_shared(1634296692)") == 3  # claim, start, complete
+
+
+def test_a_start_in_the_server_waits_for_an_exclusive_writer_and_then_runs(
+    pg_database: str,
+) -> None:
+    """``aictl_start`` takes the writer lock shared, as the Python path does: while another
+    session's exclusive transaction is open it waits, and it runs once that commits."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    exclusive = connect(pg_database)
+    try:
+        store.create(NewTask(title="t"))
+        claim = store.claim("w", timedelta(minutes=5))
+        started: list[object] = []
+        with exclusive.transaction():
+            worker = threading.Thread(target=lambda: started.append(store.start(claim.token)))
+            worker.start()
+            _wait_until(lambda: _waiting_for_a_lock(pg_database), "the start waits")
+            assert started == []
+        worker.join(timeout=20)
+        assert [task.status for task in started] == ["running"]  # type: ignore[attr-defined]
+    finally:
+        store.db.close()
+        exclusive.close()
+
+
+def test_the_quick_overlap_in_sql_agrees_with_the_glob_automata(pg_database: str) -> None:
+    """Where ``aictl_quick_overlap`` answers (NULL: the automata must), it answers as
+    ``globs_intersect``."""
+    from aictl.domain.globs import globs_intersect
+
+    samples = [
+        "**", "src/**", "src/x/*.py", "src/*/a.py", "src/a.py", "src/b.py", "docs/*.md",
+        "pkg1/**", "pkg10/**", "src/[ab].py", "src/?.py", "a*", "ab/**", "src", "src/x/y.py",
+    ]  # fmt: skip
+    database = connect(pg_database)
+    try:
+        answered = 0
+        for a in samples:
+            for b in samples:
+                quick = database.connection.execute(
+                    "SELECT aictl_quick_overlap(?, ?)", (a, b)
+                ).fetchone()[0]
+                if quick is not None:
+                    answered += 1
+                    assert quick == globs_intersect(a, b), (a, b)
+        assert 0 < answered < len(samples) ** 2  # some pairs are left to the automata
+    finally:
+        database.close()
+
+
+def test_a_server_claim_asks_python_about_a_new_pair_of_globs_once(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate whose glob meets a held one that SQL cannot settle is handed back; the
+    glob automata decide the pair, ``glob_pairs`` remembers it, and a later claim (another
+    process's) reads the answer instead of asking again."""
+    from aictl.domain import globs
+
+    store = TaskStore(connect(pg_database), SystemClock())
+    other = TaskStore(connect(pg_database), SystemClock())
+    try:
+        store.create(NewTask(title="holder", paths=["src/*/a.py"], priority=9))
+        conflicting = store.create(NewTask(title="conflicting", paths=["src/x/*.py"], priority=5))
+        free = store.create(NewTask(title="free", paths=["docs/*.md"], priority=1))
+        assert store.claim("w1", timedelta(minutes=5)).task.title == "holder"
+        assert store.claim("w2", timedelta(minutes=5)).task.id == free.id
+        pairs = store.db.connection.execute("SELECT a, b, overlap FROM glob_pairs").fetchall()
+        assert [tuple(row) for row in pairs] == [("src/*/a.py", "src/x/*.py", True)]
+
+        def asked(a: str, b: str) -> bool:
+            raise AssertionError(f"asked again about {a} and {b}")
+
+        monkeypatch.setattr(globs, "globs_intersect", asked)
+        with pytest.raises(NothingReady, match=r"1 ready task\(s\) are blocked by path locks"):
+            other.claim("w3", timedelta(minutes=5))
+        assert other.get(conflicting.id).status == "queued"
+    finally:
+        store.db.close()
+        other.db.close()
+
+
+def test_a_server_claim_is_never_stamped_before_a_change_committed_ahead_of_it(
+    pg_database: str,
+) -> None:
+    """The caller reads its clock before the server finds the task ready (and before it
+    waits for the claims' lock): a dependency whose complete committed in between (stamped
+    later, by another process) must not finish after the claim starts, nor a lock's release
+    come after the next claim of an overlapping glob. The function stamps the claim no
+    earlier than the chain's latest row."""
+    clock = ManualClock()
+    store = TaskStore(connect(pg_database), clock)
+    try:
+        dependency = store.create(NewTask(title="dependency"))
+        dependent = store.create(NewTask(title="dependent", depends_on=[dependency.id]))
+        claim = store.claim("w", timedelta(minutes=5))
+        store.start(claim.token)
+        clock.advance(60)
+        finished = store.complete(claim.token).finished_at
+        clock.advance(-30)  # another host's clock, or a read before that complete committed
+        taken = store.claim("w", timedelta(minutes=5)).task
+        assert taken.id == dependent.id
+        assert taken.claimed_at == finished
+        assert store.audit.verify().ok
+    finally:
+        store.db.close()

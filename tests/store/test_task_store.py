@@ -11,6 +11,7 @@ import pytest
 
 from aictl.clock import ManualClock
 from aictl.domain import globs
+from aictl.domain.durations import parse_duration
 from aictl.domain.globs import GlobTooComplex
 from aictl.domain.tasks import LeaseToken, Status, format_time
 from aictl.errors import (
@@ -22,12 +23,32 @@ from aictl.errors import (
     TaskHeld,
     TaskNotFound,
 )
-from aictl.services.tasks import TaskService
+from aictl.services.tasks import DEFAULT_TTL, TaskService
 from aictl.store.db import connect
-from aictl.store.tasks import READY_CANDIDATES, NewTask
+from aictl.store.tasks import READY_CANDIDATES, Claim, NewTask
 from aictl.workspace import Workspace
 
 TTL = "1m"
+
+
+@pytest.fixture(params=["policy", "store"])
+def service(
+    request: pytest.FixtureRequest, service: TaskService, monkeypatch: pytest.MonkeyPatch
+) -> TaskService:
+    """Every test here runs its claims of the next ready task two ways: through the service,
+    which asks the policy about each candidate (the store's Python claim on both backends),
+    and straight through ``TaskStore.claim`` without a policy, which PostgreSQL runs as one
+    server-side function (``aictl_claim``). Same order, same locks, same refusals."""
+    if request.param == "store":
+        asked = service.claim
+
+        def claim(holder: str, *, ttl: str | None = None, task_id: int | None = None) -> Claim:
+            if task_id is not None:
+                return asked(holder, ttl=ttl, task_id=task_id)
+            return service.store.claim(holder, parse_duration(ttl) if ttl else DEFAULT_TTL)
+
+        monkeypatch.setattr(service, "claim", claim)
+    return service
 
 
 def snapshot(service: TaskService) -> list[tuple[object, ...]]:

@@ -1,0 +1,4 @@
+-- Nothing changes on SQLite. PostgreSQL's migration 0012 adds the lease holder's hot path as
+-- server-side functions (one round trip per claim, start and complete); SQLite runs in the
+-- same process as the store, where a round trip costs nothing, so the store's Python path
+-- serves it. The number keeps both backends at the same schema version.
