@@ -102,8 +102,9 @@ QUICK_PLAN = Plan((1, 8), 400, 2, 1.5, (1_000, 10_000), 40)
 # --------------------------------------------------------------------------- the two loops
 
 
-def _aictl_loop(url: str, holder: str) -> Callable[[], bool]:
+def _aictl_loop(url: str, holder: str, *, in_server: bool = True) -> Callable[[], bool]:
     store = TaskStore(connect(url), SystemClock())
+    store.db.hot_path_in_server = in_server
     ttl = timedelta(minutes=10)
 
     def one_task() -> bool:
@@ -200,11 +201,19 @@ def _chained_loop(url: str, holder: str) -> Callable[[], bool]:
     return one_task
 
 
-LOOPS = {"aictl": _aictl_loop, "bare": _bare_loop, "chained": _chained_loop}
+def _aictl_python_loop(url: str, holder: str) -> Callable[[], bool]:
+    """aictl with its hot path driven from Python, as before migration 0012 (and as SQLite)."""
+    return _aictl_loop(url, holder, in_server=False)
+
+
+LOOPS = {
+    "aictl": _aictl_loop, "aictl python": _aictl_python_loop, "bare": _bare_loop,
+    "chained": _chained_loop,
+}  # fmt: skip
 
 
 def _prepare(kind: str, url: str, tasks: int) -> None:
-    if kind == "aictl":
+    if kind.startswith("aictl"):
         store = TaskStore(connect(url), SystemClock())
         try:
             create_in_batches(store, flat_tasks(tasks))
@@ -252,14 +261,15 @@ def _check_chain(url: str, completed: int) -> None:
 def _rates(processes: int, plan: Plan, admin_url: str, folder: Path) -> list[Row]:
     """aictl and bare on PostgreSQL, aictl and bare on SQLite, in ABBA order per backend."""
     runs: dict[str, list[dict[str, float]]] = {
-        "aictl": [], "bare": [], "chained": [], "sqlite aictl": [], "sqlite bare": [],
+        "aictl": [], "aictl python": [], "bare": [], "chained": [], "sqlite aictl": [],
+        "sqlite bare": [],
     }  # fmt: skip
     sqlite_plan = claims.Plan((processes,), plan.tasks, plan.repeats, plan.time_limit_s)
     for repeat in range(plan.repeats):
-        order = ("aictl", "bare", "chained")
+        order = ("aictl", "bare", "chained", "aictl python")
         for kind in order if repeat % 2 == 0 else order[::-1]:
             runs[kind].append(_run_once(kind, processes, plan, admin_url))
-            if kind != "chained":
+            if kind in ("aictl", "bare"):
                 runs[f"sqlite {kind}"].append(
                     claims.run_once(kind, processes, "FULL", sqlite_plan, folder)
                 )
@@ -279,6 +289,10 @@ def _rates(processes: int, plan: Plan, admin_url: str, folder: Path) -> list[Row
         Row(
             f"aictl beside the chained loop, {processes} {noun}", rates["aictl"], "tasks/s",
             "bare + chained audit rows", rates["chained"], detail=detail,
+        ),
+        Row(
+            f"aictl, hot path in the server, {processes} {noun}", rates["aictl"], "tasks/s",
+            "aictl, hot path in Python", rates["aictl python"], detail=detail,
         ),
         Row(
             f"aictl on SQLite (FULL), {processes} {noun}", rates["sqlite aictl"], "tasks/s",
@@ -349,6 +363,9 @@ def run(settings: Settings) -> Measurement:
         "aictl's claims go one at a time (exact path locks) and each transaction appends audit "
         "rows to one chain; its starts and completes run side by side, as all of the bare "
         "loop's do",
+        "aictl's claim, start and complete are each one call of a server-side function "
+        "(migrations/pg/0012); 'hot path in Python' is the same aictl with them driven from "
+        "Python statement by statement (Database.hot_path_in_server off), in the same rounds",
         "bare + chained audit rows: the bare loop with one SHA-256-chained audit row per "
         "transition in the same transaction (DESIGN.md's least), each transition one call of a "
         "server-side function",
