@@ -381,7 +381,8 @@ def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
         def end_its_session() -> None:
             pid = database.connection.execute("SELECT pg_backend_pid()").fetchone()[0]
             with psycopg.connect(pg_database, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                # the timeout makes it wait until the session is gone, its goodbye sent
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
 
         end_its_session()
         assert database.connection.execute("SELECT 7").fetchone()[0] == 7

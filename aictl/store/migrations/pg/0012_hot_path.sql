@@ -149,7 +149,6 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared(1634296692);
     PERFORM pg_advisory_xact_lock(1634296694);
     held := ARRAY(SELECT glob FROM path_locks);
-    stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
     FOR candidate IN
         SELECT id, paths FROM tasks
         WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= p_stamp)
@@ -177,6 +176,9 @@ BEGIN
                 RETURN;
             END IF;
         END IF;
+        -- read after the candidate (each statement reads the latest commits): the complete
+        -- that made it ready or released a lock it needed is then in the chain
+        stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
         UPDATE tasks SET status = 'claimed', lease_holder = p_holder,
             lease_epoch = lease_epoch + 1, lease_secret_hash = p_secret,
             lease_ttl_seconds = p_ttl, lease_expires_at = p_expires, heartbeat_at = stamp,
