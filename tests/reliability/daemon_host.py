@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import connectors
@@ -32,6 +33,10 @@ from tests.reliability.workers import Log
 
 CONCURRENCY = 2
 TICK = 0.05
+# With --commits a run's own time must dominate its task's cycle (worktree, commit, push and
+# merge take longer than the fake's run), or a SIGSTOP rarely lands while a run is in hand and
+# the test's catch retries until the queue drains.
+COMMITS_RUN_S = 0.4
 
 
 def loopback_up() -> None:
@@ -66,6 +71,7 @@ def main(root: Path, log_path: Path, commits: bool = False, own_network: bool = 
                 seen = seen_files(request.cwd)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text("".join(f"{name}\n" for name in seen))
+                time.sleep(COMMITS_RUN_S)
             result = super().run(request)
             log.write(event="ended", task=task, status=result.status)
             return result

@@ -277,13 +277,25 @@ def all_threads_stopped(pid: int) -> bool:
 
 def catch_with_work_in_hand(host: Host, url: str, tasks: int = TASKS) -> set[int]:
     """SIGSTOP ``host`` at a moment it has agent runs in hand whose leases are live; returns
-    those tasks. Retries (SIGCONT, a short pause) while the stop lands between runs.
+    those tasks. The stop is sent only once the host's log shows a run in hand, and is
+    retried (SIGCONT, wait for the next run) when that run ended before the stop landed:
+    stopping blindly and retrying kept the host frozen most of the time, so the other hosts
+    drained the queue first (seen in CI).
 
     The log and the database are read only once every thread has stopped: ``kill`` returns
     before that, one thread takes the stop and then stops the others, and meanwhile (long, on
     a loaded machine) a worker thread runs on, so a run read as "in hand" could still end
     and complete at its first epoch (a hang in CI, waiting for that task's expiry)."""
+
+    def run_in_hand() -> bool:
+        if host.in_hand():
+            return True
+        assert not all_done(url, tasks), "the queue drained before the host was caught mid-run"
+        return False
+
     while True:
+        wait_for(run_in_hand, timeout=WAIT_S, what=f"a run in hand in {host.process.pid}",
+                 interval=0.02)  # fmt: skip
         os.kill(host.process.pid, signal.SIGSTOP)
         wait_for(lambda: all_threads_stopped(host.process.pid), timeout=60,
                  what=f"every thread of {host.process.pid} stopped")  # fmt: skip
@@ -297,9 +309,7 @@ def catch_with_work_in_hand(host: Host, url: str, tasks: int = TASKS) -> set[int
                 db.close()
             if live == held:
                 return held
-        assert not all_done(url, tasks), "the queue drained before the host was caught mid-run"
         os.kill(host.process.pid, signal.SIGCONT)
-        time.sleep(0.02)
 
 
 def redone_elsewhere(url: str, held: set[int]) -> bool:
