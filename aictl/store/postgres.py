@@ -162,6 +162,16 @@ def _message(error: Exception) -> str:
     return f"{words}: {primary}" if words else primary
 
 
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read now (``poll``: ``select`` refuses descriptors of
+    1024 and above, which a busy process reaches)."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 #: How long the server lets a session sit inside a transaction without a statement before
 #: ending it (aictl's transactions take milliseconds between statements).
 IDLE_IN_TRANSACTION_S = 15
@@ -240,10 +250,8 @@ class PgConnection:
         again first: ``live()`` knows a closed one, and an idle socket with something to
         read holds the server's goodbye (nothing else arrives unasked on this connection,
         which never LISTENs), found without a round trip."""
-        import select
-
         raw = self.live()
-        if not self.pinned and select.select([raw.fileno()], [], [], 0)[0]:
+        if not self.pinned and _readable(raw.fileno()):
             raw.close()
             raw = self.live()
         with _as_sqlite_errors():

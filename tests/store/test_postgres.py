@@ -408,6 +408,31 @@ def test_a_session_ended_between_transactions_is_opened_again_one_inside_fails(
         database.close()
 
 
+def test_an_ended_session_is_found_on_a_descriptor_past_1024(pg_database: str) -> None:
+    """A busy process's connection can sit on a descriptor ``select`` refuses (1024 and
+    up): the hot path's check for an ended session works there too."""
+    import os
+
+    spare = []
+    database = None
+    try:
+        while not spare or spare[-1] < 1100:  # the next descriptors opened are past 1024
+            spare.append(os.open(os.devnull, os.O_RDONLY))
+        database = connect(pg_database)
+        store = TaskStore(database, SystemClock())
+        store.create(NewTask(title="t"))
+        assert database.connection.live().fileno() > 1024
+        pid = database.connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        assert store.claim("w", timedelta(minutes=5)).task.title == "t"
+    finally:
+        if database is not None:
+            database.close()
+        for fd in spare:
+            os.close(fd)
+
+
 # --------------------------------------------------------------- concurrent transactions
 
 
@@ -711,6 +736,67 @@ def test_a_server_claim_is_never_stamped_before_a_change_committed_ahead_of_it(
         taken = store.claim("w", timedelta(minutes=5)).task
         assert taken.id == dependent.id
         assert taken.claimed_at == finished
+        assert taken.lease_expires_at == taken.claimed_at + timedelta(minutes=5)  # a full TTL
         assert store.audit.verify().ok
     finally:
         store.db.close()
+
+
+def _scenario(store: TaskStore, clock: ManualClock) -> None:
+    """Claims, starts and completes over globs that overlap (the automata decide some pairs),
+    dependencies, priorities, labels and text outside ASCII; a start on a lost lease."""
+    ttl = timedelta(minutes=5)
+    store.create(NewTask(title="base ✓", paths=["src/*/a.py", "docs/**"], priority=5,
+                         labels={"team": "ünï"}))  # fmt: skip
+    store.create(NewTask(title="overlaps base", paths=["src/x/*.py"], priority=4))
+    store.create(NewTask(title="free", priority=3))
+    store.create(NewTask(title="after base", paths=["src/y/**"], depends_on=[1], priority=9))
+    first = store.claim("w1", ttl)
+    clock.advance(1)
+    second = store.claim("w2", timedelta(seconds=90.5))  # task 2 is held back by task 1's lock
+    store.start(first.token)
+    clock.advance(2)
+    store.start(second.token)
+    clock.advance(3)
+    store.complete(first.token, "done: ✓", {"tests": {"passed": 3}, "files": ["src/q/a.py"]})
+    third = store.claim("w1", ttl)  # task 4, its dependency done, ahead of task 2
+    clock.advance(1)
+    fourth = store.claim("w3", ttl)
+    store.complete(second.token)
+    clock.advance(400)  # past the leases of the third and fourth claims
+    with pytest.raises(Exception, match="lease"):
+        store.start(third.token)
+    store.sweep()
+    store.start(store.claim("w2", ttl).token)
+    assert fourth.task.id != third.task.id
+
+
+def test_the_server_functions_write_what_the_python_path_writes(pg_server: str) -> None:
+    """One scenario through the server's functions and through the Python path, each on a
+    database of its own with the same clock: every task row (its lease's secret aside), path
+    lock and audit row is the same, hashes included."""
+    from tests import pgserver
+
+    written = []
+    for in_server in (True, False):
+        with pgserver.new_database(pg_server) as url:
+            clock = ManualClock()
+            store = TaskStore(connect(url), clock)
+            store.db.hot_path_in_server = in_server
+            try:
+                _scenario(store, clock)
+                read = store.db.connection.execute
+                written.append((
+                    [dict(row) for row in read("SELECT * FROM tasks ORDER BY id")],
+                    [tuple(row) for row in read("SELECT * FROM path_locks ORDER BY task_id, glob")],
+                    [tuple(row) for row in read("SELECT * FROM audit_log ORDER BY seq")],
+                ))  # fmt: skip
+            finally:
+                store.db.close()
+    (tasks, locks, audit), (python_tasks, python_locks, python_audit) = written
+    for row in tasks + python_tasks:  # random secrets: whether each row has one
+        row["lease_secret_hash"] = row["lease_secret_hash"] is not None
+    assert tasks == python_tasks
+    assert locks == python_locks and locks != []
+    assert audit == python_audit
+    assert {row[2] for row in audit} >= {"task.claimed", "task.started", "task.completed"}

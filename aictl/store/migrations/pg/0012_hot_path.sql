@@ -78,7 +78,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    PERFORM aictl_audit_append(p_stamp, 'task.started', coalesce(r.lease_holder, p_actor), r.id,
+    PERFORM aictl_audit_append(p_stamp, 'task.started', coalesce(nullif(r.lease_holder, ''), p_actor), r.id,
         p_data);
     RETURN NEXT r;
 END $$;
@@ -104,7 +104,7 @@ BEGIN
     DELETE FROM path_locks WHERE task_id = p_task;
     UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = p_stamp
     WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = p_task);
-    PERFORM aictl_audit_append(p_stamp, 'task.completed', coalesce(r.lease_holder, p_actor),
+    PERFORM aictl_audit_append(p_stamp, 'task.completed', coalesce(nullif(r.lease_holder, ''), p_actor),
         r.id, p_data);
     PERFORM pg_notify('aictl_work', 'completed');
     RETURN NEXT r;
@@ -128,6 +128,8 @@ $$;
 -- clock before it waited for the claims' lock, and a complete that released a path lock or a
 -- dependency may have committed meanwhile with a later stamp. So a claim's time follows every
 -- change it depends on, as the Python path's clock read after its locks does (audit_log_at).
+-- The lease then runs its full TTL from that stamp: p_expires is the caller's now + TTL, and
+-- is moved by as much as the stamp was.
 CREATE FUNCTION aictl_claim(
     p_holder TEXT, p_secret TEXT, p_ttl DOUBLE PRECISION, p_ttl_json TEXT, p_expires TEXT,
     p_stamp TEXT, OUT outcome TEXT, OUT locked BIGINT, OUT missing TEXT[], OUT task tasks
@@ -138,6 +140,7 @@ DECLARE
     blocked   BOOLEAN;
     unknown   TEXT[];
     stamp     TEXT;
+    expires   TEXT;
     r         tasks;
 BEGIN
     locked := 0;
@@ -179,9 +182,11 @@ BEGIN
         -- read after the candidate (each statement reads the latest commits): the complete
         -- that made it ready or released a lock it needed is then in the chain
         stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
+        expires := CASE WHEN stamp = p_stamp THEN p_expires ELSE to_char(
+            stamp::timestamp + p_ttl * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END;
         UPDATE tasks SET status = 'claimed', lease_holder = p_holder,
             lease_epoch = lease_epoch + 1, lease_secret_hash = p_secret,
-            lease_ttl_seconds = p_ttl, lease_expires_at = p_expires, heartbeat_at = stamp,
+            lease_ttl_seconds = p_ttl, lease_expires_at = expires, heartbeat_at = stamp,
             claimed_at = stamp, started_at = NULL, not_before = NULL, attempts = attempts + 1,
             updated_at = stamp
         WHERE id = candidate.id AND status = 'queued' AND unmet_deps = 0
@@ -194,7 +199,7 @@ BEGIN
         FROM jsonb_array_elements_text(r.paths::jsonb) AS glob;
         PERFORM aictl_audit_append(stamp, 'task.claimed', p_holder, r.id,
             '{"attempt":' || r.attempts || ',"epoch":' || r.lease_epoch
-            || ',"expires_at":' || to_json(p_expires)::text
+            || ',"expires_at":' || to_json(expires)::text
             || ',"paths":' || CASE r.paths WHEN '[]' THEN '[]' ELSE aictl_canonical_array(r.paths) END
             || ',"ttl_seconds":' || p_ttl_json || '}');
         outcome := 'taken';
