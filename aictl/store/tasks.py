@@ -479,11 +479,18 @@ class TaskStore:
                 for candidate in candidates:
                     task = self.get(candidate) if decide else None
                     if task is None or decide is None:
-                        return self._take(connection, holder, ttl, candidate)
-                    ruling = decide(task)
-                    enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
+                        enforced = "allow"
+                    else:
+                        ruling = decide(task)
+                        enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
                     if enforced == "allow":
-                        return self._take(connection, holder, ttl, candidate)
+                        claim = self._take(connection, holder, ttl, candidate)
+                        if claim is not None:
+                            return claim
+                        if task_id is not None:  # raises: it is held now
+                            self._check_claimable(connection, task_id, held, now)
+                        continue
+                    assert task is not None and decide is not None
                     if enforced == "require_approval":
                         awaiting.append((task, ruling))
                     else:
@@ -619,7 +626,10 @@ class TaskStore:
         holder: str,
         ttl: timedelta,
         chosen: int,
-    ) -> Claim:
+    ) -> Claim | None:
+        """Claim ``chosen``; None when another claim took it first: on PostgreSQL a task with
+        no paths is claimed without the claims' lock (``aictl_claim``), so a claim walking the
+        queue can find one it read as ready taken (waited for, then re-read) and goes on."""
         # The clock is read again now, after the reads that found the task ready: a
         # dependency completed by a concurrent transaction (PostgreSQL) committed before
         # them, so, stamped by the same clock (one host's), its finished_at is not later
@@ -644,6 +654,8 @@ class TaskStore:
                 chosen,
             ),
         ).fetchone()
+        if row is None:
+            return None
         task = self._tasks([row])[0]
         connection.executemany(
             "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"

@@ -9,7 +9,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -19,6 +19,7 @@ from aictl.cli import run
 from aictl.clock import ManualClock, SystemClock
 from aictl.daemon.runtime import DaemonPaths, DaemonRunning, InstanceLock
 from aictl.daemon.scheduler import Daemon
+from aictl.domain.tasks import format_time
 from aictl.errors import (
     DatabaseUnusable,
     IllegalTransition,
@@ -800,3 +801,76 @@ def test_the_server_functions_write_what_the_python_path_writes(pg_server: str) 
     assert locks == python_locks and locks != []
     assert audit == python_audit
     assert {row[2] for row in audit} >= {"task.claimed", "task.started", "task.completed"}
+
+
+def test_a_claim_of_a_task_without_paths_does_not_wait_for_the_claims_lock(
+    pg_database: str,
+) -> None:
+    """A head of the queue with no paths takes no path lock, so no other claim's choice
+    depends on it: its claim runs while another session holds the claims' lock. A claim
+    whose head has paths waits for that lock, and takes the task once it is let go."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    try:
+        free = store.create(NewTask(title="free", priority=9))
+        locked = store.create(NewTask(title="with paths", paths=["src/**"], priority=5))
+        taken: list[int] = []
+        with psycopg.connect(pg_database, autocommit=True) as other:
+            with other.transaction():
+                other.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (postgres.SERIAL_LOCKS["claims"],)
+                )
+
+                def claim(holder: str) -> threading.Thread:
+                    worker = threading.Thread(
+                        target=lambda: taken.append(
+                            store.claim(holder, timedelta(minutes=5)).task.id
+                        )
+                    )
+                    worker.start()
+                    return worker
+
+                claim("w1").join(timeout=20)
+                assert taken == [free.id]  # not waiting for the lock
+                worker = claim("w2")
+                _wait_until(lambda: _waiting_for_a_lock(pg_database), "the claim waits")
+                assert taken == [free.id]
+            worker.join(timeout=20)
+        assert taken == [free.id, locked.id]
+        assert store.audit.verify().ok
+    finally:
+        store.db.close()
+
+
+@pytest.mark.parametrize("in_server", [True, False], ids=["server", "python"])
+def test_a_walking_claim_goes_past_a_task_another_claim_took_meanwhile(
+    pg_database: str, in_server: bool
+) -> None:
+    """A claim walking the queue under the claims' lock reads a task with no paths as ready
+    while another session's claim of it (which needs no claims' lock) has not committed: its
+    take waits for that row, finds it claimed, and goes on to the next task."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    store.db.hot_path_in_server = in_server
+    try:
+        head = store.create(NewTask(title="no paths", priority=9))
+        second = store.create(NewTask(title="with paths", paths=["src/**"], priority=5))
+        now = datetime.now(UTC)
+        taken: list[int] = []
+        with psycopg.connect(pg_database, autocommit=True) as other:
+            with other.transaction():
+                outcome = other.execute(
+                    "SELECT outcome, (task).id FROM aictl_claim('x', 'h', 300, '300', %s, %s)",
+                    (format_time(now + timedelta(minutes=5)), format_time(now)),
+                ).fetchone()
+                assert outcome == ("taken", head.id)
+                worker = threading.Thread(
+                    target=lambda: taken.append(store.claim("w", timedelta(minutes=5)).task.id)
+                )
+                worker.start()
+                _wait_until(lambda: _waiting_for_a_lock(pg_database), "the walk waits for it")
+                assert taken == []
+            worker.join(timeout=20)
+        assert taken == [second.id]
+        assert store.get(head.id).lease_holder == "x"
+        assert store.audit.verify().ok
+    finally:
+        store.db.close()

@@ -116,20 +116,62 @@ CREATE FUNCTION aictl_canonical_array(items TEXT) RETURNS TEXT LANGUAGE sql IMMU
     FROM jsonb_array_elements_text(items::jsonb) WITH ORDINALITY AS listed (item, place)
 $$;
 
+-- Take one ready task for p_holder: the fenced move to claimed, its path locks and its audit
+-- row; NULL when another transaction claimed it first (waited for, then re-read). Stamped no
+-- earlier than any audit row committed before it: the caller read its clock before it found
+-- the task ready (and perhaps waited for the claims' lock), and a complete that released a
+-- path lock or a dependency may have committed meanwhile with a later stamp. So a claim's time
+-- follows every change it depends on, as the Python path's clock read after its locks does
+-- (audit_log_at). The lease then runs its full TTL from that stamp: p_expires is the
+-- caller's now + TTL, moved by as much as the stamp was.
+CREATE FUNCTION aictl_claim_take(
+    p_task BIGINT, p_holder TEXT, p_secret TEXT, p_ttl DOUBLE PRECISION, p_ttl_json TEXT,
+    p_expires TEXT, p_stamp TEXT
+) RETURNS tasks LANGUAGE plpgsql AS $$
+DECLARE
+    stamp   TEXT;
+    expires TEXT;
+    r       tasks;
+BEGIN
+    -- read after the candidate (each statement reads the latest commits): the complete that
+    -- made it ready or released a lock it needed is then in the chain
+    stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
+    expires := CASE WHEN stamp = p_stamp THEN p_expires ELSE to_char(
+        stamp::timestamp + p_ttl * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END;
+    UPDATE tasks SET status = 'claimed', lease_holder = p_holder,
+        lease_epoch = lease_epoch + 1, lease_secret_hash = p_secret,
+        lease_ttl_seconds = p_ttl, lease_expires_at = expires, heartbeat_at = stamp,
+        claimed_at = stamp, started_at = NULL, not_before = NULL, attempts = attempts + 1,
+        updated_at = stamp
+    WHERE id = p_task AND status = 'queued' AND unmet_deps = 0
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)
+    SELECT r.id, glob, p_holder, r.lease_epoch, stamp
+    FROM jsonb_array_elements_text(r.paths::jsonb) AS glob;
+    PERFORM aictl_audit_append(stamp, 'task.claimed', p_holder, r.id,
+        '{"attempt":' || r.attempts || ',"epoch":' || r.lease_epoch
+        || ',"expires_at":' || to_json(expires)::text
+        || ',"paths":' || CASE r.paths WHEN '[]' THEN '[]' ELSE aictl_canonical_array(r.paths) END
+        || ',"ttl_seconds":' || p_ttl_json || '}');
+    RETURN r;
+END $$;
+
 -- Claim the first ready task (priority, then age) whose globs overlap no held lock, and take
--- its path locks, in one transaction holding the writer lock shared and the claims' lock, as
--- the store's Python claim does. outcome:
+-- its path locks, in one transaction holding the writer lock shared, as the store's Python
+-- claim does. outcome:
 --   'taken'   task is the claimed row;
 --   'sweep'   a lease has expired: the store sweeps (an exclusive write) and calls again;
 --   'unknown' a candidate's overlap with a held glob is not in glob_pairs yet: missing holds
 --             the pairs (a1, b1, a2, b2, ...); the store decides them and calls again;
 --   'none'    nothing claimable; locked counts the ready tasks that path locks kept back.
--- The claim is stamped no earlier than any audit row committed before it: the caller read its
--- clock before it waited for the claims' lock, and a complete that released a path lock or a
--- dependency may have committed meanwhile with a later stamp. So a claim's time follows every
--- change it depends on, as the Python path's clock read after its locks does (audit_log_at).
--- The lease then runs its full TTL from that stamp: p_expires is the caller's now + TTL, and
--- is moved by as much as the stamp was.
+-- A head of the queue with no paths is taken at once: it takes no path lock, so no other
+-- claim's choice depends on it, and its row lock (SKIP LOCKED) keeps the other claims off it.
+-- Any other claim walks the queue holding the claims' lock, as the Python path does; the row
+-- lock of a head with paths is let go first (the subtransaction's rollback), so that no claim
+-- ever waits for the claims' lock holding a row the walker may want.
 CREATE FUNCTION aictl_claim(
     p_holder TEXT, p_secret TEXT, p_ttl DOUBLE PRECISION, p_ttl_json TEXT, p_expires TEXT,
     p_stamp TEXT, OUT outcome TEXT, OUT locked BIGINT, OUT missing TEXT[], OUT task tasks
@@ -139,9 +181,6 @@ DECLARE
     candidate RECORD;
     blocked   BOOLEAN;
     unknown   TEXT[];
-    stamp     TEXT;
-    expires   TEXT;
-    r         tasks;
 BEGIN
     locked := 0;
     IF EXISTS (SELECT 1 FROM tasks WHERE status IN ('claimed', 'running')
@@ -150,6 +189,21 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pg_advisory_xact_lock_shared(1634296692);
+    BEGIN
+        SELECT id, paths INTO candidate FROM tasks
+        WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= p_stamp)
+        ORDER BY priority DESC, id LIMIT 1
+        FOR UPDATE SKIP LOCKED;
+        IF FOUND AND candidate.paths = '[]' THEN
+            task := aictl_claim_take(candidate.id, p_holder, p_secret, p_ttl, p_ttl_json,
+                                     p_expires, p_stamp);
+            outcome := 'taken';
+            RETURN;
+        END IF;
+        RAISE SQLSTATE 'AICTL';  -- let the head's row lock go
+    EXCEPTION WHEN SQLSTATE 'AICTL' THEN
+        NULL;
+    END;
     PERFORM pg_advisory_xact_lock(1634296694);
     held := ARRAY(SELECT glob FROM path_locks);
     FOR candidate IN
@@ -179,32 +233,13 @@ BEGIN
                 RETURN;
             END IF;
         END IF;
-        -- read after the candidate (each statement reads the latest commits): the complete
-        -- that made it ready or released a lock it needed is then in the chain
-        stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
-        expires := CASE WHEN stamp = p_stamp THEN p_expires ELSE to_char(
-            stamp::timestamp + p_ttl * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END;
-        UPDATE tasks SET status = 'claimed', lease_holder = p_holder,
-            lease_epoch = lease_epoch + 1, lease_secret_hash = p_secret,
-            lease_ttl_seconds = p_ttl, lease_expires_at = expires, heartbeat_at = stamp,
-            claimed_at = stamp, started_at = NULL, not_before = NULL, attempts = attempts + 1,
-            updated_at = stamp
-        WHERE id = candidate.id AND status = 'queued' AND unmet_deps = 0
-        RETURNING * INTO r;
-        IF NOT FOUND THEN
-            CONTINUE;
+        task := aictl_claim_take(candidate.id, p_holder, p_secret, p_ttl, p_ttl_json,
+                                 p_expires, p_stamp);
+        IF task.id IS NOT NULL THEN
+            outcome := 'taken';
+            RETURN;
         END IF;
-        INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)
-        SELECT r.id, glob, p_holder, r.lease_epoch, stamp
-        FROM jsonb_array_elements_text(r.paths::jsonb) AS glob;
-        PERFORM aictl_audit_append(stamp, 'task.claimed', p_holder, r.id,
-            '{"attempt":' || r.attempts || ',"epoch":' || r.lease_epoch
-            || ',"expires_at":' || to_json(expires)::text
-            || ',"paths":' || CASE r.paths WHEN '[]' THEN '[]' ELSE aictl_canonical_array(r.paths) END
-            || ',"ttl_seconds":' || p_ttl_json || '}');
-        outcome := 'taken';
-        task := r;
-        RETURN;
     END LOOP;
+    task := NULL;
     outcome := 'none';
 END $$;
