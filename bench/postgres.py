@@ -360,9 +360,9 @@ def run(settings: Settings) -> Measurement:
     measurement.notes += [
         f"each rate is the median of {plan.repeats} run(s) in ABBA order; a run stops when its "
         f"{plan.tasks:,} queued tasks are done or after {plan.time_limit_s:g} s",
-        "aictl's claims go one at a time (exact path locks) and each transaction appends audit "
-        "rows to one chain; its starts and completes run side by side, as all of the bare "
-        "loop's do",
+        "aictl's claims go one at a time (exact path locks), but for a head of the queue with "
+        "no paths, claimed beside them; each transaction appends audit rows to one chain; its "
+        "starts and completes run side by side, as all of the bare loop's do",
         "aictl's claim, start and complete are each one call of a server-side function "
         "(migrations/pg/0012); 'hot path in Python' is the same aictl with them driven from "
         "Python statement by statement (Database.hot_path_in_server off), in the same rounds",

@@ -65,11 +65,18 @@ _TASK_FIELDS = (
     "finished_at", "blocked_reason", "approval", "approval_by", "failure_reason", "result",
     "evidence", "not_before", "skills",
 )  # fmt: skip
-_TASK_COLUMNS = (
-    ", ".join(_TASK_FIELDS) + ", "
-    # the dependency list rides along (also in RETURNING): one query fewer per task write
-    "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = tasks.id) AS deps"
-)
+
+
+def _task_columns(row: str = "tasks") -> str:
+    """The columns a task is read from, of the table or of ``row``, a row of it (the server's
+    claim returns one as ``(task)``); the dependency list rides along (also in RETURNING):
+    one query fewer per task write."""
+    fields = _TASK_FIELDS if row == "tasks" else [f"{row}.{name}" for name in _TASK_FIELDS]
+    deps = f"(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = {row}.id)"
+    return f"{', '.join(fields)}, {deps} AS deps"
+
+
+_TASK_COLUMNS = _task_columns()
 _JSON_COLUMNS = ("labels", "requires", "paths", "evidence", "skills")
 _TIME_COLUMNS = (
     "lease_expires_at",
@@ -122,10 +129,7 @@ _ANY_EXPIRED = (
 # one statement and so one round trip and one transaction (``Database.call``).
 # They return the task row as written (``aictl_claim`` as its ``task``), read as everywhere.
 _SERVER_CLAIM = (
-    "SELECT outcome, locked, missing, "
-    + "".join(f"(task).{name}, " for name in _TASK_FIELDS)
-    + "(SELECT json_group_array(depends_on) FROM task_deps WHERE task_id = (task).id) AS deps"
-    " FROM aictl_claim(?, ?, ?, ?, ?, ?)"
+    f"SELECT outcome, locked, missing, {_task_columns('(task)')} FROM aictl_claim(?, ?, ?, ?, ?, ?)"
 )
 _SERVER_START = f"SELECT {_TASK_COLUMNS} FROM aictl_start(?, ?, ?, ?, ?, ?, ?) AS tasks"
 _SERVER_COMPLETE = f"SELECT {_TASK_COLUMNS} FROM aictl_complete(?, ?, ?, ?, ?, ?, ?, ?, ?) AS tasks"
