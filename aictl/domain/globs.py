@@ -106,6 +106,10 @@ MAX_GLOB_LENGTH = 1024
 """The longest glob accepted, in characters (as given, before normalisation)."""
 MAX_SEGMENT_LENGTH = 255
 """The longest segment accepted, in characters: the usual limit of a file name."""
+OVERLAP_VERSION = 1
+"""The version of :func:`globs_intersect`'s answers. PostgreSQL's claim remembers answers
+(the ``glob_pairs`` table) and trusts only those of the calling aictl's version: bump it with
+any change that answers some pair differently, or claims would read the old answers."""
 OVERLAP_BUDGET = 50_000
 """How many set steps one overlap search may take before it gives up with
 :class:`GlobTooComplex`. Globs within the limits above take about two per automaton state

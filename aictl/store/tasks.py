@@ -129,11 +129,14 @@ _ANY_EXPIRED = (
 # one statement and so one round trip and one transaction (``Database.call``).
 # They return the task row as written (``aictl_claim`` as its ``task``), read as everywhere.
 _SERVER_CLAIM = (
-    f"SELECT outcome, locked, missing, {_task_columns('(task)')} FROM aictl_claim(?, ?, ?, ?, ?, ?)"
+    f"SELECT outcome, locked, missing, {_task_columns('(task)')}"
+    " FROM aictl_claim(?, ?, ?, ?, ?, ?, ?)"
 )
 _SERVER_START = f"SELECT {_TASK_COLUMNS} FROM aictl_start(?, ?, ?, ?, ?, ?, ?) AS tasks"
 _SERVER_COMPLETE = f"SELECT {_TASK_COLUMNS} FROM aictl_complete(?, ?, ?, ?, ?, ?, ?, ?, ?) AS tasks"
-_LEARN_OVERLAP = "INSERT INTO glob_pairs (a, b, overlap) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_LEARN_OVERLAP = (
+    "INSERT INTO glob_pairs (version, a, b, overlap) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 _DEPENDENTS = """
 SELECT t.id, t.status FROM task_deps d JOIN tasks t ON t.id = d.task_id WHERE d.depends_on = ?
 """
@@ -539,6 +542,7 @@ class TaskStore:
                     json.dumps(seconds),
                     format_time(now + ttl),
                     format_time(now),
+                    globs.OVERLAP_VERSION,
                 ),
             )
             outcome, locked, missing = row[:3]
@@ -554,10 +558,14 @@ class TaskStore:
 
     def _learn_overlaps(self, flat: Sequence[str]) -> None:
         """Decide pairs of globs (``a1, b1, a2, b2, ...``) with aictl's glob automata and
-        remember them for the server's claim (a memo of a pure function: no audit row)."""
+        remember them for the server's claim (a memo of a pure function: no audit row), under
+        this aictl's ``OVERLAP_VERSION``; the answers of older versions go."""
+        version = globs.OVERLAP_VERSION
         pairs = list(zip(flat[::2], flat[1::2], strict=True))
-        self.db.connection.executemany(
-            _LEARN_OVERLAP, [(a, b, globs.globs_intersect(a, b)) for a, b in pairs]
+        connection = self.db.connection
+        connection.execute("DELETE FROM glob_pairs WHERE version < ?", (version,))
+        connection.executemany(
+            _LEARN_OVERLAP, [(version, a, b, globs.globs_intersect(a, b)) for a, b in pairs]
         )
 
     def _call_fenced(

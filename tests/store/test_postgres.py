@@ -701,8 +701,8 @@ def test_a_server_claim_asks_python_about_a_new_pair_of_globs_once(
         free = store.create(NewTask(title="free", paths=["docs/*.md"], priority=1))
         assert store.claim("w1", timedelta(minutes=5)).task.title == "holder"
         assert store.claim("w2", timedelta(minutes=5)).task.id == free.id
-        pairs = store.db.connection.execute("SELECT a, b, overlap FROM glob_pairs").fetchall()
-        assert [tuple(row) for row in pairs] == [("src/*/a.py", "src/x/*.py", True)]
+        pairs = store.db.connection.execute("SELECT * FROM glob_pairs").fetchall()
+        assert [tuple(row) for row in pairs] == [(1, "src/*/a.py", "src/x/*.py", True)]
 
         def asked(a: str, b: str) -> bool:
             raise AssertionError(f"asked again about {a} and {b}")
@@ -714,6 +714,32 @@ def test_a_server_claim_asks_python_about_a_new_pair_of_globs_once(
     finally:
         store.db.close()
         other.db.close()
+
+
+def test_a_server_claim_trusts_only_the_answers_of_its_own_glob_semantics(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer remembered by an aictl whose glob semantics were older (a lower
+    ``OVERLAP_VERSION``, here a wrong one) is not read: the pair is decided again, under the
+    new version, and the old answers go."""
+    from aictl.domain import globs
+
+    store = TaskStore(connect(pg_database), SystemClock())
+    try:
+        store.create(NewTask(title="holder", paths=["src/*/a.py"], priority=9))
+        conflicting = store.create(NewTask(title="conflicting", paths=["src/x/*.py"], priority=5))
+        store.db.connection.execute(
+            "INSERT INTO glob_pairs VALUES (1, 'src/*/a.py', 'src/x/*.py', false)"
+        )
+        assert store.claim("w1", timedelta(minutes=5)).task.title == "holder"
+        monkeypatch.setattr(globs, "OVERLAP_VERSION", 2)
+        with pytest.raises(NothingReady, match=r"1 ready task\(s\) are blocked by path locks"):
+            store.claim("w2", timedelta(minutes=5))
+        assert store.get(conflicting.id).status == "queued"
+        pairs = store.db.connection.execute("SELECT * FROM glob_pairs").fetchall()
+        assert [tuple(row) for row in pairs] == [(2, "src/*/a.py", "src/x/*.py", True)]
+    finally:
+        store.db.close()
 
 
 def test_a_server_claim_is_never_stamped_before_a_change_committed_ahead_of_it(
@@ -858,7 +884,7 @@ def test_a_walking_claim_goes_past_a_task_another_claim_took_meanwhile(
         with psycopg.connect(pg_database, autocommit=True) as other:
             with other.transaction():
                 outcome = other.execute(
-                    "SELECT outcome, (task).id FROM aictl_claim('x', 'h', 300, '300', %s, %s)",
+                    "SELECT outcome, (task).id FROM aictl_claim('x', 'h', 300, '300', %s, %s, 1)",
                     (format_time(now + timedelta(minutes=5)), format_time(now)),
                 ).fetchone()
                 assert outcome == ("taken", head.id)

@@ -12,12 +12,15 @@
 -- Whether two canonical globs overlap, as aictl's glob automata decided it
 -- (aictl.domain.globs.globs_intersect), one row per unordered pair (a <= b). A memo of a pure
 -- function, filled by the store when the claim below meets a pair it does not know yet; so
--- the claim checks path locks exactly without running the automata in SQL.
+-- the claim checks path locks exactly without running the automata in SQL. Each row names the
+-- version of the answers (globs.OVERLAP_VERSION): the claim trusts only the caller's, so an
+-- aictl whose glob semantics changed asks again instead of reading an old answer.
 CREATE TABLE glob_pairs (
+    version INTEGER NOT NULL,
     a       TEXT    NOT NULL,
     b       TEXT    NOT NULL,
     overlap BOOLEAN NOT NULL,
-    PRIMARY KEY (a, b),
+    PRIMARY KEY (version, a, b),
     CHECK (a <= b)
 );
 
@@ -164,7 +167,8 @@ END $$;
 -- claim does. outcome:
 --   'taken'   task is the claimed row;
 --   'sweep'   a lease has expired: the store sweeps (an exclusive write) and calls again;
---   'unknown' a candidate's overlap with a held glob is not in glob_pairs yet: missing holds
+--   'unknown' a candidate's overlap with a held glob is not in glob_pairs yet (as answered by
+--             aictl's glob semantics of version p_overlaps): missing holds
 --             the pairs (a1, b1, a2, b2, ...); the store decides them and calls again;
 --   'none'    nothing claimable; locked counts the ready tasks that path locks kept back.
 -- A head of the queue with no paths is taken at once: it takes no path lock, so no other
@@ -174,7 +178,8 @@ END $$;
 -- ever waits for the claims' lock holding a row the walker may want.
 CREATE FUNCTION aictl_claim(
     p_holder TEXT, p_secret TEXT, p_ttl DOUBLE PRECISION, p_ttl_json TEXT, p_expires TEXT,
-    p_stamp TEXT, OUT outcome TEXT, OUT locked BIGINT, OUT missing TEXT[], OUT task tasks
+    p_stamp TEXT, p_overlaps BIGINT, OUT outcome TEXT, OUT locked BIGINT, OUT missing TEXT[],
+    OUT task tasks
 ) LANGUAGE plpgsql AS $$
 DECLARE
     held      TEXT[];
@@ -221,7 +226,8 @@ BEGIN
                 FROM jsonb_array_elements_text(candidate.paths::jsonb) AS wanted
                 CROSS JOIN unnest(held) AS glob
                 LEFT JOIN glob_pairs AS pair
-                    ON pair.a = least(wanted, glob) AND pair.b = greatest(wanted, glob)
+                    ON pair.version = p_overlaps AND pair.a = least(wanted, glob)
+                    AND pair.b = greatest(wanted, glob)
             ) AS pairs (wanted, glob, verdict);
             IF blocked THEN
                 locked := locked + 1;
