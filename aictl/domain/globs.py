@@ -109,7 +109,9 @@ MAX_SEGMENT_LENGTH = 255
 OVERLAP_VERSION = 1
 """The version of :func:`globs_intersect`'s answers. PostgreSQL's claim remembers answers
 (the ``glob_pairs`` table) and trusts only those of the calling aictl's version: bump it with
-any change that answers some pair differently, or claims would read the old answers."""
+any change that answers some pair differently, or claims would read the old answers. The
+first tests of ``_overlap`` are repeated in SQL (``aictl_quick_overlap``, migrations/pg/0012):
+a change to those needs a migration too."""
 OVERLAP_BUDGET = 50_000
 """How many set steps one overlap search may take before it gives up with
 :class:`GlobTooComplex`. Globs within the limits above take about two per automaton state

@@ -143,6 +143,10 @@ class Database:
     def close(self) -> None:
         self.connection.close()
 
+    row_locks = False
+    """Whether statements can hold rows (``FOR NO KEY UPDATE``): PostgreSQL, where claims run
+    side by side; SQLite has one writer at a time."""
+
     hot_path_in_server = False
     """Whether the lease holder's claim, start and complete run as server-side functions
     (PostgreSQL, ``call``); on SQLite the store's Python path runs them in this process."""

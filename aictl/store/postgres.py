@@ -325,6 +325,7 @@ class PgDatabase(Database):
             self.pg.close()
             raise
 
+    row_locks = True
     hot_path_in_server = True
     """The claim of the next ready task, start and complete run as server-side functions
     (``migrations/pg/0012_hot_path.sql``); a benchmark may set it False to measure the

@@ -100,12 +100,23 @@ RETURNING {_TASK_COLUMNS}
 # A task in retry backoff (``not_before`` after now, the one parameter) is filtered per row
 # while walking the index: such tasks are few, so the walk stays short.
 READY_CANDIDATES = """
-SELECT id, paths FROM tasks INDEXED BY tasks_ready
+SELECT id, paths, priority FROM tasks INDEXED BY tasks_ready
 WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= ?)
 ORDER BY priority DESC, id
 """
-_READY_PAGE = READY_CANDIDATES + "LIMIT ? OFFSET ?"
+# Pages of the ready queue by key (after the last row read), not by OFFSET: on PostgreSQL a
+# claim beside this one (aictl_claim, for a task with no paths) can take a row before the
+# next page is read, and an OFFSET would then jump over as many rows.
+_READY_FIRST_PAGE = READY_CANDIDATES + "LIMIT ?"
+_AFTER_ROW = "AND (priority < ? OR (priority = ? AND id > ?))\nORDER BY"
+_READY_NEXT_PAGE = READY_CANDIDATES.replace("ORDER BY", _AFTER_ROW) + "LIMIT ?"
 FIRST_READY_PAGE = 8
+# PostgreSQL: the candidate's row, held before the policy decides on it and until the claim
+# commits, so that no claim beside this one (aictl_claim, which skips held rows) takes it
+# meanwhile; a walk skips a row another claim holds, a claim of one named task waits for it.
+_HOLD_READY = """
+SELECT 1 FROM tasks WHERE id = ? AND status = 'queued' AND unmet_deps = 0 FOR NO KEY UPDATE
+"""
 _BACKING_OFF = """
 SELECT count(*), min(not_before) FROM tasks
 WHERE status = 'queued' AND unmet_deps = 0 AND not_before > ?
@@ -484,20 +495,17 @@ class TaskStore:
                     candidates = self._ready_ids(connection, [row[1] for row in held], locked, now)
                 denied = 0
                 for candidate in candidates:
-                    task = self.get(candidate) if decide else None
-                    if task is None or decide is None:
-                        enforced = "allow"
-                    else:
-                        ruling = decide(task)
-                        enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
-                    if enforced == "allow":
-                        claim = self._take(connection, holder, ttl, candidate)
-                        if claim is not None:
-                            return claim
-                        if task_id is not None:  # raises: it is held now
+                    if not self._hold(connection, candidate, walking=task_id is None):
+                        if task_id is not None:  # raises: another claim took it meanwhile
                             self._check_claimable(connection, task_id, held, now)
                         continue
-                    assert task is not None and decide is not None
+                    task = self.get(candidate) if decide else None
+                    if task is None or decide is None:
+                        return self._take(connection, holder, ttl, candidate)
+                    ruling = decide(task)
+                    enforced = self._enforce_claim(task, ruling, now, walking=task_id is None)
+                    if enforced == "allow":
+                        return self._take(connection, holder, ttl, candidate)
                     if enforced == "require_approval":
                         awaiting.append((task, ruling))
                     else:
@@ -515,6 +523,14 @@ class TaskStore:
                     self._await_approval(connection, task, ruling.reason, format_time(now))
         assert refusal is not None
         raise refusal
+
+    def _hold(self, connection: sqlite3.Connection, task_id: int, *, walking: bool) -> bool:
+        """Hold a ready task's row until the claim commits (``_HOLD_READY``); False when it is
+        no longer ready, or (``walking``) another claim holds it. SQLite: True (one writer)."""
+        if not self.db.row_locks:
+            return True
+        sql = _HOLD_READY + ("SKIP LOCKED" if walking else "")
+        return connection.execute(sql, (task_id,)).fetchone() is not None
 
     def _in_server(self) -> bool:
         """Whether this write runs as one of the server's hot-path functions: on PostgreSQL
@@ -638,10 +654,7 @@ class TaskStore:
         holder: str,
         ttl: timedelta,
         chosen: int,
-    ) -> Claim | None:
-        """Claim ``chosen``; None when another claim took it first: on PostgreSQL a task with
-        no paths is claimed without the claims' lock (``aictl_claim``), so a claim walking the
-        queue can find one it read as ready taken (waited for, then re-read) and goes on."""
+    ) -> Claim:
         # The clock is read again now, after the reads that found the task ready: a
         # dependency completed by a concurrent transaction (PostgreSQL) committed before
         # them, so, stamped by the same clock (one host's), its finished_at is not later
@@ -666,8 +679,6 @@ class TaskStore:
                 chosen,
             ),
         ).fetchone()
-        if row is None:
-            return None
         task = self._tasks([row])[0]
         connection.executemany(
             "INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)"
@@ -699,18 +710,14 @@ class TaskStore:
         """Ready task ids in claim order, skipping (and counting in ``locked``) those whose
         globs intersect a held lock. Read in pages that double (8, 16, 32, ... rows): usually
         only the first row is wanted, and PostgreSQL's client reads a whole result at once
-        (SQLite's cursor would step lazily; 100k ready rows per claim would not). The pages
-        are read inside the claim's transaction, where on PostgreSQL a concurrent complete
-        can make a task ready between two pages and push a row already read into the next:
-        an id is yielded once."""
-        stamp, offset, page = format_time(now), 0, FIRST_READY_PAGE
-        seen: set[int] = set()
+        (SQLite's cursor would step lazily; 100k ready rows per claim would not). Each page
+        starts after the last row read, so each id comes once; on PostgreSQL a task made
+        ready meanwhile ahead of that row waits for the next claim."""
+        stamp = format_time(now)
+        rows = connection.execute(_READY_FIRST_PAGE, (stamp, FIRST_READY_PAGE)).fetchall()
+        page = FIRST_READY_PAGE
         while True:
-            rows = connection.execute(_READY_PAGE, (stamp, page, offset)).fetchall()
             for row in rows:
-                if row[0] in seen:
-                    continue
-                seen.add(row[0])
                 paths = json.loads(row[1])
                 if paths and globs.has_conflict(paths, held_globs):
                     locked[0] += 1
@@ -718,7 +725,11 @@ class TaskStore:
                 yield int(row[0])
             if len(rows) < page:
                 return
-            offset, page = offset + page, page * 2
+            last_id, last_priority = rows[-1][0], rows[-1][2]
+            page *= 2
+            rows = connection.execute(
+                _READY_NEXT_PAGE, (stamp, last_priority, last_priority, last_id, page)
+            ).fetchall()
 
     def _why_nothing_ready(
         self,

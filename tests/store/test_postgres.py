@@ -597,8 +597,9 @@ def test_a_claim_reading_pages_puts_each_ready_task_to_the_policy_once(
 ) -> None:
     """A claim reads the ready tasks page by page inside its transaction, and a complete runs
     beside it: one that commits between two pages makes a task of higher priority ready, which
-    pushes the first page's last row into the second. The claim still asks the policy about
-    each ready task once (it asked twice about that row before ids were kept)."""
+    pushed the first page's last row into the second while pages were read by offset. The
+    claim still asks the policy about each ready task once (it asked twice about that row
+    before ids were kept); the task made ready waits for the next claim."""
     store = TaskStore(connect(pg_database), SystemClock())
     other = TaskStore(connect(pg_database), SystemClock())
     try:
@@ -872,8 +873,9 @@ def test_a_walking_claim_goes_past_a_task_another_claim_took_meanwhile(
     pg_database: str, in_server: bool
 ) -> None:
     """A claim walking the queue under the claims' lock reads a task with no paths as ready
-    while another session's claim of it (which needs no claims' lock) has not committed: its
-    take waits for that row, finds it claimed, and goes on to the next task."""
+    while another session's claim of it (which needs no claims' lock) has not committed: it
+    skips that row, held by the other claim, and takes the next task (committing after the
+    other, whose audit row holds the chain's lock)."""
     store = TaskStore(connect(pg_database), SystemClock())
     store.db.hot_path_in_server = in_server
     try:
@@ -900,3 +902,69 @@ def test_a_walking_claim_goes_past_a_task_another_claim_took_meanwhile(
         assert store.audit.verify().ok
     finally:
         store.db.close()
+
+
+def _ruling(effect: str) -> Ruling:
+    fields = {"action": "claim", "subject": "worker", "rules": [], "layers": {},
+              "policy_hash": "test", "request": {}}  # fmt: skip
+    return Ruling(effect, f"test: {effect}", fields)
+
+
+def test_a_claim_deciding_on_a_task_holds_it_so_no_server_claim_takes_it_meanwhile(
+    pg_database: str,
+) -> None:
+    """While the policy decides on a candidate (the Python path, with a decision record),
+    its row is held: a server claim beside it, which needs no claims' lock for a task with no
+    paths, takes the next task instead, and the allow recorded is the claim that happened."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    other = TaskStore(connect(pg_database), SystemClock())
+    try:
+        first = store.create(NewTask(title="first", priority=9))
+        second = store.create(NewTask(title="second"))
+        taken_beside: list[int] = []
+
+        def allow(task: object) -> Ruling:
+            taken_beside.append(other.claim("beside", timedelta(minutes=5)).task.id)
+            return _ruling("allow")
+
+        claim = store.claim("worker", timedelta(minutes=5), decide=allow)
+        assert (claim.task.id, taken_beside) == (first.id, [second.id])
+        rows = store.db.connection.execute(
+            "SELECT task_id, effect, lease_epoch FROM decisions WHERE action = 'claim'"
+        ).fetchall()
+        assert [tuple(row) for row in rows] == [(first.id, "allow", claim.task.lease_epoch)]
+        assert store.audit.verify().ok
+    finally:
+        store.db.close()
+        other.db.close()
+
+
+def test_a_walk_goes_on_from_the_last_row_read_when_tasks_are_taken_beside_it(
+    pg_database: str,
+) -> None:
+    """Server claims take tasks of the first page while a claim is still deciding on it: the
+    next page starts after the last row read, so the walk misses no ready task (read by
+    offset, it jumped over as many as were taken)."""
+    store = TaskStore(connect(pg_database), SystemClock())
+    other = TaskStore(connect(pg_database), SystemClock())
+    try:
+        denied = [store.create(NewTask(title=f"denied {n}", priority=9)).id
+                  for n in range(FIRST_READY_PAGE)]  # fmt: skip
+        allowed = [store.create(NewTask(title=f"allowed {n}")).id for n in range(12)]
+        asked: list[int] = []
+
+        def decide(task: object) -> Ruling:
+            asked.append(task.id)  # type: ignore[attr-defined]
+            if len(asked) == 1:  # the rest of the first page goes to claims beside this one
+                for _ in range(FIRST_READY_PAGE - 1):
+                    other.claim("beside", timedelta(minutes=5))
+            return _ruling("deny" if task.id in denied else "allow")  # type: ignore[attr-defined]
+
+        claim = store.claim("worker", timedelta(minutes=5), decide=decide)
+        assert claim.task.id == allowed[0]
+        assert asked == [denied[0], allowed[0]]
+        taken = {t.id for t in store.list_tasks() if t.lease_holder == "beside"}
+        assert taken == set(denied[1:])
+    finally:
+        store.db.close()
+        other.db.close()

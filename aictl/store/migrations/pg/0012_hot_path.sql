@@ -120,7 +120,8 @@ CREATE FUNCTION aictl_canonical_array(items TEXT) RETURNS TEXT LANGUAGE sql IMMU
 $$;
 
 -- Take one ready task for p_holder: the fenced move to claimed, its path locks and its audit
--- row; NULL when another transaction claimed it first (waited for, then re-read). Stamped no
+-- row; NULL when it is no longer ready or another claim holds its row (skipped, never waited
+-- for: a claim of the store's Python path holds it from before its policy decides). Stamped no
 -- earlier than any audit row committed before it: the caller read its clock before it found
 -- the task ready (and perhaps waited for the claims' lock), and a complete that released a
 -- path lock or a dependency may have committed meanwhile with a later stamp. So a claim's time
@@ -138,6 +139,11 @@ DECLARE
 BEGIN
     -- read after the candidate (each statement reads the latest commits): the complete that
     -- made it ready or released a lock it needed is then in the chain
+    PERFORM FROM tasks WHERE id = p_task AND status = 'queued' AND unmet_deps = 0
+        FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
     expires := CASE WHEN stamp = p_stamp THEN p_expires ELSE to_char(
         stamp::timestamp + p_ttl * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END;
@@ -146,11 +152,8 @@ BEGIN
         lease_ttl_seconds = p_ttl, lease_expires_at = expires, heartbeat_at = stamp,
         claimed_at = stamp, started_at = NULL, not_before = NULL, attempts = attempts + 1,
         updated_at = stamp
-    WHERE id = p_task AND status = 'queued' AND unmet_deps = 0
+    WHERE id = p_task
     RETURNING * INTO r;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
     INSERT INTO path_locks (task_id, glob, holder, lease_epoch, acquired_at)
     SELECT r.id, glob, p_holder, r.lease_epoch, stamp
     FROM jsonb_array_elements_text(r.paths::jsonb) AS glob;
@@ -173,9 +176,9 @@ END $$;
 --   'none'    nothing claimable; locked counts the ready tasks that path locks kept back.
 -- A head of the queue with no paths is taken at once: it takes no path lock, so no other
 -- claim's choice depends on it, and its row lock (SKIP LOCKED) keeps the other claims off it.
--- Any other claim walks the queue holding the claims' lock, as the Python path does; the row
--- lock of a head with paths is let go first (the subtransaction's rollback), so that no claim
--- ever waits for the claims' lock holding a row the walker may want.
+-- Any other claim walks the queue holding the claims' lock, as the Python path does, skipping
+-- rows other claims hold; the row lock of a head with paths is let go first (the
+-- subtransaction's rollback), so that no claim ever waits for the claims' lock holding a row.
 CREATE FUNCTION aictl_claim(
     p_holder TEXT, p_secret TEXT, p_ttl DOUBLE PRECISION, p_ttl_json TEXT, p_expires TEXT,
     p_stamp TEXT, p_overlaps BIGINT, OUT outcome TEXT, OUT locked BIGINT, OUT missing TEXT[],
@@ -198,7 +201,7 @@ BEGIN
         SELECT id, paths INTO candidate FROM tasks
         WHERE status = 'queued' AND unmet_deps = 0 AND (not_before IS NULL OR not_before <= p_stamp)
         ORDER BY priority DESC, id LIMIT 1
-        FOR UPDATE SKIP LOCKED;
+        FOR NO KEY UPDATE SKIP LOCKED;
         IF FOUND AND candidate.paths = '[]' THEN
             task := aictl_claim_take(candidate.id, p_holder, p_secret, p_ttl, p_ttl_json,
                                      p_expires, p_stamp);
