@@ -19,8 +19,9 @@ here and in the PostgreSQL schema (``migrations/pg``):
   re-checks such a statement's WHERE on the newest row version. Claims additionally serialise
   among themselves (``serial="claims"``: the path-lock check and the lock rows are exact),
   except the server's claim of a head of the queue with no paths, which takes no path lock
-  and so needs no order among claims (its row lock keeps the others off it); a claim walking
-  the queue may therefore find a task it read as ready taken, and goes on to the next.
+  and so needs no order among claims (its row lock keeps the others off it); so a claim
+  walking the queue skips rows other claims hold, and one that asks the policy holds each
+  candidate's row before deciding (``TaskStore._hold``).
   Its audit rows and notifications wait in ``PgConnection.deferred`` and are written at
   COMMIT, in one message (so a client frozen mid-way never holds the audit lock): each row
   appended at the head by ``aictl_audit_append`` (which takes ``AUDIT_LOCK`` and hashes the

@@ -592,6 +592,13 @@ def test_a_deadlock_between_writers_is_broken_and_the_complete_runs_again(
         store.db.close()
 
 
+def _ruling(effect: str, reason: str | None = None) -> Ruling:
+    """A claim's ruling as a policy would give it, with ``effect``."""
+    fields = {"action": "claim", "subject": "worker", "rules": [], "layers": {},
+              "policy_hash": "test", "request": {}}  # fmt: skip
+    return Ruling(effect, reason or f"test: {effect}", fields)
+
+
 def test_a_claim_reading_pages_puts_each_ready_task_to_the_policy_once(
     pg_database: str,
 ) -> None:
@@ -614,9 +621,7 @@ def test_a_claim_reading_pages_puts_each_ready_task_to_the_policy_once(
             asked.append(task.id)  # type: ignore[attr-defined]
             if len(asked) == FIRST_READY_PAGE:  # the first page's last row: "urgent" gets ready
                 other.complete(lease)
-            fields = {"action": "claim", "subject": "worker", "rules": [], "layers": {},
-                      "policy_hash": "test", "request": {}}  # fmt: skip
-            return Ruling("deny", "test: every task denied", fields)
+            return _ruling("deny", "test: every task denied")
 
         with pytest.raises(Exception, match="denied"):
             store.claim("worker", timedelta(minutes=5), decide=deny)
@@ -902,12 +907,6 @@ def test_a_walking_claim_goes_past_a_task_another_claim_took_meanwhile(
         assert store.audit.verify().ok
     finally:
         store.db.close()
-
-
-def _ruling(effect: str) -> Ruling:
-    fields = {"action": "claim", "subject": "worker", "rules": [], "layers": {},
-              "policy_hash": "test", "request": {}}  # fmt: skip
-    return Ruling(effect, f"test: {effect}", fields)
 
 
 def test_a_claim_deciding_on_a_task_holds_it_so_no_server_claim_takes_it_meanwhile(

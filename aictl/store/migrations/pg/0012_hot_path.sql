@@ -81,8 +81,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    PERFORM aictl_audit_append(p_stamp, 'task.started', coalesce(nullif(r.lease_holder, ''), p_actor), r.id,
-        p_data);
+    PERFORM aictl_audit_append(p_stamp, 'task.started',
+        coalesce(nullif(r.lease_holder, ''), p_actor), r.id, p_data);
     RETURN NEXT r;
 END $$;
 
@@ -107,8 +107,8 @@ BEGIN
     DELETE FROM path_locks WHERE task_id = p_task;
     UPDATE tasks SET unmet_deps = unmet_deps - 1, updated_at = p_stamp
     WHERE id IN (SELECT task_id FROM task_deps WHERE depends_on = p_task);
-    PERFORM aictl_audit_append(p_stamp, 'task.completed', coalesce(nullif(r.lease_holder, ''), p_actor),
-        r.id, p_data);
+    PERFORM aictl_audit_append(p_stamp, 'task.completed',
+        coalesce(nullif(r.lease_holder, ''), p_actor), r.id, p_data);
     PERFORM pg_notify('aictl_work', 'completed');
     RETURN NEXT r;
 END $$;
@@ -137,13 +137,13 @@ DECLARE
     expires TEXT;
     r       tasks;
 BEGIN
-    -- read after the candidate (each statement reads the latest commits): the complete that
-    -- made it ready or released a lock it needed is then in the chain
     PERFORM FROM tasks WHERE id = p_task AND status = 'queued' AND unmet_deps = 0
         FOR NO KEY UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- read after the candidate (each statement reads the latest commits): the complete that
+    -- made it ready or released a lock it needed is then in the chain
     stamp := greatest(p_stamp, (SELECT max(at) FROM audit_log));
     expires := CASE WHEN stamp = p_stamp THEN p_expires ELSE to_char(
         stamp::timestamp + p_ttl * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END;
