@@ -17,6 +17,11 @@ the row, so the lock is held only while the server runs it. Its ratio to the bar
 about the least the invariant costs; aictl's ratio to it is the price of the rest (Python
 between the statements, path locks, JSON rows, decision records' home).
 
+A third loop, beside them: aictl's own server-side functions (claim, start, complete) on
+aictl's schema and tasks, called from plain psycopg with nothing of aictl's Python between
+them. What the server does per task is then all there is: its rate bounds what any work on
+aictl's client side could reach.
+
 Latency: one ``TaskStore.claim`` in databases of 1k and 100k queued tasks (10k with
 ``--quick``), round-robin, each claim followed by start and complete (untimed).
 
@@ -32,7 +37,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aictl.clock import SystemClock
@@ -201,6 +206,51 @@ def _chained_loop(url: str, holder: str) -> Callable[[], bool]:
     return one_task
 
 
+def _functions_loop(url: str, holder: str) -> Callable[[], bool]:
+    """aictl's own three server-side functions (migrations/pg/0012), on aictl's schema and
+    tasks, called from plain psycopg with nothing of aictl's Python between them: no Task
+    built, one lease secret for the run, the audit data as aictl writes it. What the server
+    does per task is then all there is, so no work on aictl's client side could go faster."""
+    import psycopg
+
+    from aictl.domain import globs
+    from aictl.domain.tasks import format_time, hash_secret, sources
+    from aictl.store.audit import canonical
+
+    execute = psycopg.connect(url, autocommit=True).execute
+    secret, ttl = hash_secret("bench"), timedelta(minutes=10)
+    seconds = ttl.total_seconds()
+    started, completed = list(sources("start")), list(sources("complete"))
+    done = {"result": None, "evidence": [], "evidence_digest": None}
+    claim = (
+        "SELECT outcome, (task).id, (task).lease_epoch"
+        " FROM aictl_claim(%s, %s, %s, %s, %s, %s, %s)"
+    )  # fmt: skip
+    start = "SELECT id FROM aictl_start(%s, %s, %s, %s, %s, %s, %s)"
+    complete = "SELECT id FROM aictl_complete(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+    def fenced(sql: str, task: int, epoch: int, allowed: list[str], data: str, *tail: None) -> None:
+        values = (task, epoch, secret, format_time(datetime.now(UTC)), allowed, holder, data)
+        if execute(sql, (*values, *tail)).fetchone() is None:
+            raise RuntimeError(f"aictl's functions lost the lease of task {task}")
+
+    def one_task() -> bool:
+        now = datetime.now(UTC)
+        outcome, task, epoch = execute(claim, (
+            holder, secret, seconds, str(seconds), format_time(now + ttl), format_time(now),
+            globs.OVERLAP_VERSION,
+        )).fetchone()  # type: ignore[misc]  # fmt: skip
+        if outcome == "none":
+            return False
+        if outcome != "taken":
+            raise RuntimeError(f"aictl_claim asked for the store's help: {outcome}")
+        fenced(start, task, epoch, started, canonical({"epoch": epoch}))
+        fenced(complete, task, epoch, completed, canonical({"epoch": epoch, **done}), None, None)
+        return True
+
+    return one_task
+
+
 def _aictl_python_loop(url: str, holder: str) -> Callable[[], bool]:
     """aictl with its hot path driven from Python, as before migration 0012 (and as SQLite)."""
     return _aictl_loop(url, holder, in_server=False)
@@ -208,12 +258,12 @@ def _aictl_python_loop(url: str, holder: str) -> Callable[[], bool]:
 
 LOOPS = {
     "aictl": _aictl_loop, "aictl python": _aictl_python_loop, "bare": _bare_loop,
-    "chained": _chained_loop,
+    "chained": _chained_loop, "functions": _functions_loop,
 }  # fmt: skip
 
 
 def _prepare(kind: str, url: str, tasks: int) -> None:
-    if kind.startswith("aictl"):
+    if kind.startswith("aictl") or kind == "functions":
         store = TaskStore(connect(url), SystemClock())
         try:
             create_in_batches(store, flat_tasks(tasks))
@@ -261,12 +311,12 @@ def _check_chain(url: str, completed: int) -> None:
 def _rates(processes: int, plan: Plan, admin_url: str, folder: Path) -> list[Row]:
     """aictl and bare on PostgreSQL, aictl and bare on SQLite, in ABBA order per backend."""
     runs: dict[str, list[dict[str, float]]] = {
-        "aictl": [], "aictl python": [], "bare": [], "chained": [], "sqlite aictl": [],
-        "sqlite bare": [],
+        "aictl": [], "aictl python": [], "bare": [], "chained": [], "functions": [],
+        "sqlite aictl": [], "sqlite bare": [],
     }  # fmt: skip
     sqlite_plan = claims.Plan((processes,), plan.tasks, plan.repeats, plan.time_limit_s)
     for repeat in range(plan.repeats):
-        order = ("aictl", "bare", "chained", "aictl python")
+        order = ("aictl", "bare", "chained", "functions", "aictl python")
         for kind in order if repeat % 2 == 0 else order[::-1]:
             runs[kind].append(_run_once(kind, processes, plan, admin_url))
             if kind in ("aictl", "bare"):
@@ -289,6 +339,10 @@ def _rates(processes: int, plan: Plan, admin_url: str, folder: Path) -> list[Row
         Row(
             f"aictl beside the chained loop, {processes} {noun}", rates["aictl"], "tasks/s",
             "bare + chained audit rows", rates["chained"], detail=detail,
+        ),
+        Row(
+            f"aictl's functions, bare client, {processes} {noun}", rates["functions"],
+            "tasks/s", "bare SKIP LOCKED", rates["bare"], detail=detail,
         ),
         Row(
             f"aictl, hot path in the server, {processes} {noun}", rates["aictl"], "tasks/s",
@@ -369,6 +423,8 @@ def run(settings: Settings) -> Measurement:
         "bare + chained audit rows: the bare loop with one SHA-256-chained audit row per "
         "transition in the same transaction (DESIGN.md's least), each transition one call of a "
         "server-side function",
+        "aictl's functions, bare client: aictl's claim, start and complete functions on its "
+        "schema and tasks, called from plain psycopg (no Task built, one lease secret per run)",
         "the PostgreSQL server runs with fsync off (as the tests): CPU and round trips only",
     ]
     return measurement
